@@ -1,4 +1,4 @@
-"""Run every `bench/bench_*.py` module's `async def run() -> str` (a markdown section) and write BENCHMARKS.md.
+"""Run each `bench/bench_*.py` `async def run() -> str` (a markdown section); write BENCHMARKS.md.
 
 `python -m bench NAME...` runs only the named modules and rewrites only their sections.
 """
