@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from meshplane.model.ids import Hostname
 
 
-class MtlsMode(str, Enum):
+class MtlsMode(StrEnum):
     PERMISSIVE = "PERMISSIVE"  # inbound accepts Istio mTLS and plaintext
     STRICT = "STRICT"  # inbound accepts Istio mTLS only
 
