@@ -35,16 +35,6 @@ class PolicyReader(Protocol):
     def items(self, key: str, namespace: str | None = None) -> Iterator[Obj]: ...
 
 
-def forbidden_message(attrs: seams.RequestAttributes) -> str:
-    """Kubernetes' denial text (endpoints/handlers/responsewriters/errors.go forbiddenMessage)."""
-    user = attrs.user.username
-    if not attrs.resource_request:
-        return f'User "{user}" cannot {attrs.verb} path "{attrs.path}"'
-    resource = attrs.resource + (f"/{attrs.subresource}" if attrs.subresource else "")
-    where = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
-    return f'User "{user}" cannot {attrs.verb} resource "{resource}" in API group "{attrs.api_group}" {where}'
-
-
 def subject_matches(subject: Obj, user: seams.UserInfo, binding_namespace: str) -> bool:
     """rbac's appliesToUser: User by name, Group by membership, ServiceAccount by derived user name."""
     kind = subject.get("kind")
@@ -116,17 +106,19 @@ class Authorizer:
         return self.decide(attrs)
 
     def decide(self, attrs: seams.RequestAttributes) -> tuple[bool, str]:
-        """(allowed, reason); a denial's reason is the text that follows `is forbidden: `."""
+        """(allowed, reason). As in Kubernetes the reason is empty unless a binding names a missing
+        role (`RBAC: role.rbac.authorization.k8s.io "x" not found`); the REST core writes the rest
+        of the denial (`... is forbidden: User "u" cannot get resource ...`)."""
         if MASTERS in attrs.user.groups:
             return True, ""
         errors: list[str] = []
         for rules in self._rule_sets(attrs, errors):
             if any(rule_allows(r, attrs) for r in rules):
                 return True, ""
-        msg = forbidden_message(attrs)
+        reason = ""
         if errors:
             agg = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
-            msg = f"{msg}: RBAC: {agg}"
+            reason = f"RBAC: {agg}"
         log.debug(
             "denied cluster=%s user=%s verb=%s resource=%s namespace=%s",
             self._cluster,
@@ -135,7 +127,7 @@ class Authorizer:
             attrs.resource or attrs.path,
             attrs.namespace,
         )
-        return False, msg
+        return False, reason
 
     def _rule_sets(self, attrs: seams.RequestAttributes, errors: list[str]) -> Iterator[list[Obj]]:
         """The rules of every role bound to the user where the request applies, lazily."""
