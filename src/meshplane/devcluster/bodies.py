@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from meshplane.devcluster import errors
+from meshplane.devcluster import errors, k8sproto
 
 Obj = dict[str, Any]
 
@@ -22,7 +22,7 @@ JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
-_OBJECT_TYPES = (JSON, YAML, "application/x-yaml", "text/yaml")
+_OBJECT_TYPES = (JSON, YAML, "application/x-yaml", "text/yaml", k8sproto.MEDIA_TYPE)
 
 _YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -108,12 +108,14 @@ async def read_object(request: web.BaseRequest) -> Decoded:
         raise errors.ApiError(
             415,
             f'the body of the request was in an unknown format ("{mt}") - accepted media types include: '
-            "application/json, application/yaml",
+            "application/json, application/yaml, application/vnd.kubernetes.protobuf",
         )
     raw = await read_limited(request)
     if not raw.strip():
         raise errors.bad_request("the body of the request is empty")
-    if mt == JSON:
+    if mt == k8sproto.MEDIA_TYPE:
+        value, dups = k8sproto.decode(raw), []
+    elif mt == JSON:
         value, dups = decode_json(raw)
     else:
         value, dups = decode_yaml(raw), []
@@ -153,7 +155,12 @@ async def read_optional_object(request: web.BaseRequest) -> Obj | None:
     if not raw.strip():
         return None
     mt = media_type(request) or JSON
-    value = decode_yaml(raw) if mt in _OBJECT_TYPES[1:] else decode_json(raw)[0]
+    if mt == k8sproto.MEDIA_TYPE:
+        value: Any = k8sproto.decode(raw)
+    elif mt in _OBJECT_TYPES[1:]:
+        value = decode_yaml(raw)
+    else:
+        value = decode_json(raw)[0]
     if not isinstance(value, dict):
         raise errors.bad_request("the body of the request must be an object")
     return value

@@ -168,3 +168,33 @@ def test_kubeconfig_names(cluster: clusters.ThreadedCluster) -> None:
     assert cfg["clusters"][0]["cluster"]["certificate-authority-data"]
     assert cfg["users"][0]["user"]["token"] == cluster.cluster.admin_token
     assert json.dumps(cfg).count(cluster.cluster.url) == 1
+
+
+def test_typed_create_commands_send_protobuf(kubeconfig_path: Path, ns: str) -> None:
+    """kubectl's typed clients POST protobuf; the dev cluster decodes it."""
+    kubectl(kubeconfig_path, "create", "secret", "generic", "s1", "-n", ns, "--from-literal=k=v", "--type=t1")
+    kubectl(kubeconfig_path, "create", "serviceaccount", "sa1", "-n", ns)
+    kubectl(kubeconfig_path, "create", "service", "clusterip", "svc1", "-n", ns, "--tcp=80:8080")
+    kubectl(kubeconfig_path, "create", "deployment", "d1", "-n", ns, "--image=nginx:1", "--replicas=2")
+    kubectl(kubeconfig_path, "create", "role", "r1", "-n", ns, "--verb=get", "--resource=pods")
+    kubectl(
+        kubeconfig_path,
+        "create",
+        "rolebinding",
+        "rb1",
+        "-n",
+        ns,
+        "--role=r1",
+        "--serviceaccount",
+        f"{ns}:sa1",
+    )
+    secret = kubectl_json(kubeconfig_path, "get", "secret", "s1", "-n", ns)
+    assert secret["type"] == "t1" and secret["data"] == {"k": "dg=="}
+    svc = kubectl_json(kubeconfig_path, "get", "svc", "svc1", "-n", ns)
+    assert svc["spec"]["ports"][0]["targetPort"] == 8080 and svc["spec"]["clusterIP"].startswith("10.96.")
+    dep = kubectl_json(kubeconfig_path, "get", "deploy", "d1", "-n", ns)
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1"
+    rb = kubectl_json(kubeconfig_path, "get", "rolebinding", "rb1", "-n", ns)
+    assert rb["subjects"] == [{"kind": "ServiceAccount", "name": "sa1", "namespace": ns}]
+    assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r1"}
