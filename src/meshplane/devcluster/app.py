@@ -41,6 +41,7 @@ from meshplane.devcluster import (
     context,
     crds,
     defaults,
+    gc,
     kubeconfig,
     objects,
     openapi,
@@ -185,6 +186,8 @@ class DevCluster:
         await bootstrap.ensure(self.objects, self.registry, self.host, self.port)
         self._tasks = tasks.TaskGroup(f"devcluster/{self.name}")
         self._tasks.start(crds.cleanup_loop(self.store, self.objects, self.registry), "crd-cleanup")
+        collector = gc.Collector(lambda: self.store, lambda: self.objects, lambda: self.registry)
+        self._tasks.start(collector.run(), "garbage-collector")
         for cname, factory in self._controllers:
             self._tasks.start(factory(), cname)
         log.info("dev cluster ready cluster=%s url=%s data_dir=%s", self.name, self.url, self.data_dir)

@@ -113,12 +113,13 @@ async def read_object(request: web.BaseRequest) -> Decoded:
     raw = await read_limited(request)
     if not raw.strip():
         raise errors.bad_request("the body of the request is empty")
+    dups: list[str] = []
     if mt == k8sproto.MEDIA_TYPE:
-        value, dups = k8sproto.decode(raw), []
+        value: Any = k8sproto.decode(raw)
     elif mt == JSON:
         value, dups = decode_json(raw)
     else:
-        value, dups = decode_yaml(raw), []
+        value = decode_yaml(raw)
     if not isinstance(value, dict):
         raise errors.bad_request(f"the body of the request must be an object, not {type(value).__name__}")
     return Decoded(value, mt, dups)
