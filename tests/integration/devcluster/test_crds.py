@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lightkube.types import PatchType
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.types import PatchType
 
 from tests.support import clusters, rawhttp, wait
 from tests.support.clusters import kubectl, kubectl_json
