@@ -202,3 +202,63 @@ def _rb(ns: str, cluster_role: str) -> Any:
     from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
     return RoleBinding.from_dict(binding("RoleBinding", "status", "ClusterRole", cluster_role, ns, ns))  # type: ignore[attr-defined]
+
+
+async def test_access_reviews(cluster: clusters.ThreadedCluster, client: Any, ns: str) -> None:
+    from lightkube.models.authorization_v1 import (
+        NonResourceAttributes,
+        ResourceAttributes,
+        SelfSubjectAccessReviewSpec,
+        SubjectAccessReviewSpec,
+    )
+    from lightkube.resources.authentication_v1 import SelfSubjectReview
+    from lightkube.resources.authorization_v1 import SelfSubjectAccessReview, SubjectAccessReview
+
+    await client.create(ServiceAccount(metadata=ObjectMeta(name="app", namespace=ns)))
+    cfg = cluster.kubeconfig
+    cfg["users"][0]["user"]["token"] = cluster.cluster.security.issue_token(ns, "app")
+    sa_client = clusters.lightkube_client(cfg)
+    user = f"system:serviceaccount:{ns}:app"
+    list_pods = ResourceAttributes(namespace=ns, verb="list", resource="pods")
+    try:
+        me = await sa_client.create(SelfSubjectReview())
+        assert me.status.userInfo.username == user
+        assert me.status.userInfo.groups == [
+            "system:serviceaccounts",
+            f"system:serviceaccounts:{ns}",
+            "system:authenticated",
+        ]
+
+        async def can_i(attrs: Any) -> bool:
+            spec = SelfSubjectAccessReviewSpec(**attrs)
+            review = await sa_client.create(SelfSubjectAccessReview(spec=spec))
+            return bool(review.status.allowed)
+
+        assert not await can_i({"resourceAttributes": list_pods})
+        assert await can_i({"nonResourceAttributes": NonResourceAttributes(path="/api", verb="get")})
+        await client.create(
+            _cr(f"{ns}-lister", [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}])
+        )
+        await client.create(_rb(ns, f"{ns}-lister"))
+        assert await can_i({"resourceAttributes": list_pods})
+        # asked by the admin about someone else
+        sar = await client.create(
+            SubjectAccessReview(
+                spec=SubjectAccessReviewSpec(
+                    user=user, groups=["system:serviceaccounts"], resourceAttributes=list_pods
+                )
+            )
+        )
+        assert sar.status.allowed is True
+        sar = await client.create(
+            SubjectAccessReview(spec=SubjectAccessReviewSpec(user="nobody", resourceAttributes=list_pods))
+        )
+        assert not sar.status.allowed
+        # the service account itself may not ask about others
+        with pytest.raises(ApiError) as e:
+            await sa_client.create(
+                SubjectAccessReview(spec=SubjectAccessReviewSpec(user="nobody", resourceAttributes=list_pods))
+            )
+        assert e.value.status.code == 403
+    finally:
+        await sa_client.close()
