@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 from pathlib import Path
 
 import yaml
 
-from tests.support import clusters
+from tests.support import clusters, wait
 from tests.support.clusters import kubectl, kubectl_json
 
 MANIFEST = """\
@@ -198,3 +200,64 @@ def test_typed_create_commands_send_protobuf(kubeconfig_path: Path, ns: str) -> 
     rb = kubectl_json(kubeconfig_path, "get", "rolebinding", "rb1", "-n", ns)
     assert rb["subjects"] == [{"kind": "ServiceAccount", "name": "sa1", "namespace": ns}]
     assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r1"}
+
+
+def test_get_watch_and_wait_for_condition(kubeconfig_path: Path, ns: str) -> None:
+    kubectl(kubeconfig_path, "create", "configmap", "watched", "-n", ns, "--from-literal=a=1")
+    home = kubeconfig_path.parent / ".kubectl-home"
+    env = {"HOME": str(home), "KUBECONFIG": str(kubeconfig_path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen(
+        [clusters.KUBECTL, "get", "cm", "watched", "-n", ns, "-w"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    out_stream = proc.stdout
+    reader = threading.Thread(target=lambda: lines.extend(iter(out_stream.readline, "")), daemon=True)
+    reader.start()
+    try:
+        wait.wait_until(lambda: len(lines) >= 2, what="initial watch output")
+        kubectl(kubeconfig_path, "patch", "cm", "watched", "-n", ns, "-p", '{"data":{"b":"2"}}')
+        wait.wait_until(lambda: len(lines) >= 3, what="watch update line")
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert lines[0].split() == ["NAME", "DATA", "AGE"]
+    assert lines[1].split()[:2] == ["watched", "1"] and lines[2].split()[:2] == ["watched", "2"]
+    kubectl(
+        kubeconfig_path,
+        "create",
+        "-f",
+        "-",
+        input_text=(
+            f"apiVersion: v1\nkind: Pod\nmetadata: {{name: w, namespace: {ns}}}\n"
+            "spec: {containers: [{name: c, image: x}]}\n"
+        ),
+    )
+    waiter = subprocess.Popen(
+        [clusters.KUBECTL, "wait", "--for=condition=Ready", "pod/w", "-n", ns, "--timeout=20s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        kubectl(
+            kubeconfig_path,
+            "patch",
+            "pod",
+            "w",
+            "-n",
+            ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}',
+        )
+        out, _ = waiter.communicate(timeout=30)
+    finally:
+        waiter.kill()
+    assert waiter.returncode == 0 and "condition met" in out
