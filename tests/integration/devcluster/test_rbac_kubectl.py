@@ -39,6 +39,11 @@ def binding(
     }
 
 
+def issue(cluster: clusters.ThreadedCluster, ns: str, sa: str, audiences: tuple[str, ...] = ()) -> str:
+    """A TokenRequest token issued in-process, on the cluster's own loop thread."""
+    return cluster.run(lambda: cluster.cluster.security.issue_token(ns, sa, audiences))
+
+
 @pytest.fixture
 def sa_token(cluster: clusters.ThreadedCluster, kubeconfig_path: Path, ns: str) -> str:
     apply(
@@ -145,7 +150,7 @@ async def test_lightkube_as_service_account(cluster: clusters.ThreadedCluster, c
             spec=PodSpec(serviceAccountName="app", containers=[Container(name="c", image="i")]),
         )
     )
-    token = cluster.cluster.security.issue_token(ns, "app")
+    token = issue(cluster, ns, "app")
     cfg = cluster.kubeconfig
     cfg["users"][0]["user"]["token"] = token
     sa_client = clusters.lightkube_client(cfg)
@@ -182,7 +187,7 @@ async def test_token_for_other_audience_is_unauthorized(
 ) -> None:
     await client.create(ServiceAccount(metadata=ObjectMeta(name="app", namespace=ns)))
     cfg = cluster.kubeconfig
-    cfg["users"][0]["user"]["token"] = cluster.cluster.security.issue_token(ns, "app", ["istio-ca"])
+    cfg["users"][0]["user"]["token"] = issue(cluster, ns, "app", ("istio-ca",))
     sa_client = clusters.lightkube_client(cfg)
     try:
         with pytest.raises(ApiError) as e:
@@ -216,7 +221,7 @@ async def test_access_reviews(cluster: clusters.ThreadedCluster, client: Any, ns
 
     await client.create(ServiceAccount(metadata=ObjectMeta(name="app", namespace=ns)))
     cfg = cluster.kubeconfig
-    cfg["users"][0]["user"]["token"] = cluster.cluster.security.issue_token(ns, "app")
+    cfg["users"][0]["user"]["token"] = issue(cluster, ns, "app")
     sa_client = clusters.lightkube_client(cfg)
     user = f"system:serviceaccount:{ns}:app"
     list_pods = ResourceAttributes(namespace=ns, verb="list", resource="pods")
