@@ -92,6 +92,8 @@ async def serve(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
         raise errors.bad_request(f'resourceVersion: Invalid value: "{rv_param}": must be an integer') from e
 
     encode = _Encoder(rt, tables.wants_table(request))
+    if since is not None and since > ctx.store.rv:
+        raise errors.ApiError(504, f"Too large resource version: {since}, current: {ctx.store.rv}", "Timeout")
     sub = ctx.store.subscribe({rt.key})
     initial: list[bytes] = []
     expired: errors.ApiError | None = None

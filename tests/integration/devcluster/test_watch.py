@@ -194,3 +194,15 @@ async def test_disconnected_watchers_leave_nothing_behind(
     for w in watches:
         w.close()
     await wait.wait_for(lambda: counts() == (subs_before, tasks_before), what="watchers and their tasks gone")
+
+
+async def test_future_resource_version_is_rejected(api: rawhttp.Api, ns: str) -> None:
+    rv = int(api.get(f"/api/v1/namespaces/{ns}/configmaps").json()["metadata"]["resourceVersion"])
+    r = api.get(f"/api/v1/namespaces/{ns}/configmaps?watch=1&resourceVersion={rv + 1000}")
+    assert r.status == 504 and r.json()["message"].startswith("Too large resource version")
+    r = api.get(
+        f"/api/v1/namespaces/{ns}/configmaps?resourceVersion={rv + 1000}&resourceVersionMatch=NotOlderThan"
+    )
+    assert r.status == 504
+    r = api.get(f"/api/v1/namespaces/{ns}/configmaps?resourceVersion={rv - 1}&resourceVersionMatch=Exact")
+    assert r.status == 410
