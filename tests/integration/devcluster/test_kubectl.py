@@ -261,3 +261,34 @@ def test_get_watch_and_wait_for_condition(kubeconfig_path: Path, ns: str) -> Non
     finally:
         waiter.kill()
     assert waiter.returncode == 0 and "condition met" in out
+
+
+def test_describe_lists_events(kubeconfig_path: Path, ns: str) -> None:
+    kubectl(
+        kubeconfig_path,
+        "create",
+        "-f",
+        "-",
+        input_text=(
+            f"apiVersion: v1\nkind: Pod\nmetadata: {{name: ev, namespace: {ns}}}\n"
+            "spec: {containers: [{name: c, image: x}]}\n"
+        ),
+    )
+    uid = kubectl_json(kubeconfig_path, "get", "pod", "ev", "-n", ns)["metadata"]["uid"]
+    kubectl(
+        kubeconfig_path,
+        "create",
+        "-f",
+        "-",
+        input_text=(
+            f"apiVersion: v1\nkind: Event\nmetadata: {{name: ev.1, namespace: {ns}}}\n"
+            f"involvedObject: {{kind: Pod, name: ev, namespace: {ns}, uid: '{uid}', apiVersion: v1}}\n"
+            "reason: Scheduled\nmessage: assigned to node1\ntype: Normal\n"
+            "source: {component: default-scheduler}\n"
+        ),
+    )
+    described = kubectl(kubeconfig_path, "describe", "pod", "ev", "-n", ns).stdout
+    assert "Scheduled" in described and "assigned to node1" in described
+    table = kubectl(kubeconfig_path, "get", "events", "-n", ns).stdout.splitlines()
+    assert table[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert "pod/ev" in table[1]
