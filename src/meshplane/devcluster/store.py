@@ -257,6 +257,9 @@ class Store:
             # a deletion mark without finalizers (and without a grace period to wait out) is a delete
             gone = m.get("deletionTimestamp") and not finalizers_pending(key, new)
             etype = DELETED if gone and not (m.get("deletionGracePeriodSeconds") or 0) > 0 else MODIFIED
+            m["resourceVersion"] = old["metadata"]["resourceVersion"]
+            if etype == MODIFIED and new == old:
+                return copy.deepcopy(old)  # a no-op write: no new RV, no event (as the API server)
             done = await self._commit([Event(etype, key, new, 0)])
             return copy.deepcopy(done[0].obj)
 

@@ -292,3 +292,47 @@ def test_describe_lists_events(kubeconfig_path: Path, ns: str) -> None:
     table = kubectl(kubeconfig_path, "get", "events", "-n", ns).stdout.splitlines()
     assert table[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     assert "pod/ev" in table[1]
+
+
+def test_reapply_removes_what_the_manifest_dropped(kubeconfig_path: Path, ns: str) -> None:
+    """kubectl's three-way strategic merge patch ($patch: delete, $setElementOrder) as Istio's
+    installer re-applies manifests; also the extra kinds istiod's chart renders (PDB, HPA)."""
+    full = MANIFEST.format(ns=ns, mode="a")
+    kubectl(kubeconfig_path, "apply", "-f", "-", input_text=full)
+    slim = full.replace("      - name: sidecar\n        image: busybox:1.36\n", "").replace(
+        "        env:\n        - name: MODE\n          value: a\n", ""
+    )
+    assert slim != full
+    kubectl(kubeconfig_path, "apply", "-f", "-", input_text=slim)
+    dep = kubectl_json(kubeconfig_path, "get", "deploy", "web", "-n", ns)
+    containers = dep["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["web"] and "env" not in containers[0]
+    extra = f"""\
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {{name: web, namespace: {ns}}}
+spec: {{minAvailable: 1, selector: {{matchLabels: {{app: web}}}}}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource: {{name: cpu, target: {{type: Utilization, averageUtilization: 80}}}}
+"""
+    out = kubectl(kubeconfig_path, "apply", "-f", "-", input_text=extra).stdout
+    assert "poddisruptionbudget.policy/web created" in out
+    assert "horizontalpodautoscaler.autoscaling/web created" in out
+    before = kubectl_json(kubeconfig_path, "get", "pdb,hpa", "-n", ns)["items"]
+    again = kubectl(kubeconfig_path, "apply", "-f", "-", input_text=extra).stdout
+    # kubectl always sends the PDB selector (patchStrategy replace), as against any API server; the
+    # server sees a no-op and writes nothing
+    assert "horizontalpodautoscaler.autoscaling/web unchanged" in again
+    after = kubectl_json(kubeconfig_path, "get", "pdb,hpa", "-n", ns)["items"]
+    assert [o["metadata"]["resourceVersion"] for o in before] == [
+        o["metadata"]["resourceVersion"] for o in after
+    ]

@@ -120,3 +120,15 @@ async def test_slow_subscriber_is_closed_not_unbounded() -> None:
         await s.create("configmaps", cm(f"x{i}"))
     assert sub.overflowed and s.subscriber_count == 0
     await s.close()
+
+
+async def test_no_op_update_writes_nothing() -> None:
+    s = await open_store(None)
+    sub = s.subscribe()
+    a = await s.create("configmaps", cm("a", k="1"))
+    same = await s.update("configmaps", a)
+    assert same["metadata"]["resourceVersion"] == a["metadata"]["resourceVersion"] and s.rv == 1
+    await s.update("configmaps", dict(a, data={"k": "2"}))
+    assert s.rv == 2
+    assert [(await sub.get()).type for _ in range(2)] == ["ADDED", "MODIFIED"]  # type: ignore[union-attr]
+    await s.close()
