@@ -150,13 +150,16 @@ class Store:
         return copy.deepcopy(obj) if obj is not None else None
 
     def items(self, key: str, namespace: str | None = None) -> Iterator[Obj]:
-        """Stored objects (read-only), sorted by namespace then name."""
+        """Stored objects (read-only), sorted by namespace then name. Safe to interleave with
+        writes: objects deleted meanwhile are skipped."""
         by_ns = self._objs.get(key, {})
         spaces = [namespace] if namespace is not None else sorted(by_ns)
         for ns in spaces:
             names = by_ns.get(ns, {})
             for n in sorted(names):
-                yield names[n]
+                obj = names.get(n)
+                if obj is not None:
+                    yield obj
 
     def list(self, key: str, namespace: str | None = None) -> list[Obj]:
         return [copy.deepcopy(o) for o in self.items(key, namespace)]
@@ -173,7 +176,9 @@ class Store:
     def namespaced_items(self, namespace: str) -> Iterator[tuple[str, Obj]]:
         for key, by_ns in list(self._objs.items()):
             for name in sorted(by_ns.get(namespace, {})):
-                yield key, by_ns[namespace][name]
+                obj = by_ns.get(namespace, {}).get(name)
+                if obj is not None:
+                    yield key, obj
 
     def by_uid(self, uid: str) -> tuple[str, str, str] | None:
         return self._uids.get(uid)

@@ -132,3 +132,34 @@ async def test_no_op_update_writes_nothing() -> None:
     assert s.rv == 2
     assert [(await sub.get()).type for _ in range(2)] == ["ADDED", "MODIFIED"]  # type: ignore[union-attr]
     await s.close()
+
+
+class FailingPersistence(persistence.MemoryPersistence):
+    """Storage that fails on demand (a full disk, a broken file)."""
+
+    def __init__(self) -> None:
+        self.fail = False
+
+    async def write(self, rv: int, puts: list[persistence.Row], deletes: list[persistence.Key]) -> None:
+        if self.fail:
+            raise OSError("disk full")
+
+
+async def test_failed_batch_write_changes_nothing() -> None:
+    p = FailingPersistence()
+    s = store.Store(p, clock.SystemClock())
+    await s.open()
+    for i in range(3):
+        await s.create("configmaps", cm(f"c{i}"))
+    sub = s.subscribe()
+    p.fail = True
+    with pytest.raises(errors.ApiError) as e:
+        await s.delete_many("configmaps", [("n", "c0"), ("n", "c1"), ("n", "c2")])
+    assert e.value.code == 500
+    with pytest.raises(errors.ApiError):
+        await s.create("configmaps", cm("d"))
+    assert s.rv == 3 and s.count("configmaps") == 3 and sub.queue.empty()
+    p.fail = False
+    await s.delete_many("configmaps", [("n", "c0"), ("n", "c1")])
+    assert s.rv == 5 and [o["metadata"]["name"] for o in s.items("configmaps")] == ["c2"]
+    await s.close()
