@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -162,4 +163,32 @@ async def test_failed_batch_write_changes_nothing() -> None:
     p.fail = False
     await s.delete_many("configmaps", [("n", "c0"), ("n", "c1")])
     assert s.rv == 5 and [o["metadata"]["name"] for o in s.items("configmaps")] == ["c2"]
+    await s.close()
+
+
+class GatedPersistence(persistence.MemoryPersistence):
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def write(self, rv: int, puts: list[persistence.Row], deletes: list[persistence.Key]) -> None:
+        self.entered.set()
+        await self.gate.wait()
+
+
+async def test_a_cancelled_caller_does_not_split_storage_and_memory() -> None:
+    p = GatedPersistence()
+    s = store.Store(p, clock.SystemClock())
+    await s.open()
+    caller = asyncio.create_task(s.create("configmaps", cm("a")))
+    await p.entered.wait()
+    caller.cancel()  # the client went away while its write was being persisted
+    second = asyncio.create_task(s.create("configmaps", cm("a")))
+    p.gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    with pytest.raises(errors.ApiError) as e:
+        await second
+    assert e.value.reason == "AlreadyExists"  # the first write completed before the second ran
+    assert s.rv == 1 and s.peek("configmaps", "n", "a") is not None
     await s.close()
