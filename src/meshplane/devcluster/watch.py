@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from meshplane.devcluster import bodies, context, errors, handlers, resources, routing, store, tables
+from meshplane.devcluster import bodies, context, errors, reads, resources, responses, routing, store, tables
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class _Encoder:
         self.first = True
 
     def __call__(self, etype: str, obj: Obj) -> bytes:
-        obj = handlers.present(self.rt, obj)
+        obj = responses.present(self.rt, obj)
         if not self.as_table:
             return _line(etype, obj)
         t = tables.table(self.rt, [obj], str(obj["metadata"].get("resourceVersion", "")), "")
@@ -72,7 +72,7 @@ async def serve(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
     assert t.rt is not None
     rt = t.rt
     q = request.query
-    match = handlers.filters(request, rt, t)
+    match = reads.filters(request, rt, t)
     if t.name:
         base = match
 
