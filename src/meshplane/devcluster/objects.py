@@ -137,8 +137,7 @@ class ObjectApi:
                 rt.plural,
                 rt.group,
                 name,
-                f"Precondition failed: UID in precondition: {opts.uid}, "
-                f"UID in object meta: {md.get('uid')}",
+                f"Precondition failed: UID in precondition: {opts.uid}, UID in object meta: {md.get('uid')}",
             )
         if opts.resource_version is not None and int(md["resourceVersion"]) != opts.resource_version:
             raise errors.conflict(
