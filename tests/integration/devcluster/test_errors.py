@@ -190,6 +190,10 @@ def test_dry_run_writes_nothing(api: rawhttp.Api, ns: str) -> None:
     )
     assert r.status == 200 and r.json()["data"] == {"a": "2"}
     assert api.get(f"{path}/real").json()["data"] == {"a": "1"}
+    current = api.get(f"{path}/real").json()
+    r = api.request("PUT", f"{path}/real?dryRun=All", dict(current, data={"a": "3"}))
+    assert r.status == 200 and r.json()["data"] == {"a": "3"}
+    assert api.get(f"{path}/real").json() == current
     assert api.request("DELETE", f"{path}/real?dryRun=All").status == 200
     assert api.get(f"{path}/real").status == 200
 
