@@ -132,9 +132,6 @@ async def _admit(
     return obj
 
 
-# reads
-
-
 async def create(
     ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target, user: seams.UserInfo
 ) -> web.StreamResponse:
@@ -238,8 +235,7 @@ async def patch_(
         warnings = validation.check_fields(ctx.schemas, rt, patched, mode, dec.duplicates)
         requested = _rv_of(patched)
         old_rv = int(old["metadata"]["resourceVersion"])
-        user_rv = requested if requested is not None and requested != old_rv else None
-        if user_rv is not None:
+        if requested is not None and requested != old_rv:
             raise errors.conflict(rt.plural, rt.group, t.name)
         new = _merge_status(rt, t.subresource, old, patched)
         _keep_system_meta(old, new)
@@ -248,11 +244,19 @@ async def patch_(
         try:
             updated = await ctx.objects.update(rt, new, expected_rv=old_rv, dry_run=dry)
         except errors.ApiError as e:
-            if e.code == 409 and e.reason == "Conflict" and requested is None:
+            if e.code == 409 and e.reason == "Conflict" and not _patch_names_rv(dec):
                 continue  # someone wrote in between: re-apply the patch to the new state
             raise
         return responses.respond(responses.present(rt, updated), 200, warnings)
     raise errors.conflict(rt.plural, rt.group, t.name)
+
+
+def _patch_names_rv(dec: bodies.Decoded) -> bool:
+    """Whether the patch itself sets metadata.resourceVersion (then it is a precondition)."""
+    if isinstance(dec.value, list):
+        return any(isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in dec.value)
+    meta = dec.value.get("metadata") if isinstance(dec.value, dict) else None
+    return isinstance(meta, dict) and meta.get("resourceVersion") not in (None, "")
 
 
 async def _apply_create(
@@ -274,8 +278,12 @@ async def _apply_create(
     return responses.respond(responses.present(rt, created), 201, warnings)
 
 
-async def _delete_options(request: web.BaseRequest) -> objects.DeleteOptions:
+async def _delete_options(request: web.BaseRequest) -> tuple[objects.DeleteOptions, bool]:
+    """DeleteOptions from the query and the (optional) body; the bool is a dryRun in the body."""
     body = await bodies.read_optional_object(request) or {}
+    body_dry = body.get("dryRun") or []
+    if not isinstance(body_dry, list) or any(v != "All" for v in body_dry):
+        raise errors.bad_request(f"Invalid dry run value: {body_dry!r}, valid values are: All")
     q = request.query
     grace: Any = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
     policy = q.get("propagationPolicy", body.get("propagationPolicy"))
@@ -288,6 +296,8 @@ async def _delete_options(request: web.BaseRequest) -> objects.DeleteOptions:
             '"Foreground", "Background", "Orphan"'
         )
     pre = body.get("preconditions") or {}
+    if not isinstance(pre, dict):
+        raise errors.bad_request("preconditions must be an object")
     try:
         grace_i = int(grace) if grace is not None else None
         rv = int(pre["resourceVersion"]) if pre.get("resourceVersion") else None
@@ -295,15 +305,15 @@ async def _delete_options(request: web.BaseRequest) -> objects.DeleteOptions:
         raise errors.bad_request(f"invalid delete options: {e}") from e
     if grace_i is not None and grace_i < 0:
         raise errors.bad_request("gracePeriodSeconds must be >= 0")
-    return objects.DeleteOptions(grace_i, policy, pre.get("uid"), rv)
+    return objects.DeleteOptions(grace_i, policy, pre.get("uid"), rv), bool(body_dry)
 
 
 async def delete(
     ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target, user: seams.UserInfo
 ) -> web.StreamResponse:
     rt = _rt(t)
-    dry = dry_run(request)
-    opts = await _delete_options(request)
+    opts, body_dry = await _delete_options(request)
+    dry = dry_run(request) or body_dry
     old = ctx.store.peek(rt.key, t.namespace, t.name)
     if old is None:
         raise errors.not_found(rt.plural, rt.group, t.name)
@@ -319,11 +329,25 @@ async def delete_collection(
     ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target, user: seams.UserInfo
 ) -> web.StreamResponse:
     rt = _rt(t)
-    dry = dry_run(request)
     match = reads.filters(request, rt, t)
-    opts = await _delete_options(request)
+    opts, body_dry = await _delete_options(request)
+    dry = dry_run(request) or body_dry
     ns = t.namespace if rt.namespaced and t.namespace else None
     targets = [copy.deepcopy(o) for o in ctx.store.items(rt.key, ns) if match(o)]
+    for old in targets:
+        one = routing.Target(
+            t.group,
+            t.version,
+            t.plural,
+            old["metadata"].get("namespace", "") or "",
+            old["metadata"]["name"],
+            "",
+            rt,
+        )
+        try:
+            await ctx.admission.validate(_admission_request("DELETE", rt, one, user, None, old, dry))
+        except seams.AdmissionDenied as e:
+            raise errors.ApiError(e.code, str(e)) from e
     done = await ctx.objects.delete_collection(rt, targets, opts, dry_run=dry)
     return responses.respond(
         {

@@ -195,7 +195,10 @@ def test_dry_run_writes_nothing(api: rawhttp.Api, ns: str) -> None:
     assert r.status == 200 and r.json()["data"] == {"a": "3"}
     assert api.get(f"{path}/real").json() == current
     assert api.request("DELETE", f"{path}/real?dryRun=All").status == 200
+    assert api.request("DELETE", f"{path}/real", {"kind": "DeleteOptions", "dryRun": ["All"]}).status == 200
     assert api.get(f"{path}/real").status == 200
+    status(api.request("DELETE", f"{path}/real", {"preconditions": ["x"]}), 400, "BadRequest")
+    status(api.request("DELETE", f"{path}/real", {"propagationPolicy": "Sideways"}), 400, "BadRequest")
 
 
 def test_patch_errors(api: rawhttp.Api, ns: str) -> None:
