@@ -44,14 +44,15 @@ def filters(request: web.BaseRequest, rt: resources.ResourceType, t: routing.Tar
     return match
 
 
-def _encode_continue(rv: int, last: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": last}).encode()).decode()
+def _encode_continue(rv: int, last: tuple[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": list(last)}).encode()).decode()
 
 
-def _decode_continue(token: str) -> tuple[int, str]:
+def _decode_continue(token: str) -> tuple[int, tuple[str, str] | None]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return int(data["rv"]), str(data["start"])
+        ns, name = data["start"]
+        return int(data["rv"]), (str(ns), str(name))
     except (binascii.Error, ValueError, KeyError, TypeError) as e:
         raise errors.bad_request(f"continue key is not valid: {e}") from e
 
@@ -66,7 +67,7 @@ async def list_(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
     except ValueError as e:
         raise errors.bad_request(f"invalid limit {limit_s!r}") from e
     list_rv = ctx.store.rv
-    start = ""
+    start: tuple[str, str] | None = None
     token = q.get("continue", "")
     if token:
         list_rv, start = _decode_continue(token)
@@ -83,11 +84,11 @@ async def list_(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
     ns = t.namespace if rt.namespaced and t.namespace else None
     items: list[Obj] = []
     more = 0
-    last = ""
+    last = ("", "")
     for obj in ctx.store.items(rt.key, ns):
         m = obj["metadata"]
-        pos = f"{m.get('namespace', '')}/{m['name']}"
-        if start and pos <= start:
+        pos = (m.get("namespace", "") or "", m["name"])  # the order store.items() yields
+        if start is not None and pos <= start:
             continue
         if not match(obj):
             continue

@@ -209,3 +209,30 @@ async def test_future_resource_version_is_rejected(api: rawhttp.Api, ns: str) ->
     assert r.status == 504
     r = api.get(f"/api/v1/namespaces/{ns}/configmaps?resourceVersion={rv - 1}&resourceVersionMatch=Exact")
     assert r.status == 410
+
+
+async def test_paging_across_namespaces_returns_everything_once(api: rawhttp.Api) -> None:
+    base = clusters.unique("pg")
+    label = base.replace("-", "")
+    spaces = [base, f"{base}-b"]  # "-" sorts before "/": paging must follow (namespace, name) order
+    for ns in spaces:
+        assert api.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}}).status == 201
+        for name in ("a", "z"):
+            r = api.request(
+                "POST",
+                f"/api/v1/namespaces/{ns}/configmaps",
+                {"metadata": {"name": name, "labels": {"page": label}}},
+            )
+            assert r.status == 201
+    seen: list[tuple[str, str]] = []
+    token = ""
+    for _ in range(10):
+        q = f"/api/v1/configmaps?labelSelector=page%3D{label}&limit=1" + (
+            f"&continue={token}" if token else ""
+        )
+        page = api.get(q).json()
+        seen += [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in page["items"]]
+        token = page["metadata"].get("continue", "")
+        if not token:
+            break
+    assert seen == [(base, "a"), (base, "z"), (f"{base}-b", "a"), (f"{base}-b", "z")]
