@@ -115,7 +115,30 @@ class ObjectApi:
     async def update(
         self, rt: resources.ResourceType, obj: Obj, *, expected_rv: int | None = None, dry_run: bool = False
     ) -> Obj:
+        if rt.key == "services":
+            self._check_cluster_ip_unchanged(obj)
         return await self.store.update(rt.key, obj, expected_rv=expected_rv, dry_run=dry_run)
+
+    def _check_cluster_ip_unchanged(self, obj: Obj) -> None:
+        md = obj["metadata"]
+        old = self.store.peek("services", md.get("namespace", "") or "", md.get("name", ""))
+        if old is None:
+            return
+        before = (old.get("spec") or {}).get("clusterIP")
+        after = (obj.get("spec") or {}).get("clusterIP")
+        if before and after and before != after and (obj.get("spec") or {}).get("type") != "ExternalName":
+            raise errors.invalid(
+                "Service",
+                "",
+                md.get("name", ""),
+                [
+                    (
+                        "FieldValueInvalid",
+                        "spec.clusterIPs[0]",
+                        f'Invalid value: []string{{"{after}"}}: may not change once set',
+                    )
+                ],
+            )
 
     async def delete(
         self,
