@@ -1,4 +1,5 @@
 import base64
+import datetime
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-import datetime
 
 from meshplane.kube import client, errors
 

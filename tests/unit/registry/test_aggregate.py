@@ -96,7 +96,7 @@ def test_swap_replaces_in_place_and_stale_registry_is_ignored() -> None:
 
 
 def test_remove_cluster_drops_its_shards_with_a_full_push() -> None:
-    agg, pushes, _, v2 = setup()
+    agg, pushes, _, _v2 = setup()
     pushes.clear()
     agg.remove(C2)
     ctx = agg.snapshot("x")
