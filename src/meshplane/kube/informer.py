@@ -71,8 +71,11 @@ class Informer(Generic[T]):
         watch_timeout: int = 290,
         backoff: backoff_mod.Backoff | None = None,
         clock: clock_mod.Clock | None = None,
+        missing_ok: bool = False,
     ) -> None:
         self.client = client
+        # for CRD kinds that may not be installed yet: a 404 means "none", not an outage
+        self.missing_ok = missing_ok
         self.resource = resource
         self.cluster_id = cluster_id
         self.namespace = namespace
@@ -133,6 +136,11 @@ class Informer(Generic[T]):
             self._emit(Event(EventType.ADDED, obj))
         elif _rv(old) != _rv(obj):
             self._emit(Event(EventType.MODIFIED, obj, old))
+
+    def _clear(self) -> None:
+        for key, old in list(self._cache.items()):
+            del self._cache[key]
+            self._emit(Event(EventType.DELETED, old, old))
 
     async def _list(self) -> None:
         it = self.client.list(
@@ -207,6 +215,14 @@ class Informer(Generic[T]):
                 code = getattr(e.status, "code", None)
                 if code == 410:
                     log.info("watch expired, relisting %s", kv(cluster=self.cluster_id, kind=self.kind))
+                    need_list = True
+                    continue
+                if code == 404 and self.missing_ok:
+                    # the kind is not served (yet): an empty, synced cache; look again later
+                    self._clear()
+                    self._synced.set()
+                    self._mark_connected()
+                    await self._clock.sleep(self._backoff.next())
                     need_list = True
                     continue
                 await self._failed(f"API error {code}: {getattr(e.status, 'message', e)}")
