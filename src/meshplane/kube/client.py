@@ -6,6 +6,7 @@ control plane never knows whether it talks to a dev cluster or a real one.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import os
@@ -184,3 +185,11 @@ def make_client(config: lk_config.SingleConfig, *, timeout: float = 15.0) -> lig
         )
     except (lk_exceptions.ConfigError, ssl.SSLError, OSError, ValueError) as e:
         raise errors.KubeconfigError(f"cannot build a client for {config.cluster.server}: {e}") from e
+
+
+async def client_from_untrusted(
+    value: str | bytes, source: str, allowed_options: Iterable[str] = ()
+) -> lightkube.AsyncClient:
+    """Validate a remote secret's kubeconfig and build its client (off the event loop)."""
+    cfg = parse_untrusted_kubeconfig(value, source=source, allowed_options=allowed_options)
+    return await asyncio.to_thread(make_client, cfg)

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import httpx2
 import lightkube
 from lightkube.core import exceptions as lk_exceptions
+from lightkube.core import resource as lk_resource
 
 from meshplane.runtime import backoff as backoff_mod
 from meshplane.runtime import clock as clock_mod
@@ -137,6 +138,12 @@ class Informer(Generic[T]):
         elif _rv(old) != _rv(obj):
             self._emit(Event(EventType.MODIFIED, obj, old))
 
+    def _scope(self) -> dict[str, str]:
+        """lightkube's namespace argument: the given one, all namespaces, or none for cluster kinds."""
+        if not issubclass(self.resource, lk_resource.NamespacedResource):  # type: ignore[arg-type]
+            return {}
+        return {"namespace": self.namespace or "*"}
+
     def _clear(self) -> None:
         for key, old in list(self._cache.items()):
             del self._cache[key]
@@ -144,11 +151,11 @@ class Informer(Generic[T]):
 
     async def _list(self) -> None:
         it = self.client.list(
-            self.resource,  # type: ignore[arg-type]
-            namespace=self.namespace if self.namespace is not None else "*",  # type: ignore[arg-type]
-            labels=self.labels,  # type: ignore[arg-type]
-            fields=self.fields,  # type: ignore[arg-type]
+            self.resource,  # type: ignore[call-overload]
+            labels=self.labels,
+            fields=self.fields,
             chunk_size=500,
+            **self._scope(),
         )
         fresh: dict[Key, T] = {}
         async for obj in it:
@@ -165,12 +172,12 @@ class Informer(Generic[T]):
 
     async def _watch(self, deadline: float) -> None:
         stream = self.client.watch(
-            self.resource,  # type: ignore[arg-type]
-            namespace=self.namespace if self.namespace is not None else "*",  # type: ignore[arg-type]
-            labels=self.labels,  # type: ignore[arg-type]
-            fields=self.fields,  # type: ignore[arg-type]
+            self.resource,  # type: ignore[call-overload]
+            labels=self.labels,
+            fields=self.fields,
             resource_version=self._rv or None,
             server_timeout=self.watch_timeout,
+            **self._scope(),
         )
         remaining = deadline - self._clock.monotonic()
         if remaining <= 0:
@@ -227,7 +234,12 @@ class Informer(Generic[T]):
                     continue
                 await self._failed(f"API error {code}: {getattr(e.status, 'message', e)}")
                 need_list = True
-            except (httpx2.HTTPError, OSError, lk_exceptions.LightkubeException) as e:
+            except (
+                httpx2.HTTPError,
+                OSError,
+                lk_exceptions.ConfigError,
+                lk_exceptions.LoadResourceError,
+            ) as e:
                 await self._failed(f"{type(e).__name__}: {e}")
                 # relist after any outage: it proves the cluster is back and repairs missed events
                 need_list = True

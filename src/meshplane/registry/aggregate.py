@@ -1,4 +1,4 @@
-"""The aggregate registry: one view per hostname across every cluster, and the mesh's ConfigSource.
+"""The aggregate registry: one view per hostname across every cluster.
 
 Registries are ordered (the config cluster first, then remotes in the order they were added); the
 first registry that has a Service defines its ports. Endpoints are kept as per-cluster shards, so a
@@ -16,10 +16,8 @@ from meshplane.model import endpoint as ep
 from meshplane.model import ids
 from meshplane.model import mesh as mesh_mod
 from meshplane.model import service as svc_model
-from meshplane.push import context as push_context
 from meshplane.registry import cluster as cluster_mod
 from meshplane.registry import convert
-from meshplane.runtime import clock as clock_mod
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +33,18 @@ class ServiceView(Protocol):
     def endpoints(self) -> Mapping[ids.Hostname, tuple[ep.Endpoint, ...]]: ...
 
 
-PushFn = Callable[[push_context.PushRequest], None]
+# (full, hostnames whose endpoints changed, reason): the composition root turns it into a push request
+ChangeFn = Callable[[bool, frozenset[ids.Hostname], str], None]
 
 
 class Aggregate:
-    def __init__(
-        self, mesh_config: mesh_mod.MeshConfig, push: PushFn, clock: clock_mod.Clock | None = None
-    ) -> None:
+    def __init__(self, mesh_config: mesh_mod.MeshConfig, on_change: ChangeFn) -> None:
         self._mesh = mesh_config
-        self._push = push
-        self._clock = clock or clock_mod.SystemClock()
+        self._push = on_change
         self._registries: dict[ids.ClusterId, ServiceView] = {}
         self._services: dict[ids.Hostname, svc_model.Service] = {}
         # copy-on-write: each inner mapping is replaced, never mutated, so snapshots stay immutable
         self._shards: dict[ids.Hostname, Mapping[ids.ClusterId, tuple[ep.Endpoint, ...]]] = {}
-        self._extra: dict[str, object] = {}
 
     # --- registries ------------------------------------------------------------------------------
 
@@ -95,12 +90,7 @@ class Aggregate:
         if mesh_config != self._mesh:
             self._mesh = mesh_config
             self._services = {h: self._merged(h) for h in self._services}
-            self._push(self._request(True, set(), "MeshConfig"))
-
-    def set_extra(self, key: str, value: object) -> None:
-        if self._extra.get(key) != value:
-            self._extra[key] = value
-            self._push(self._request(True, set(), "ConfigUpdate"))
+            self._push(True, frozenset(), "MeshConfig")
 
     # --- merging ---------------------------------------------------------------------------------
 
@@ -148,23 +138,17 @@ class Aggregate:
         full = force_full or bool(change.services)
         if full or eds_changed:
             why = reason or ("ServiceUpdate" if change.services else "EndpointUpdate")
-            self._push(self._request(full, eds_changed, why))
+            self._push(full, frozenset(eds_changed), why)
 
-    def _request(self, full: bool, hosts: set[ids.Hostname], reason: str) -> push_context.PushRequest:
-        return push_context.PushRequest(
-            full=full, eds_hosts=frozenset(hosts), reasons=frozenset({reason}), start=self._clock.monotonic()
-        )
+    # --- snapshot --------------------------------------------------------------------------------
 
-    # --- ConfigSource ----------------------------------------------------------------------------
+    def services(self) -> Mapping[ids.Hostname, svc_model.Service]:
+        """An immutable copy of the merged services (cheap: the values are shared)."""
+        return MappingProxyType(dict(self._services))
 
-    def snapshot(self, version: str) -> push_context.PushContext:
-        return push_context.PushContext(
-            version=version,
-            mesh=self._mesh,
-            services=MappingProxyType(dict(self._services)),
-            endpoints=MappingProxyType(dict(self._shards)),
-            extra=MappingProxyType(dict(self._extra)),
-        )
+    def shards(self) -> Mapping[ids.Hostname, Mapping[ids.ClusterId, tuple[ep.Endpoint, ...]]]:
+        """An immutable copy of the endpoint shards (inner mappings are replaced, never mutated)."""
+        return MappingProxyType(dict(self._shards))
 
     # --- debug -----------------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@ from dataclasses import dataclass, field
 from meshplane.model import endpoint as ep
 from meshplane.model import ids, mesh
 from meshplane.model import service as svc
-from meshplane.push import context as push_context
 from meshplane.registry import aggregate, cluster
 
 H = ids.Hostname("helloworld.sample.svc.cluster.local")
@@ -33,9 +32,26 @@ def endpoint(addr: str, cid: ids.ClusterId) -> ep.Endpoint:
     return ep.Endpoint(address=addr, ports={"http": 5000}, cluster_id=cid)
 
 
-def setup() -> tuple[aggregate.Aggregate, list[push_context.PushRequest], View, View]:
-    pushes: list[push_context.PushRequest] = []
-    agg = aggregate.Aggregate(mesh.MeshConfig(), pushes.append)
+@dataclass
+class Push:
+    full: bool
+    eds_hosts: frozenset[ids.Hostname]
+    reason: str
+
+
+def recorder(pushes: list[Push]) -> aggregate.ChangeFn:
+    return lambda full, hosts, reason: pushes.append(Push(full, hosts, reason))
+
+
+class Snap:
+    def __init__(self, agg: aggregate.Aggregate) -> None:
+        self.services = agg.services()
+        self.endpoints = agg.shards()
+
+
+def setup() -> tuple[aggregate.Aggregate, list[Push], View, View]:
+    pushes: list[Push] = []
+    agg = aggregate.Aggregate(mesh.MeshConfig(), recorder(pushes))
     v1 = View(C1, {H: service(H, C1)}, {H: (endpoint("127.0.1.5", C1),)})
     v2 = View(C2, {H: service(H, C2, 6000)}, {H: (endpoint("127.0.2.5", C2),)})
     agg.add(v1)  # type: ignore[arg-type]
@@ -45,7 +61,7 @@ def setup() -> tuple[aggregate.Aggregate, list[push_context.PushRequest], View, 
 
 def test_merges_across_clusters_first_wins_and_shards_per_cluster() -> None:
     agg, _, _, _ = setup()
-    ctx = agg.snapshot("v1")
+    ctx = Snap(agg)
     assert ctx.services[H].ports[0].port == 5000
     assert set(ctx.services[H].cluster_vips) == {C1, C2}
     assert {c: [e.address for e in eps] for c, eps in ctx.endpoints[H].items()} == {
@@ -74,18 +90,18 @@ def test_unchanged_endpoints_do_not_push() -> None:
 
 def test_snapshot_is_not_changed_by_later_updates() -> None:
     agg, _, _, v2 = setup()
-    before = agg.snapshot("v1")
+    before = Snap(agg)
     v2.endpoints[H] = ()
     agg.on_change(v2, cluster.Change(endpoints={H}))  # type: ignore[arg-type]
     assert C2 in before.endpoints[H]
-    assert C2 not in agg.snapshot("v2").endpoints[H]
+    assert C2 not in Snap(agg).endpoints[H]
 
 
 def test_swap_replaces_in_place_and_stale_registry_is_ignored() -> None:
     agg, pushes, _, v2 = setup()
     replacement = View(C2, dict(v2.services), {H: (endpoint("127.0.2.9", C2),)})
     agg.add(replacement)  # type: ignore[arg-type]
-    assert [e.address for e in agg.snapshot("x").endpoints[H][C2]] == ["127.0.2.9"]
+    assert [e.address for e in Snap(agg).endpoints[H][C2]] == ["127.0.2.9"]
     assert agg.clusters == [C1, C2]
     pushes.clear()
     v2.endpoints[H] = ()
@@ -99,19 +115,19 @@ def test_remove_cluster_drops_its_shards_with_a_full_push() -> None:
     agg, pushes, _, _v2 = setup()
     pushes.clear()
     agg.remove(C2)
-    ctx = agg.snapshot("x")
+    ctx = Snap(agg)
     assert set(ctx.endpoints[H]) == {C1}
     assert set(ctx.services[H].cluster_vips) == {C1}
     assert pushes[-1].full and H in pushes[-1].eds_hosts
 
 
 def test_cluster_local_hosts_are_flagged() -> None:
-    pushes: list[push_context.PushRequest] = []
-    agg = aggregate.Aggregate(mesh.MeshConfig(), pushes.append)
+    pushes: list[Push] = []
+    agg = aggregate.Aggregate(mesh.MeshConfig(), recorder(pushes))
     agg.add(View(C1, {ISTIOD: service(ISTIOD, C1), H: service(H, C1)}))  # type: ignore[arg-type]
-    ctx = agg.snapshot("x")
+    ctx = Snap(agg)
     assert ctx.services[ISTIOD].cluster_local and not ctx.services[H].cluster_local
     agg.set_mesh(mesh.MeshConfig(cluster_local_hosts=("*.sample.svc.cluster.local",)))
-    ctx = agg.snapshot("y")
+    ctx = Snap(agg)
     assert ctx.services[H].cluster_local and not ctx.services[ISTIOD].cluster_local
     assert pushes[-1].full
