@@ -48,8 +48,15 @@ class Api:
         h.update(extra or {})
         return h
 
-    def request(self, method: str, path: str, body: Any = None, content_type: str | None = "application/json",
-                headers: dict[str, str] | None = None, timeout: float = 30.0) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str | None = "application/json",
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> Response:
         data: bytes | None
         if body is None:
             data = None
@@ -61,8 +68,8 @@ class Api:
             data = json.dumps(body).encode()
         conn = self._conn(timeout)
         try:
-            conn.request(method, path, body=data, headers=self._headers(content_type if data is not None else None,
-                                                                         headers))
+            hdrs = self._headers(content_type if data is not None else None, headers)
+            conn.request(method, path, body=data, headers=hdrs)
             resp = conn.getresponse()
             payload = resp.read()
             return Response(resp.status, resp.headers, payload, resp.headers.get_all("Warning") or [])
