@@ -83,13 +83,15 @@ class BootstrapOptions:
     xds_headers: Sequence[tuple[str, str]] = ()
 
 
-def parse_address(text: str, what: str) -> tuple[str, int]:
+def parse_address(text: str, what: str, allow_any_port: bool = False) -> tuple[str, int]:
+    """`host:port` or `[v6]:port`; port 0 (any free port) only where `allow_any_port`."""
     host, sep, port = text.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not sep or not host:
         raise BootstrapError(f"{what} {text!r} is not HOST:PORT")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise BootstrapError(f"{what} {text!r} has no valid port (1-65535)")
+    low = 0 if allow_any_port else 1
+    if not port.isdigit() or not low <= int(port) < 65536:
+        raise BootstrapError(f"{what} {text!r} has no valid port ({low}-65535)")
     return host, int(port)
 
 
@@ -269,7 +271,7 @@ def _admin(opts: BootstrapOptions, localhost: str) -> dict[str, Any]:
     if opts.admin_socket:
         address = _pipe(opts.admin_socket)
     elif opts.admin_address:
-        address = _address(*parse_address(opts.admin_address, "admin address"))
+        address = _address(*parse_address(opts.admin_address, "admin address", allow_any_port=True))
     else:
         address = _address(localhost, DEFAULT_ADMIN_PORT)
     return {"address": address}

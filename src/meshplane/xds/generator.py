@@ -94,19 +94,18 @@ class Generator:
         td = cds.trust_domain(ctx.mesh)
         for host in sorted(ctx.services):
             svc = ctx.services[host]
-            shards = ctx.endpoints.get(host)
+            # the cluster depends on the endpoints only through their identities (SANs)
+            sans = cds.identities(svc, ctx.endpoints.get(host), td) if sds else ()
             for port in cds.cluster_ports(svc):
                 name = naming.outbound_cluster(host, port.port)
 
-                def make(svc: service.Service = svc, port: service.ServicePort = port) -> message.Message:
-                    return cds.outbound(
-                        svc, port, cds.identities(svc, ctx.endpoints.get(svc.hostname), td), sds
-                    )
+                def make(
+                    svc: service.Service = svc, port: service.ServicePort = port, sans: tuple[str, ...] = sans
+                ) -> message.Message:
+                    return cds.outbound(svc, port, sans, sds)
 
                 out.append(
-                    self.cache.resource(
-                        ctx.version, ("cds", name, sds), (svc, shards, td), _builder(name, make)
-                    )
+                    self.cache.resource(ctx.version, ("cds", name, sds), (svc, sans), _builder(name, make))
                 )
         return resources.generated(resources.TYPE_CDS, out)
 
