@@ -154,7 +154,10 @@ def test_bad_metajson() -> None:
         bootstrap.metadata_from_env({"ISTIO_METAJSON_LABELS": '{"a": 1}'})
 
 
-@given(st.dictionaries(st.sampled_from(["ISTIO_META_X", "ISTIO_METAJSON_LABELS", "ISTIO_METAJSON_Y", "POD_NAME", "Z"]), st.text(max_size=30)))  # fmt: skip
+_ENV_KEYS = st.sampled_from(["ISTIO_META_X", "ISTIO_METAJSON_LABELS", "ISTIO_METAJSON_Y", "POD_NAME", "Z"])
+
+
+@given(st.dictionaries(_ENV_KEYS, st.text(max_size=30)))
 def test_any_env_gives_metadata_or_a_bootstrap_error(env: dict[str, str]) -> None:
     try:
         meta = bootstrap.metadata_from_env(env)

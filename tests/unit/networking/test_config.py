@@ -13,9 +13,15 @@ GW: dict[str, Any] = {
     "metadata": {"name": "gw", "namespace": "istio-system", "creationTimestamp": "2026-01-02T00:00:00Z"},
     "spec": {
         "selector": {"istio": "eastwestgateway"},
-        "servers": [{"port": {"number": 15443, "protocol": "TLS", "name": "tls"}, "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": ["*.local"]}],
+        "servers": [
+            {
+                "port": {"number": 15443, "protocol": "TLS", "name": "tls"},
+                "tls": {"mode": "AUTO_PASSTHROUGH"},
+                "hosts": ["*.local"],
+            }
+        ],
     },
-}  # fmt: skip
+}
 
 
 def test_bad_objects_are_reported_and_do_not_hide_good_ones() -> None:
@@ -55,8 +61,28 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=8,
 )
-_keys = st.sampled_from(["port", "number", "protocol", "hosts", "tls", "mode", "servers", "selector", "route",
-                         "destination", "host", "match", "sniHosts", "http", "uri", "prefix", "weight", "gateways"])  # fmt: skip
+_keys = st.sampled_from(
+    [
+        "port",
+        "number",
+        "protocol",
+        "hosts",
+        "tls",
+        "mode",
+        "servers",
+        "selector",
+        "route",
+        "destination",
+        "host",
+        "match",
+        "sniHosts",
+        "http",
+        "uri",
+        "prefix",
+        "weight",
+        "gateways",
+    ]
+)
 
 
 @st.composite

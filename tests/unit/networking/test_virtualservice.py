@@ -76,23 +76,51 @@ def test_http_routes() -> None:
     assert [r.weight for r in route.routes] == [75, 25]
 
 
+def _tls_route(o: dict[str, Any]) -> dict[str, Any]:
+    route: dict[str, Any] = o["spec"]["tls"][0]["route"][0]
+    return route
+
+
+def _http(**route: Any) -> Any:
+    return lambda o: o["spec"].update(http=[{"route": [{"destination": {"host": "a"}}], **route}])
+
+
+DEST_A = {"destination": {"host": "a"}}
+
+
 @pytest.mark.parametrize(
     ("mutate", "where", "problem"),
     [
         (lambda o: o["spec"].pop("hosts"), "spec.hosts", "is required"),
         (lambda o: o["spec"].update(hosts=["a b"]), "spec.hosts[0]", "not a DNS name"),
-        (lambda o: o["spec"]["tls"][0]["match"][0].pop("sniHosts"), "spec.tls[0].match[0].sniHosts", "is required"),
+        (
+            lambda o: o["spec"]["tls"][0]["match"][0].pop("sniHosts"),
+            "spec.tls[0].match[0].sniHosts",
+            "required",
+        ),
         (lambda o: o["spec"]["tls"][0].pop("match"), "spec.tls[0].match", "is required"),
-        (lambda o: o["spec"]["tls"][0]["route"][0]["destination"].pop("host"), "spec.tls[0].route[0].destination.host", "is required"),
-        (lambda o: o["spec"]["tls"][0]["route"][0]["destination"]["port"].update(number=0), "spec.tls[0].route[0].destination.port.number", "1-65535"),
-        (lambda o: o["spec"]["tls"][0]["route"][0].update(weight=101), "spec.tls[0].route[0].weight", "0-100"),
-        (lambda o: o["spec"].update(http=[{"route": [{"destination": {"host": "a"}}], "timeout": "soon"}]), "spec.http[0].timeout", "duration"),
-        (lambda o: o["spec"].update(http=[{"match": [{"uri": {"regex": "("}}], "route": [{"destination": {"host": "a"}}]}]), "spec.http[0].match[0].uri.regex", "regular expression"),
-        (lambda o: o["spec"].update(http=[{"match": [{"uri": {"exact": "/", "prefix": "/"}}], "route": [{"destination": {"host": "a"}}]}]), "spec.http[0].match[0].uri", "exactly one"),
-        (lambda o: o["spec"].update(http=[{"route": [{"destination": {"host": "a"}, "weight": 60}, {"destination": {"host": "b"}, "weight": 60}]}]), "spec.http[0].route", "add up to 100"),
+        (
+            lambda o: _tls_route(o)["destination"].pop("host"),
+            "spec.tls[0].route[0].destination.host",
+            "required",
+        ),
+        (
+            lambda o: _tls_route(o)["destination"]["port"].update(number=0),
+            "spec.tls[0].route[0].destination.port.number",
+            "1-65535",
+        ),
+        (lambda o: _tls_route(o).update(weight=101), "spec.tls[0].route[0].weight", "0-100"),
+        (_http(timeout="soon"), "spec.http[0].timeout", "duration"),
+        (_http(match=[{"uri": {"regex": "("}}]), "spec.http[0].match[0].uri.regex", "regular expression"),
+        (_http(match=[{"uri": {"exact": "/", "prefix": "/"}}]), "spec.http[0].match[0].uri", "exactly one"),
+        (
+            _http(route=[{**DEST_A, "weight": 60}, {"destination": {"host": "b"}, "weight": 60}]),
+            "spec.http[0].route",
+            "add up to 100",
+        ),
         (lambda o: o["spec"].update(tcp="x"), "spec.tcp", "must be a list"),
     ],
-)  # fmt: skip
+)
 def test_errors_name_the_field(mutate: Any, where: str, problem: str) -> None:
     obj = copy.deepcopy(BASE)
     mutate(obj)
