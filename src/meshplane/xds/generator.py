@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 
 from google.protobuf import message
 
+from meshplane.model import mesh, service
 from meshplane.model import proxy as proxy_model
-from meshplane.model import service
 from meshplane.model.ids import Hostname
 from meshplane.xds import (
     cache,
@@ -43,9 +43,11 @@ def _combine(type_url: str, parts: Iterable[resources.Generated]) -> resources.G
     if len(items) == 1:
         return items[0]
     digest = hashlib.blake2b(digest_size=8)
+    merged: tuple[resources.Resource, ...] = ()
     for g in items:
         digest.update(g.version.encode())
-    return resources.Generated(type_url, tuple(r for g in items for r in g.resources), digest.hexdigest())
+        merged += g.resources
+    return resources.Generated(type_url, merged, digest.hexdigest())
 
 
 def _only(g: resources.Generated, names: Names) -> resources.Generated:
@@ -230,15 +232,17 @@ class Generator:
         ]
         mode = ctx.mesh.mtls_mode
         for p in self._own_ports(iv, ctx):
-            listener = lds.inbound_listener(p, mode, iv.sds)
-            if listener is None:
+            if mode is mesh.MtlsMode.STRICT and not iv.sds:
+                log.warning("STRICT mTLS but the proxy has no SDS: no inbound listener port=%d", p.port)
                 continue
+            name = naming.listener(p.address, p.port)
 
-            def make(x: message.Message = listener) -> message.Message:
-                return x
+            def make(p: inbound.InboundPort = p) -> message.Message:
+                listener = lds.inbound_listener(p, mode, iv.sds)
+                assert listener is not None  # STRICT without SDS is skipped above
+                return listener
 
-            key = ("lds-in", listener.name, p, mode, iv.sds)
-            out.append(self.cache.resource(v, key, (), _builder(listener.name, make)))
+            out.append(self.cache.resource(v, ("lds-in", name, p, mode, iv.sds), (), _builder(name, make)))
         return resources.generated(resources.TYPE_LDS, out)
 
     # ---- RDS

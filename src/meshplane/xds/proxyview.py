@@ -9,6 +9,7 @@ config that needs the workload certificate (Istio proxies always have SDS, so ab
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from collections.abc import Mapping
@@ -24,13 +25,20 @@ SDS_KEY = "MESHPLANE_SDS"
 DEFAULT_LOCALHOST = "127.0.0.1"
 
 
+@functools.lru_cache(maxsize=4096)
+def _normalized_ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
 def localhost(proxy: proxy_model.Proxy) -> str:
     value = proxy.metadata.get(LOCALHOST_KEY)
     if value is None or value == "":
         return DEFAULT_LOCALHOST
-    try:
-        return str(ipaddress.ip_address(str(value)))
-    except ValueError:
+    ip = _normalized_ip(str(value))
+    if ip is None:
         log.warning(
             "ignoring invalid %s=%r, using %s proxy=%s cluster=%s",
             LOCALHOST_KEY,
@@ -40,6 +48,7 @@ def localhost(proxy: proxy_model.Proxy) -> str:
             proxy.cluster_id,
         )
         return DEFAULT_LOCALHOST
+    return ip
 
 
 def has_sds(proxy: proxy_model.Proxy) -> bool:
