@@ -9,6 +9,7 @@ where unchanged resources are reused from the previous version by comparing thei
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from pathlib import Path
 from types import MappingProxyType
@@ -99,14 +100,22 @@ def _rss_mib() -> float:
     return 0.0
 
 
+RUNS = 3  # the machine is shared; medians of a few fresh runs
+
+
 def measure() -> str:
     proxies = [_proxy(i) for i in range(PROXIES)]
-    g = generator.Generator()
     ctx1 = _world("v1")
-    rss_before = _rss_mib()
-    cold, n_first = _push(g, ctx1, proxies[:1])
-    rest, n_rest = _push(g, ctx1, proxies[1:])
-    rss_after = _rss_mib()
+    colds, rests, growth = [], [], []
+    for _ in range(RUNS):
+        g = generator.Generator()
+        rss_before = _rss_mib()
+        cold, n_first = _push(g, ctx1, proxies[:1])
+        rest, n_rest = _push(g, ctx1, proxies[1:])
+        growth.append(_rss_mib() - rss_before)
+        colds.append(cold)
+        rests.append(rest)
+    cold, rest = statistics.median(colds), statistics.median(rests)
     sizes = {
         resources.SHORT_NAMES[t]: sum(
             len(r.body.value) for r in g.generate(t, proxies[0], ctx1, None).resources
@@ -125,7 +134,7 @@ def measure() -> str:
     rebuilt = g.cache.stats.built - built_v1
     lines = [
         f"Generation through `xds.generator.Generator` ({SERVICES} services x {ENDPOINTS} endpoints "
-        f"over 2 clusters, {PROXIES} distinct sidecars, CDS+EDS+LDS+RDS each):",
+        f"over 2 clusters, {PROXIES} distinct sidecars, CDS+EDS+LDS+RDS each; medians of {RUNS} runs):",
         "",
         "| measure | value |",
         "|---|---|",
@@ -136,7 +145,7 @@ def measure() -> str:
         f"| EDS-only: one changed cluster load assignment, next version | {eds_only_s * 1000:.2f} ms |",
         f"| full push to all {PROXIES} proxies after that change (unchanged reused) | {next_push:.2f} s |",
         f"| resources rebuilt in that next version | {rebuilt} |",
-        f"| process RSS growth for the cache of that push (all proxies) | {rss_after - rss_before:.0f} MiB |",
+        f"| process RSS growth for the cache of that push (all proxies) | {growth[0]:.0f} MiB (first run) |",
         "| serialized bytes per sidecar | "
         + ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in sizes.items())
         + " |",
