@@ -1,13 +1,14 @@
 """Build and serialize each resource once per (push version, resource, proxy view); share it.
 
 Two levels:
-- resources: key = (type, name, view); each entry remembers the inputs it was built from, so a new
-  push version reuses the previous `Resource` (same bytes, same version) when its inputs are the
-  same objects or equal, and only changed resources are rebuilt;
+- resources: key = (type, name, view). Within a push version a key is built once. Across versions
+  the latest entry of every key is kept with the inputs it was built from, so a new version
+  reuses the previous `Resource` (same bytes, same version) when its inputs are the same objects
+  or equal; only changed resources are rebuilt, however many EDS-only pushes came in between.
+  That map is an LRU bounded by `max_resources` (resources of deleted services age out);
 - derived values: anything computed once per push version and shared by proxies with the same view
-  (a set of resources, an index of endpoints by address).
-A few recent versions are kept, so late requests for an older version still hit. Thread-safe: the
-server may generate from worker threads; a race only builds the same value twice.
+  (a set of resources, an index of endpoints by address), kept for a few recent versions.
+Thread-safe: the server may generate from worker threads; a race only builds the same value twice.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from meshplane.xds import resources
 
 T = TypeVar("T")
 Deps = tuple[object, ...]
+Entry = tuple[Deps, resources.Resource]
 
 
 def same(a: Deps, b: Deps) -> bool:
@@ -32,7 +34,7 @@ def same(a: Deps, b: Deps) -> bool:
 
 @dataclass(slots=True)
 class _Generation:
-    resources: dict[Hashable, tuple[Deps, resources.Resource]] = field(default_factory=dict)
+    resources: dict[Hashable, Entry] = field(default_factory=dict)
     derived: dict[Hashable, Any] = field(default_factory=dict)
 
 
@@ -41,12 +43,15 @@ class Stats:
     built: int = 0  # resources built and serialized
     reused: int = 0  # taken from an earlier version because their inputs did not change
     hits: int = 0  # found in the same version
+    evicted: int = 0  # dropped from the cross-version map (least recently used)
 
 
 class ResourceCache:
-    def __init__(self, generations: int = 3) -> None:
-        self._max = max(1, generations)
+    def __init__(self, generations: int = 3, max_resources: int = 100_000) -> None:
+        self._max_gens = max(1, generations)
+        self._max_resources = max(1, max_resources)
         self._gens: OrderedDict[str, _Generation] = OrderedDict()
+        self._latest: OrderedDict[Hashable, Entry] = OrderedDict()
         self._lock = threading.Lock()
         self.stats = Stats()
 
@@ -55,7 +60,7 @@ class ResourceCache:
         gen = self._gens.get(version)
         if gen is None:
             gen = self._gens[version] = _Generation()
-            while len(self._gens) > self._max:
+            while len(self._gens) > self._max_gens:
                 self._gens.popitem(last=False)
         return gen
 
@@ -69,20 +74,23 @@ class ResourceCache:
             if entry is not None:
                 self.stats.hits += 1
                 return entry[1]
-            for other in reversed(self._gens.values()):
-                if other is gen:
-                    continue
-                old = other.resources.get(key)
-                if old is not None and same(old[0], deps):
-                    gen.resources[key] = old
-                    self.stats.reused += 1
-                    return old[1]
+            old = self._latest.get(key)
+            if old is not None and same(old[0], deps):
+                gen.resources[key] = old
+                self._latest.move_to_end(key)
+                self.stats.reused += 1
+                return old[1]
         name, msg = build()
         res = resources.pack(name, msg)
         with self._lock:
             self.stats.built += 1
-            gen = self._gen(version)
-            return gen.resources.setdefault(key, (deps, res))[1]
+            entry = self._gen(version).resources.setdefault(key, (deps, res))
+            self._latest[key] = entry
+            self._latest.move_to_end(key)
+            while len(self._latest) > self._max_resources:
+                self._latest.popitem(last=False)
+                self.stats.evicted += 1
+            return entry[1]
 
     def derived(self, version: str, key: Hashable, build: Callable[[], T]) -> T:
         with self._lock:

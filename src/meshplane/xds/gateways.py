@@ -256,6 +256,12 @@ def listeners(
             listener_pb2.Listener(
                 name=naming.listener(address, ps.port),
                 address=protos.socket_address(address, ps.port),
+                # every other pod IP too (Istio binds the wildcards of each IP family)
+                additional_addresses=[
+                    listener_pb2.AdditionalAddress(address=protos.socket_address(ip, ps.port))
+                    for ip in dict.fromkeys(proxy.ip_addresses[1:])
+                    if ip != address
+                ],
                 traffic_direction=base_pb2.OUTBOUND,
                 listener_filters=listener_filters,
                 filter_chains=chains,

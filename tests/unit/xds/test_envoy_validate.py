@@ -3,6 +3,7 @@ listeners and route configurations must pass `envoy --mode validate`."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,7 @@ def test_router_config_is_accepted_by_envoy() -> None:
     g = generator.Generator()
     c = _mesh_ctx(mesh.MtlsMode.PERMISSIVE)
     p = md.proxy("127.0.1.20", kind=proxy_model.ProxyType.ROUTER, labels={"istio": "eastwestgateway"})
+    p = dataclasses.replace(p, ip_addresses=("127.0.1.20", "127.0.3.7"))  # listens on both
     clusters = _decode(g.generate(resources.TYPE_CDS, p, c, None), cluster_pb2.Cluster)
     listeners = _decode(g.generate(resources.TYPE_LDS, p, c, None), listener_pb2.Listener)
     assert [x.address.socket_address.port_value for x in listeners] == [15012, 15017, 15443]

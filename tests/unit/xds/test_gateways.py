@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +267,11 @@ def test_tls_termination_servers_are_not_generated() -> None:
     cfg, problems = networking_config.build([gw])
     assert problems == []
     assert gateways.listeners(_router(), cfg, {}) == []
+
+
+def test_gateway_listens_on_every_pod_ip() -> None:
+    cfg = _objects("expose-istiod.yaml")
+    router = md.proxy("127.0.1.20", kind=proxy_model.ProxyType.ROUTER, labels=EW_LABELS)
+    router = dataclasses.replace(router, ip_addresses=("127.0.1.20", "127.0.3.7", "127.0.1.20"))
+    lis = gateways.listeners(router, cfg, {ISTIOD.hostname: ISTIOD})
+    assert [a.address.socket_address.address for a in lis[0].additional_addresses] == ["127.0.3.7"]

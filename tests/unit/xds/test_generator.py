@@ -144,3 +144,23 @@ def test_new_service_account_changes_the_cluster() -> None:
     more = md.shards(*EPS[next(iter(EPS))], md.ep("127.0.2.6", "cluster2", tls=True, sa="new-sa"))
     after = g.generate(resources.TYPE_CDS, p, _ctx("v2", more), None).by_name()[hello]
     assert before.version != after.version
+
+
+def test_reuse_survives_many_eds_only_pushes() -> None:
+    g = generator.Generator()
+    p = md.proxy()
+    g.generate(resources.TYPE_CDS, p, _ctx("v1"), None)
+    hello = frozenset({"outbound|5000||helloworld.sample.svc.cluster.local"})
+    for i in range(2, 12):  # ten EDS-only pushes touch one resource each
+        g.generate(resources.TYPE_EDS, p, _ctx(f"v{i}"), hello)
+    built = g.cache.stats.built
+    g.generate(resources.TYPE_CDS, p, _ctx("v12"), None)  # a full push: nothing changed for CDS
+    assert g.cache.stats.built == built
+
+
+def test_cross_version_map_is_bounded() -> None:
+    c = cache.ResourceCache(max_resources=2)
+    for i in range(4):
+        msg = endpoint_pb2.ClusterLoadAssignment(cluster_name=f"c{i}")
+        c.resource("v1", ("eds", i), (), lambda m=msg: (m.cluster_name, m))  # type: ignore[misc]
+    assert c.stats.evicted == 2
