@@ -37,6 +37,9 @@ def _register() -> None:
     from meshplane.cli import devcluster
 
     app.add_typer(devcluster.app, name="devcluster")
+    from meshplane.cli import agent
+
+    app.add_typer(agent.app, name="agent")
 
 
 def main() -> None:
