@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import MappingProxyType
 
 import lightkube
@@ -67,3 +67,26 @@ def to_result(res: TokenReview) -> authenticate.ReviewResult:
         extra=MappingProxyType(extra),
         error=status.error or "",
     )
+
+
+class ClientReviewers:
+    """RemoteReviewers over whatever tracks remote clusters (the multicluster controller): a
+    cluster's reviewer is built from its current client, so a replaced remote secret takes effect
+    at once and a removed one stops authenticating that cluster."""
+
+    def __init__(
+        self,
+        client_for: Callable[[ClusterId], lightkube.AsyncClient | None],
+        cluster_ids: Callable[[], Sequence[ClusterId]],
+        timeout: float = REVIEW_TIMEOUT,
+    ) -> None:
+        self._client_for = client_for
+        self._cluster_ids = cluster_ids
+        self._timeout = timeout
+
+    def get(self, cluster_id: ClusterId) -> KubeTokenReviewer | None:
+        client = self._client_for(cluster_id)
+        return KubeTokenReviewer(client, cluster_id, self._timeout) if client is not None else None
+
+    def cluster_ids(self) -> Sequence[ClusterId]:
+        return sorted(self._cluster_ids())
