@@ -120,10 +120,20 @@ def dial(upstream: Upstream) -> grpc.aio.Channel:
 
 
 async def connect(upstream: Upstream, connect_timeout: float) -> grpc.aio.Channel:
-    """A channel that has completed its TCP and TLS handshake, or UpstreamError."""
+    """A channel that has completed its TCP and TLS handshake, or UpstreamError.
+
+    Fails as soon as the first attempt fails (refused, TLS error) instead of letting gRPC retry
+    until the deadline: the callers have their own backoff.
+    """
     channel = dial(upstream)
     try:
-        await asyncio.wait_for(channel.channel_ready(), connect_timeout)
+        async with asyncio.timeout(connect_timeout):
+            state = channel.get_state(try_to_connect=True)
+            while state is not grpc.ChannelConnectivity.READY:
+                if state is grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+                    raise errors.UpstreamError(f"cannot connect to {upstream.address}")
+                await channel.wait_for_state_change(state)
+                state = channel.get_state(try_to_connect=True)
     except TimeoutError as e:
         await channel.close()
         raise errors.UpstreamError(f"{upstream.address} not reachable within {connect_timeout:g}s") from e
