@@ -1,0 +1,122 @@
+"""Decide and build the responses of one stream for a push or a request (runs on the generation thread).
+
+A `Step` says which type to answer and for which names; `build()` calls the generator, picks
+what the proxy must receive (State of the World: the whole subscribed set, or only the affected
+clusters on an EDS-only push; Delta: only resources whose version differs from what the proxy has,
+plus removals) and returns the response bytes with the state changes to commit once they are sent.
+Nothing here touches the connection: the caller commits after a successful write.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from meshplane.model import proxy as proxy_mod
+from meshplane.push import context
+from meshplane.server import watch, wire
+from meshplane.xds import resources
+
+
+class Generator(Protocol):
+    """C2's `xds.generator.Generator`: resources of one type for one proxy, cached per push."""
+
+    def generate(
+        self,
+        type_url: str,
+        proxy: proxy_mod.Proxy,
+        ctx: context.PushContext,
+        names: frozenset[str] | None,
+    ) -> resources.Generated: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    type_url: str
+    # names this response speaks for; None means the whole subscription of the type
+    scope: frozenset[str] | None = None
+    # answer even with nothing to send (the first request of a type must get a response)
+    must_respond: bool = False
+    # SotW: send only the scope (an EDS-only push); otherwise the whole subscribed set
+    incremental: bool = False
+
+
+@dataclass(slots=True)
+class Outgoing:
+    type_url: str
+    nonce: str
+    version: str
+    data: bytes
+    sent: list[resources.Resource]
+    removed: list[str] = field(default_factory=list)
+    incremental: bool = False
+
+
+def nonce() -> str:
+    return secrets.token_hex(8)
+
+
+def _names(st: watch.TypeState, scope: frozenset[str] | None) -> frozenset[str] | None:
+    if st.wildcard:
+        return scope
+    return frozenset(st.names) if scope is None else scope & st.names
+
+
+def build(
+    gen: Generator,
+    enc: wire.Encoder,
+    proxy: proxy_mod.Proxy,
+    ctx: context.PushContext,
+    delta: bool,
+    states: dict[str, watch.TypeState],
+    steps: Sequence[Step],
+) -> list[Outgoing]:
+    """The responses for `steps`, in order. Forced EDS follows a Delta CDS response (warming)."""
+    enc.begin(ctx.version)
+    out: list[Outgoing] = []
+    forced_eds: frozenset[str] = frozenset()
+    pending = list(steps)
+    while pending:
+        step = pending.pop(0)
+        st = states.get(step.type_url)
+        if st is None:
+            continue
+        names = _names(st, step.scope)
+        if names is not None and not names and not step.must_respond:
+            continue
+        generated = gen.generate(step.type_url, proxy, ctx, names)
+        items: Sequence[resources.Resource] = generated.resources
+        if names is not None:
+            items = [r for r in items if r.name in names]
+        if delta:
+            forced = forced_eds if step.type_url == resources.TYPE_EDS else frozenset()
+            send, removed = watch.delta_diff(items, st, step.scope, forced)
+            if not send and not removed and not step.must_respond:
+                continue
+            n = nonce()
+            data = wire.delta_response(enc, step.type_url, ctx.version, n, send, removed)
+            out.append(Outgoing(step.type_url, n, ctx.version, data, list(send), removed))
+            if step.type_url == resources.TYPE_CDS and resources.TYPE_EDS in states:
+                eds = states[resources.TYPE_EDS]
+                forced_eds = frozenset(r.name for r in send) & eds.names
+                if forced_eds and not any(s.type_url == resources.TYPE_EDS for s in pending):
+                    pending.insert(0, Step(resources.TYPE_EDS, scope=forced_eds))
+        else:
+            incremental = step.incremental and step.scope is not None
+            if incremental and not items:
+                continue
+            n = nonce()
+            data = wire.sotw_response(enc, step.type_url, ctx.version, n, items)
+            out.append(Outgoing(step.type_url, n, ctx.version, data, list(items), incremental=incremental))
+    return out
+
+
+def commit(st: watch.TypeState, o: Outgoing, delta: bool, now: float) -> None:
+    """Record a response that was written: nonce/version sent and what the proxy now has."""
+    st.nonce_sent, st.version_sent, st.sent_at = o.nonce, o.version, now
+    if delta:
+        watch.commit_delta(st, o.sent, o.removed)
+    else:
+        watch.commit_sotw(st, o.sent, o.incremental)
