@@ -68,7 +68,8 @@ class NamespaceController:
         self._excluded = excluded_namespaces
         self._clock = clock or clock_mod.SystemClock()
         common: dict[str, Any] = {"cluster_id": cluster_id, "resync_period": resync_period, "clock": clock}
-        self._namespaces: inf.Informer[Any] = inf.Informer(client, Namespace, **common)
+        # namespace="" (not None): Namespace is cluster-scoped, the informer's None means "all namespaces"
+        self._namespaces: inf.Informer[Any] = inf.Informer(client, Namespace, namespace="", **common)
         self._configmaps: inf.Informer[Any] = inf.Informer(
             client, ConfigMap, fields={"metadata.name": CONFIGMAP_NAME}, **common
         )

@@ -80,6 +80,7 @@ class WebhookPatcher:
             client,
             MutatingWebhookConfiguration,
             cluster_id=cluster_id,
+            namespace="",  # cluster-scoped; the informer's None means "all namespaces"
             labels={REV_LABEL: self.revision},
             resync_period=resync_period,
             clock=clock,
