@@ -26,6 +26,14 @@ class XdsAuthenticator:
         self._chain = chain
         self.identity_check = identity_check
 
+    async def hook(self, context: grpc.aio.ServicerContext[Any, Any], proxy: proxy_mod.Proxy) -> None:
+        """The ADS server's `auth` hook (server.ads.XdsAuth): aborts the stream with
+        UNAUTHENTICATED or PERMISSION_DENIED and a message naming the reason."""
+        try:
+            await self.authorize_stream(context, proxy)
+        except errors.SecurityError as e:
+            await context.abort(status_code(e), str(e))
+
     async def authorize_stream(
         self, context: grpc.aio.ServicerContext[Any, Any], proxy: proxy_mod.Proxy
     ) -> authenticate.Caller:

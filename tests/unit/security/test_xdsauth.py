@@ -77,3 +77,36 @@ async def test_empty_proxy_fields_are_not_checked_and_check_can_be_off(setup) ->
     assert await auth.authorize(_req(token), _proxy(sa="")) is not None
     off = xdsauth.XdsAuthenticator(auth._chain, identity_check=False)
     assert await off.authorize(_req(token), _proxy(ns="other", sa="x")) is not None
+
+
+class _AbortingContext:
+    """The two ServicerContext methods the hook uses."""
+
+    def __init__(self, md: tuple[tuple[str, str], ...]) -> None:
+        self._md = md
+        self.aborted: tuple[grpc.StatusCode, str] | None = None
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._md
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {}
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.aborted = (code, details)
+        raise RuntimeError("aborted")
+
+
+async def test_hook_aborts_with_status(setup) -> None:  # type: ignore[no-untyped-def]
+    auth, reviewer = setup
+    token = reviewer.issue("sample", "sleep")
+    ok = _AbortingContext((("authorization", f"Bearer {token}"),))
+    await auth.hook(ok, _proxy())  # type: ignore[arg-type]
+    assert ok.aborted is None
+    bad = _AbortingContext((("authorization", f"Bearer {token}"),))
+    with pytest.raises(RuntimeError, match="aborted"):
+        await auth.hook(bad, _proxy(sa="other"))  # type: ignore[arg-type]
+    assert bad.aborted is not None and bad.aborted[0] == grpc.StatusCode.PERMISSION_DENIED
