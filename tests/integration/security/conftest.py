@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -46,7 +47,10 @@ class Cluster:
         res = await self.admin.create(
             ServiceAccountToken(
                 metadata=ObjectMeta(namespace=namespace),
-                spec=TokenRequestSpec(audiences=audiences or ["istio-ca"], expirationSeconds=seconds),
+                spec=TokenRequestSpec(
+                    audiences=(audiences or None) if audiences is not None else ["istio-ca"],
+                    expirationSeconds=seconds,
+                ),
             ),
             name=sa,
             namespace=namespace,
@@ -90,9 +94,29 @@ async def start_cluster(name: str, data_dir: Path) -> Cluster:
     # skipped, not failed, on a branch that does not have the dev cluster yet
     devcluster_app = pytest.importorskip("meshplane.devcluster.app")
     dev = devcluster_app.DevCluster(name=name, data_dir=data_dir, host="127.0.0.1", port=0)
+    security = None
+    if not hasattr(dev, "security"):
+        security = await _plug_security(dev, name, data_dir)
     await dev.start()
+    if security is not None:
+        await security.bootstrap(dev.objects, dev.registry)
+        dev.add_controller("serviceaccounts", security.controllers)
     admin = lightkube.AsyncClient(config=lightkube.KubeConfig.from_dict(dev.kubeconfig_dict()))
     return Cluster(name, dev, admin, data_dir)
+
+
+async def _plug_security(dev: Any, name: str, data_dir: Path) -> Any:
+    """Until DevCluster wires its security parts itself (devcluster-B-to-A.md), plug them in before
+    the first start: TokenRequest/TokenReview, SA-token authentication and RBAC."""
+    pki = pytest.importorskip("meshplane.devcluster.pki")
+    dev_security = pytest.importorskip("meshplane.devcluster.security")
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    keys = await asyncio.to_thread(pki.load_or_create, name, data_dir)
+    sec = dev_security.ClusterSecurity(name, data_dir, dev.clock)
+    await sec.prepare(keys.admin_token, dev.store, dev.objects, dev.registry, keys.ca_cert_pem)
+    dev.authenticator, dev.authorizer, dev.admission = sec.authenticator, sec.authorizer, sec.admission
+    dev.security = sec
+    return sec
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
