@@ -83,7 +83,11 @@ class Cluster:
             except lightkube.ApiError as e:
                 if e.status.code != 409:
                     raise
-        token = await self.token(ns, sa, audiences=[], seconds=3600 * 24)
+        return await self.client_as(ns, sa)
+
+    async def client_as(self, namespace: str, sa: str) -> lightkube.AsyncClient:
+        """A client authenticated as the ServiceAccount (API-audience token)."""
+        token = await self.token(namespace, sa, audiences=[], seconds=3600 * 24)
         cfg = self.dev.kubeconfig_dict()
         for user in cfg["users"]:
             user["user"] = {"token": token}

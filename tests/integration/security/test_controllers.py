@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 
@@ -16,7 +17,9 @@ from lightkube.models.admissionregistration_v1 import (
 )
 from lightkube.models.meta_v1 import LabelSelector, ObjectMeta
 from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
+from lightkube.models.rbac_v1 import PolicyRule, RoleRef, Subject
 from lightkube.resources.core_v1 import ConfigMap, Namespace
+from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 
 from meshplane.model.ids import ClusterId
 from meshplane.runtime import tasks
@@ -208,3 +211,57 @@ async def test_webhook_cabundle_patched_and_repatched(clusters: tuple[Cluster, C
     finally:
         await patcher.stop()
         await tasks.cancel(task)
+
+
+async def test_webhook_patch_retries_fast_then_succeeds_once_allowed(
+    clusters: tuple[Cluster, Cluster],
+) -> None:
+    """Without update rights every patch fails: 5 quick retries (100 ms); once RBAC allows it, the
+    next event patches."""
+    _, c2 = clusters
+    sa, role = unique("patcher"), unique("patcher-role")
+    await c2.service_account("istio-system", sa)
+    read = PolicyRule(
+        apiGroups=["admissionregistration.k8s.io"],
+        resources=["mutatingwebhookconfigurations"],
+        verbs=["get", "list", "watch"],
+    )
+    await c2.admin.create(ClusterRole(metadata=ObjectMeta(name=role), rules=[read]))
+    await c2.admin.create(
+        ClusterRoleBinding(
+            metadata=ObjectMeta(name=role),
+            roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name=role),
+            subjects=[Subject(kind="ServiceAccount", name=sa, namespace="istio-system")],
+        )
+    )
+    client = await c2.client_as("istio-system", sa)
+    name = unique("istio-sidecar-injector-rbac")
+    await c2.admin.create(_mwc(name, "rbac"))
+    patcher = webhookpatch.WebhookPatcher(client, ClusterId("cluster2"), "rbac", ROOT_A)
+    task = tasks.guarded(patcher.run(), "webhookpatch-rbac")
+    enc_a = base64.b64encode(ROOT_A.encode()).decode()
+    try:
+        started = asyncio.get_running_loop().time()
+        await wait_for(
+            lambda: patcher._queue.failures(name) >= webhookpatch.FAST_RETRIES + 1, 3, message="retries"
+        )
+        assert asyncio.get_running_loop().time() - started < 2.5, "the first retries are 100 ms apart"
+        assert patcher.patches == 0
+        write = PolicyRule(
+            apiGroups=["admissionregistration.k8s.io"],
+            resources=["mutatingwebhookconfigurations"],
+            verbs=["update"],
+        )
+        await c2.admin.patch(ClusterRole, role, {"rules": [read.to_dict(), write.to_dict()]})
+        await c2.admin.patch(MutatingWebhookConfiguration, name, {"metadata": {"labels": {"touch": "1"}}})
+
+        async def patched() -> bool:
+            b = await _bundles(c2.admin, name)
+            return b["rev.namespace.sidecar-injector.istio.io"] == enc_a
+
+        await wait_for(patched, 5, message="patched once allowed")
+        assert patcher._queue.failures(name) == 0
+    finally:
+        await patcher.stop()
+        await tasks.cancel(task)
+        await client.close()
