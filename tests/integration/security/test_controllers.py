@@ -16,8 +16,8 @@ from lightkube.models.admissionregistration_v1 import (
     WebhookClientConfig,
 )
 from lightkube.models.meta_v1 import LabelSelector, ObjectMeta
-from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
 from lightkube.models.rbac_v1 import PolicyRule, RoleRef, Subject
+from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
 from lightkube.resources.core_v1 import ConfigMap, Namespace
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 
