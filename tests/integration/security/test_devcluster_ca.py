@@ -21,7 +21,7 @@ from lightkube.resources.core_v1 import ServiceAccount
 from prometheus_client import CollectorRegistry
 
 from meshplane.model.ids import ClusterId
-from meshplane.security import authenticate, ca, caproto, plane, tokenreview
+from meshplane.security import authenticate, caproto, plane, tokenreview
 from tests.integration.security.conftest import Cluster, unique
 from tests.support import secpki
 
@@ -43,6 +43,8 @@ class Env:
     remotes: authenticate.ReviewerRegistry
     registry: CollectorRegistry
     channel: grpc.aio.Channel
+    fuzz_token: str = ""
+    fuzz_issued_before: float = 0.0
 
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
@@ -148,7 +150,7 @@ async def test_expired_wrong_audience_deleted_sa_and_foreign_identity(env: Env) 
     csr = secpki.csr_pem([spiffe("sample", "sleep")])
     before = env.metric("citadel_server_authentication_failure_count_total")
     # expired: signed with cluster1's own key, exp in the past
-    key = dev_tokens.load_or_create_key(c1.data_dir)
+    key = c1.dev.security.signing_key
     sa = (await c1.admin.get(ServiceAccount, "sleep", namespace="sample")).to_dict()
     expired = key.sign(dev_tokens.bound_claims(sa, ["istio-ca"], 600, time.time() - 3600))
     err = await env.refused(csr, expired, "cluster1")
@@ -208,10 +210,10 @@ def _flip(data: bytes, i: int) -> bytes:
 async def test_fuzz_csr_and_metadata_never_issue(
     env: Env, csr: bytes, cluster: str | None, token_kind: str, garbage: str
 ) -> None:
-    if not hasattr(env, "_fuzz_token"):
-        env._fuzz_token = await env.c1.token("sample", "sleep")  # type: ignore[attr-defined]
-        env._fuzz_before = env.metric("citadel_server_success_cert_issuance_count_total")  # type: ignore[attr-defined]
-    token = {"valid": env._fuzz_token, "none": None, "garbage": garbage}[token_kind]  # type: ignore[attr-defined]
+    if not env.fuzz_token:
+        env.fuzz_token = await env.c1.token("sample", "sleep")
+        env.fuzz_issued_before = env.metric("citadel_server_success_cert_issuance_count_total")
+    token = {"valid": env.fuzz_token, "none": None, "garbage": garbage}[token_kind]
     md = [
         (k, v)
         for k, v in (("authorization", None if token is None else f"Bearer {token}"), ("clusterid", cluster))
@@ -226,11 +228,10 @@ async def test_fuzz_csr_and_metadata_never_issue(
         grpc.StatusCode.INVALID_ARGUMENT,
         grpc.StatusCode.PERMISSION_DENIED,
     ), ei.value
-    assert env.metric("citadel_server_success_cert_issuance_count_total") == env._fuzz_before  # type: ignore[attr-defined]
+    assert env.metric("citadel_server_success_cert_issuance_count_total") == env.fuzz_issued_before
     assert env.metric("meshplane_ca_request_errors_total", reason="internal") == 0
 
 
 async def test_still_serving_after_fuzz(env: Env) -> None:
     token = await env.c1.token("sample", "sleep")
     assert len(await env.call(secpki.csr_pem([spiffe("sample", "sleep")]), token, "cluster1")) == 2
-    _ = ca  # the module under test signs with ca.MeshCA
