@@ -35,7 +35,10 @@ class Istiod:
     mesh: ca.MeshCA = field(
         default_factory=lambda: ca.MeshCA(ca.self_signed_root(), max_ttl=dt.timedelta(days=2))
     )
+    # the local cluster's TokenReview (in-memory by default; a KubeTokenReviewer for a dev cluster)
     reviewer: fakereview.FakeReviewer = field(default_factory=fakereview.FakeReviewer)
+    # remote clusters' TokenReview, as the remote secrets would register them
+    remotes: authenticate.ReviewerRegistry = field(default_factory=authenticate.ReviewerRegistry)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     ads: ads.AdsServer | None = None
     _queue: queue.PushQueue | None = None
@@ -46,9 +49,7 @@ class Istiod:
         return authenticate.Chain(
             [
                 authenticate.ClientCertAuthenticator(self.mesh),
-                authenticate.KubeJwtAuthenticator(
-                    ClusterId(self.cluster_id), self.reviewer, authenticate.ReviewerRegistry()
-                ),
+                authenticate.KubeJwtAuthenticator(ClusterId(self.cluster_id), self.reviewer, self.remotes),
             ]
         )
 
