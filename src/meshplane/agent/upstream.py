@@ -104,7 +104,7 @@ def dial(upstream: Upstream) -> grpc.aio.Channel:
     target = grpc_target(upstream)
     options: list[tuple[str, str | int]] = [
         ("grpc.default_authority", upstream.address),
-        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ("grpc.max_receive_message_length", -1),  # full pushes can be large (the server sends any size)
     ]
     if not upstream.tls:
         return grpc.aio.insecure_channel(target, options=options)

@@ -3,6 +3,8 @@ import datetime as dt
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -128,3 +130,26 @@ async def test_store_wakes_listeners_and_counts_versions(mesh_ca: ca.MeshCA) -> 
     event.clear()
     store.publish(cert)
     assert not event.is_set() and store.version == 2
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.lists(
+        st.one_of(
+            st.text(max_size=200),
+            st.sampled_from(["-----BEGIN CERTIFICATE-----\n", "-----END CERTIFICATE-----\n"]),
+        ),
+        max_size=4,
+    ),
+    keep=st.integers(min_value=0, max_value=2),
+)
+def test_any_ca_answer_gives_a_valid_cert_or_certificate_error(
+    mesh_ca: ca.MeshCA, data: list[str], keep: int
+) -> None:
+    pair, chain = _signed(mesh_ca)
+    answer = chain[:keep] + data
+    try:
+        cert = workloadcert.from_chain(pair.key_pem, answer, ID, time.time())
+    except errors.CertificateError:
+        return
+    assert answer[:2] == chain and cert.identity == ID
