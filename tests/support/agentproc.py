@@ -89,6 +89,20 @@ class AgentProcess:
         return self.proc.returncode or 0
 
 
+def istio_args(kind: str, namespace: str) -> list[str]:
+    """The args Istio's injector gives the istio-proxy container (pilot-agent), `$(POD_NAMESPACE)`
+    already expanded as the kubelet does."""
+    return [
+        "proxy",
+        kind,
+        "--domain",
+        f"{namespace}.svc.cluster.local",
+        "--proxyLogLevel=warning",
+        "--proxyComponentLogLevel=misc:error",
+        "--log_output_level=default:info",
+    ]
+
+
 async def start(
     env: dict[str, str], root: Path, ip: str, status_port: int, kind: str = "sidecar"
 ) -> AgentProcess:
@@ -98,8 +112,7 @@ async def start(
         "-m",
         "meshplane",
         "agent",
-        "proxy",
-        kind,
+        *istio_args(kind, env["POD_NAMESPACE"]),
         "--status-port",
         str(status_port),
         env=env,

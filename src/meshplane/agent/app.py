@@ -20,6 +20,7 @@ In-pod paths (all through runtime.podroot, so a lab pod keeps them under its own
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from dataclasses import dataclass
@@ -115,6 +116,7 @@ class Agent:
         envoy_binary: str,
         status_port: int = STATUS_PORT,
         proxy_log_level: str = "warning",
+        proxy_component_log_level: str = "",
     ) -> None:
         self.cfg = cfg
         self.paths = paths
@@ -146,6 +148,7 @@ class Agent:
                 config_path=paths.bootstrap,
                 binary=envoy_binary,
                 log_level=proxy_log_level,
+                component_log_level=proxy_component_log_level,
                 concurrency=cfg.concurrency,
             ),
             clock=clock,
@@ -222,23 +225,42 @@ class Agent:
                 loop.remove_signal_handler(sig)
 
 
-def run(
-    proxy_type: ProxyType,
-    env: dict[str, str],
-    *,
-    status_port: int = STATUS_PORT,
-    proxy_log_level: str = "warning",
-    envoy_binary: str = "",
-) -> None:
-    """Build the agent from the environment and serve until a signal; ConfigError if env is bad."""
+@dataclass(frozen=True, slots=True)
+class Flags:
+    """pilot-agent's command-line flags that meshplane honours (the injector passes Istio's)."""
+
+    status_port: int = STATUS_PORT
+    proxy_log_level: str = "warning"
+    proxy_component_log_level: str = ""
+    domain: str = ""  # `NS.svc.cluster.local`
+    trust_domain: str = ""
+    concurrency: int | None = None
+    envoy_binary: str = ""
+
+
+def build(proxy_type: ProxyType, env: dict[str, str], flags: Flags) -> Agent:
+    """The agent for this pod's environment and flags; ConfigError names what is wrong."""
     paths = pod_paths()
+    env = dict(env)
+    if flags.trust_domain:
+        env["TRUST_DOMAIN"] = flags.trust_domain
+    if flags.domain:
+        env["DNS_DOMAIN"] = config.dns_domain_from_flag(flags.domain, env.get("POD_NAMESPACE", ""))
     cfg = config.from_env(env, proxy_type, read_pod_labels(paths))
-    agent = Agent(
+    if flags.concurrency is not None:
+        cfg = dataclasses.replace(cfg, concurrency=flags.concurrency)
+    return Agent(
         cfg,
         paths,
         clock=runclock.SystemClock(),
-        envoy_binary=envoy_binary or envoy.binary(),
-        status_port=status_port,
-        proxy_log_level=proxy_log_level,
+        envoy_binary=flags.envoy_binary or envoy.binary(),
+        status_port=flags.status_port,
+        proxy_log_level=flags.proxy_log_level,
+        proxy_component_log_level=flags.proxy_component_log_level,
     )
+
+
+def run(proxy_type: ProxyType, env: dict[str, str], flags: Flags) -> None:
+    """Build the agent and serve until SIGTERM/SIGINT."""
+    agent = build(proxy_type, env, flags)
     asyncio.run(agent.run_until_signal())

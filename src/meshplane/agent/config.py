@@ -53,6 +53,38 @@ def parse_duration(text: str) -> float:
     return total
 
 
+def dns_domain_from_flag(domain: str, namespace: str) -> str:
+    """pilot-agent's `--domain NS.svc.cluster.local` names the pod's search domain; the cluster
+    DNS domain is what follows `NS.svc.`."""
+    d = domain.strip().strip(".")
+    for prefix in (f"{namespace}.svc.", "svc."):
+        if d.startswith(prefix) and len(d) > len(prefix):
+            return d[len(prefix) :]
+    if ".svc." in d:
+        return d.split(".svc.", 1)[1]
+    if not d or any(c.isspace() for c in d):
+        raise errors.ConfigError(f"--domain {domain!r} is not a DNS domain")
+    return d
+
+
+def log_level_from_flag(value: str) -> str:
+    """pilot-agent's `--log_output_level` (`default:info,ads:debug`) as a Python level name."""
+    levels = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING", "error": "ERROR"}
+    levels["fatal"] = levels["none"] = "CRITICAL"
+    chosen = ""
+    for part in value.split(","):
+        scope, sep, level = part.strip().rpartition(":")
+        if not sep:
+            scope, level = "default", part.strip()
+        if level.lower() not in levels:
+            raise errors.ConfigError(f"--log_output_level {value!r}: unknown level {level!r}")
+        if scope == "default" or not chosen:
+            chosen = levels[level.lower()]
+    if not chosen:
+        raise errors.ConfigError(f"--log_output_level {value!r} names no level")
+    return chosen
+
+
 def split_host_port(address: str) -> tuple[str, int]:
     """`host:port` or `[v6]:port`, validated."""
     host, sep, port = address.rpartition(":")

@@ -40,6 +40,7 @@ class EnvoyOptions:
     config_path: Path
     binary: str
     log_level: str = "warning"
+    component_log_level: str = ""  # e.g. `misc:error` (pilot-agent's --proxyComponentLogLevel)
     concurrency: int = 2
     drain_time_s: int = 45
     extra_args: Sequence[str] = field(default_factory=tuple)
@@ -60,6 +61,7 @@ class EnvoyOptions:
             "immediate",
             "--local-address-ip-version",
             "v4",
+            *(["--component-log-level", self.component_log_level] if self.component_log_level else []),
             *self.extra_args,
         ]
 

@@ -147,3 +147,34 @@ def test_any_env_gives_config_or_config_error(extra: dict[str, str]) -> None:
         config.from_env({**BASE, **extra}, ProxyType.SIDECAR)
     except errors.ConfigError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("domain", "ns", "expected"),
+    [
+        ("sample.svc.cluster.local", "sample", "cluster.local"),
+        ("sample.svc.corp.example", "sample", "corp.example"),
+        ("other.svc.cluster.local", "sample", "cluster.local"),
+        ("cluster.local", "sample", "cluster.local"),
+    ],
+)
+def test_dns_domain_from_pilot_agent_flag(domain: str, ns: str, expected: str) -> None:
+    assert config.dns_domain_from_flag(domain, ns) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [
+        ("default:info", "INFO"),
+        ("ads:debug,default:warn", "WARNING"),
+        ("error", "ERROR"),
+        ("ads:debug", "DEBUG"),
+    ],
+)
+def test_log_output_level(value: str, level: str) -> None:
+    assert config.log_level_from_flag(value) == level
+
+
+def test_log_output_level_rejects_unknown() -> None:
+    with pytest.raises(errors.ConfigError, match="unknown level 'loud'"):
+        config.log_level_from_flag("default:loud")
