@@ -163,6 +163,7 @@ class Agent:
             root_cert_path=self.paths.root_cert,
             hosts_path=self.paths.hosts,
             tls=self.cfg.control_plane_tls,
+            server_name=self.cfg.istiod_san,
         )
 
     async def start(self) -> None:

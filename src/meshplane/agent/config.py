@@ -5,7 +5,8 @@ defaults follow SPEC.md §6/§7 (injected env) and Istio's pilot-agent: POD_NAME
 INSTANCE_IP, SERVICE_ACCOUNT, TRUST_DOMAIN, CA_ADDR, PROXY_CONFIG (JSON or YAML ProxyConfig, with
 `proxyMetadata` applied as env overrides), SECRET_TTL, ECC_SIGNATURE_ALGORITHM, ISTIO_META_* and
 ISTIO_METAJSON_* (node metadata, built by bootstrap.metadata_from_env),
-TERMINATION_DRAIN_DURATION_SECONDS, ISTIO_DELTA_XDS (Delta ADS instead of State of the World).
+TERMINATION_DRAIN_DURATION_SECONDS, ISTIO_DELTA_XDS (Delta ADS instead of State of the World),
+ISTIOD_SAN (the name to verify the control plane's certificate against).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ class AgentConfig:
     control_plane_tls: bool
     dns_domain: str
     delta: bool
+    istiod_san: str = ""  # ISTIOD_SAN: verify the control plane as this name (e.g. when dialing an IP)
     # node metadata: ISTIO_META_* without the prefix (plus MESHPLANE_LOCALHOST), ISTIO_METAJSON_* parsed
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
@@ -130,7 +132,8 @@ class AgentConfig:
 
     @property
     def discovery_sni(self) -> str:
-        return split_host_port(self.discovery_address)[0]
+        """The name the control plane's cert must carry: ISTIOD_SAN, else the discovery host."""
+        return self.istiod_san or split_host_port(self.discovery_address)[0]
 
 
 def parse_proxy_config(text: str) -> dict[str, Any]:
@@ -232,5 +235,6 @@ def from_env(
         control_plane_tls=auth_policy == "MUTUAL_TLS",
         dns_domain=env.get("DNS_DOMAIN") or "cluster.local",
         delta=env.get("ISTIO_DELTA_XDS", "").lower() == "true",
+        istiod_san=env.get("ISTIOD_SAN", ""),
         metadata=metadata,
     )

@@ -3,7 +3,7 @@
 Each call reads the token file again (the kubelet rotates the projected token) and sends it as
 `authorization: Bearer <token>` with the pod's cluster in `clusterid` (Istio sends `ClusterID`;
 gRPC metadata keys are lower case on the wire). The server's certificate is verified against the
-mounted root cert, with the discovery host as SNI and verified name.
+mounted root cert, with the discovery host (or ISTIOD_SAN) as SNI and verified name.
 
 Names are looked up first in the pod's hosts file (`/etc/hosts`, resolved through the pod root),
 then by gRPC's own DNS resolver. In a real pod both are the same thing; a lab pod has no network
@@ -36,6 +36,11 @@ class Upstream:
     root_cert_path: Path
     hosts_path: Path
     tls: bool = True
+    server_name: str = ""  # SNI and verified name; default: the address's host
+
+    @property
+    def verified_name(self) -> str:
+        return self.server_name or self.host
 
     @property
     def host(self) -> str:
@@ -103,7 +108,8 @@ def dial(upstream: Upstream) -> grpc.aio.Channel:
     """A new channel to the discovery address (TLS verified against the root cert file)."""
     target = grpc_target(upstream)
     options: list[tuple[str, str | int]] = [
-        ("grpc.default_authority", upstream.address),
+        # gRPC requires the call's authority to match the verified server name
+        ("grpc.default_authority", f"{upstream.verified_name}:{upstream.port}"),
         ("grpc.max_receive_message_length", -1),  # full pushes can be large (the server sends any size)
     ]
     if not upstream.tls:
@@ -114,7 +120,7 @@ def dial(upstream: Upstream) -> grpc.aio.Channel:
         raise errors.CredentialError(f"cannot read root cert {upstream.root_cert_path}: {e.strerror}") from e
     if b"-----BEGIN CERTIFICATE-----" not in root:
         raise errors.CredentialError(f"root cert {upstream.root_cert_path} holds no PEM certificate")
-    options.append(("grpc.ssl_target_name_override", upstream.host))
+    options.append(("grpc.ssl_target_name_override", upstream.verified_name))
     log.debug("dialing discovery %s", kv(address=upstream.address, target=target))
     return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=root), options)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -91,3 +92,14 @@ async def test_missing_token_fails_before_dialing(tmp_path: Path, ca_server: cas
     pair = csr.generate(SLEEP, csr.KeyAlgorithm.ECDSA)
     with pytest.raises(errors.CredentialError, match="istio-token"):
         await certclient.CertClient(_target(root, ca_server.port)).create(pair.csr_pem, 3600)
+
+
+async def test_dialing_an_ip_verifies_istiod_san(tmp_path: Path, ca_server: casrv.CaServer) -> None:
+    root = _pod(tmp_path, ca_server)
+    pair = csr.generate(SLEEP, csr.KeyAlgorithm.ECDSA)
+    by_ip = dataclasses.replace(_target(root, ca_server.port), address=f"127.0.0.1:{ca_server.port}")
+    # the serving cert has no IP SAN for 127.0.0.1: refused unless the expected name is given
+    with pytest.raises(errors.UpstreamError):
+        await certclient.CertClient(by_ip).create(pair.csr_pem, 3600)
+    named = dataclasses.replace(by_ip, server_name="istiod.istio-system.svc")
+    assert len(await certclient.CertClient(named).create(pair.csr_pem, 3600)) == 2

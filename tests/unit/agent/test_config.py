@@ -103,6 +103,16 @@ def test_downward_labels_and_delta() -> None:
     assert not config.from_env(BASE, ProxyType.SIDECAR).delta
 
 
+def test_istiod_san_overrides_the_verified_name() -> None:
+    env = {
+        **BASE,
+        "PROXY_CONFIG": '{"discoveryAddress": "127.0.3.1:15012"}',
+        "ISTIOD_SAN": "istiod.istio-system.svc",
+    }
+    cfg = config.from_env(env, ProxyType.SIDECAR)
+    assert cfg.discovery_sni == "istiod.istio-system.svc"
+
+
 def test_control_plane_auth_none_means_plaintext() -> None:
     env = {
         **BASE,
