@@ -121,6 +121,7 @@ class Aggregate:
             else:
                 self._services.pop(host, None)
         eds_changed: set[ids.Hostname] = set()
+        sa_changed = False
         for host in change.endpoints:
             shards: dict[ids.ClusterId, tuple[ep.Endpoint, ...]] = {}
             for cid, reg in self._registries.items():
@@ -135,7 +136,9 @@ class Aggregate:
             elif old is not None:
                 del self._shards[host]
                 eds_changed.add(host)
-        full = force_full or bool(change.services)
+            if host in eds_changed and _identities(old) != _identities(shards):
+                sa_changed = True  # the SANs clusters verify come from the endpoints' service accounts
+        full = force_full or bool(change.services) or sa_changed
         if full or eds_changed:
             why = reason or ("ServiceUpdate" if change.services else "EndpointUpdate")
             self._push(full, frozenset(eds_changed), why)
@@ -185,3 +188,11 @@ class Aggregate:
                 }
             )
         return out
+
+
+def _identities(shards: Mapping[ids.ClusterId, tuple[ep.Endpoint, ...]] | None) -> frozenset[tuple[str, str]]:
+    if not shards:
+        return frozenset()
+    return frozenset(
+        (e.namespace, e.service_account) for eps in shards.values() for e in eps if e.service_account
+    )

@@ -20,6 +20,7 @@ from meshplane.model import endpoint as ep
 from meshplane.model import ids
 from meshplane.model import service as svc_model
 from meshplane.registry import convert
+from meshplane.registry import metrics as metrics_mod
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import tasks
 from meshplane.runtime.logging import kv
@@ -53,8 +54,10 @@ class ClusterRegistry:
         domain: str = ids.DEFAULT_DOMAIN,
         resync_period: float = 300.0,
         clock: clock_mod.Clock | None = None,
+        metrics: metrics_mod.RegistryMetrics | None = None,
     ) -> None:
         self.cluster_id = cluster_id
+        self._metrics = metrics
         self.client = client
         self._on_change = on_change
         self._configured_network = network
@@ -80,11 +83,14 @@ class ClusterRegistry:
             self.service_informer,
             self.slice_informer,
         ]
-        self.service_informer.add_handler(self._service_event)
-        self.slice_informer.add_handler(self._slice_event)
-        self.pod_informer.add_handler(self._pod_event)
-        self.node_informer.add_handler(self._node_event)
-        self.namespace_informer.add_handler(self._namespace_event)
+        for informer, handler in (
+            (self.service_informer, self._service_event),
+            (self.slice_informer, self._slice_event),
+            (self.pod_informer, self._pod_event),
+            (self.node_informer, self._node_event),
+            (self.namespace_informer, self._namespace_event),
+        ):
+            informer.add_handler(self._counted(informer.kind, handler))
         self._group = tasks.TaskGroup(f"registry/{cluster_id}")
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -113,6 +119,23 @@ class ClusterRegistry:
         return self._ns_network or self._configured_network
 
     # --- event handlers --------------------------------------------------------------------------
+
+    def _counted(self, kind: str, handler: inf.Handler) -> inf.Handler:
+        """pilot_k8s_reg_events{cluster,type,event}, then the handler."""
+        if self._metrics is None:
+            return handler
+        counter = self._metrics.k8s_reg_events
+        names = {
+            inf.EventType.ADDED: "add",
+            inf.EventType.MODIFIED: "update",
+            inf.EventType.DELETED: "delete",
+        }
+
+        def counted(event: inf.Event[Any]) -> None:
+            counter.labels(self.cluster_id, kind, names[event.type]).inc()
+            handler(event)
+
+        return counted
 
     def _emit(self, change: Change) -> None:
         if change:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -37,7 +36,7 @@ def clusters() -> Iterator[tuple[ThreadedCluster, ThreadedCluster]]:
 async def ensure_ns(client: Any, name: str) -> None:
     try:
         await client.create(core_v1.Namespace(metadata=ObjectMeta(name=name)))
-    except Exception:  # noqa: BLE001 - already there
+    except Exception:
         pass
 
 
@@ -63,7 +62,7 @@ async def set_slice(client: Any, ns: str, name: str, ips: list[str], ready: bool
         existing = await client.get(discovery_v1.EndpointSlice, f"{name}-x", namespace=ns)
         sl.metadata.resourceVersion = existing.metadata.resourceVersion
         await client.replace(sl)
-    except Exception:  # noqa: BLE001 - not there yet
+    except Exception:
         await client.create(sl)
 
 

@@ -131,3 +131,13 @@ def test_cluster_local_hosts_are_flagged() -> None:
     ctx = Snap(agg)
     assert ctx.services[H].cluster_local and not ctx.services[ISTIOD].cluster_local
     assert pushes[-1].full
+
+
+def test_new_service_account_behind_a_host_forces_a_full_push() -> None:
+    agg, pushes, _, v2 = setup()
+    pushes.clear()
+    v2.endpoints[H] = (
+        ep.Endpoint(address="127.0.2.5", ports={"http": 5000}, cluster_id=C2, service_account="new-sa"),
+    )
+    agg.on_change(v2, cluster.Change(endpoints={H}))  # type: ignore[arg-type]
+    assert pushes[-1].full
