@@ -148,6 +148,12 @@ class Multicluster:
         remote = self._remotes.get(ids.ClusterId(cluster_id))
         return remote.client if remote else None
 
+    def registry_of(self, cluster_id: str) -> cluster_mod.ClusterRegistry | None:
+        if cluster_id == self.local_id:
+            return self.local_registry
+        remote = self._remotes.get(ids.ClusterId(cluster_id))
+        return remote.registry if remote else None
+
     def remote_ids(self) -> list[ids.ClusterId]:
         return list(self._remotes)
 

@@ -21,9 +21,9 @@ NS = "istio-system"
 
 
 @pytest.fixture(scope="module")
-def clusters() -> Iterator[tuple[ThreadedCluster, ThreadedCluster]]:
-    a = ThreadedCluster("cluster1").start()
-    b = ThreadedCluster("cluster2").start()
+def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ThreadedCluster, ThreadedCluster]]:
+    a = ThreadedCluster("cluster1", data_dir=tmp_path_factory.mktemp("cluster1")).start()
+    b = ThreadedCluster("cluster2", data_dir=tmp_path_factory.mktemp("cluster2")).start()
     yield a, b
     a.close()
     b.close()
@@ -55,7 +55,9 @@ async def set_slice(
         metadata=ObjectMeta(name=f"{name}-x", namespace=ns, labels={"kubernetes.io/service-name": name}),
         ports=[d.EndpointPort(name="http", port=port)],
         endpoints=[
-            d.Endpoint(addresses=[ip], conditions=d.EndpointConditions(ready=r, serving=r or t, terminating=t))
+            d.Endpoint(
+                addresses=[ip], conditions=d.EndpointConditions(ready=r, serving=r or t, terminating=t)
+            )
             for ip, r, t in eps
         ],
     )

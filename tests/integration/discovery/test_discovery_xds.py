@@ -16,9 +16,7 @@ from tests.support.wait import wait_for
 def eds_addresses(any_msg: object) -> set[str]:
     cla = endpoint_pb2.ClusterLoadAssignment()
     any_msg.Unpack(cla)  # type: ignore[attr-defined]
-    return {
-        lb.endpoint.address.socket_address.address for loc in cla.endpoints for lb in loc.lb_endpoints
-    }
+    return {lb.endpoint.address.socket_address.address for loc in cla.endpoints for lb in loc.lb_endpoints}
 
 
 async def get_json(url: str) -> object:
@@ -38,10 +36,14 @@ async def test_endpoints_of_both_clusters_and_debug_pages(
     await set_slice(w2, ns, "helloworld", [("127.0.2.5", True, False)])
     await w1.create(remote_secret(c2))
     cluster = f"outbound|5000||helloworld.{ns}.svc.cluster.local"
-    node = xdsclient.make_node(xdsclient.sidecar_node_id("sleep-1", ns, "127.0.1.9"), {"CLUSTER_ID": "cluster1"})
+    node = xdsclient.make_node(
+        xdsclient.sidecar_node_id("sleep-1", ns, "127.0.1.9"), {"CLUSTER_ID": "cluster1"}
+    )
     base = f"http://127.0.0.1:{discovery.ports.monitoring}"
     for delta in (False, True):
-        async with xdsclient.XdsClient(f"127.0.0.1:{discovery.ports.xds_plaintext}", node, delta=delta) as client:
+        async with xdsclient.XdsClient(
+            f"127.0.0.1:{discovery.ports.xds_plaintext}", node, delta=delta
+        ) as client:
             await client.subscribe(resources.TYPE_CDS)
             await client.wait_resource(resources.TYPE_CDS, cluster)
             await client.subscribe(resources.TYPE_EDS, [cluster])
@@ -64,7 +66,10 @@ async def test_endpoints_of_both_clusters_and_debug_pages(
     async with aiohttp.ClientSession() as s, s.get(base + "/metrics") as r:
         text = await r.text()
     assert 'pilot_k8s_reg_events{cluster="cluster2",event="add",type="EndpointSlice"}' in text
-    assert 'istiod_remote_cluster_sync_status{cluster="cluster2",cluster_type="remote",status="synced"} 1.0' in text
+    assert (
+        'istiod_remote_cluster_sync_status{cluster="cluster2",cluster_type="remote",status="synced"} 1.0'
+        in text
+    )
     assert "pilot_xds_pushes" in text
     await w1.close()
     await w2.close()
