@@ -89,7 +89,7 @@ async def test_sidecars_in_both_clusters_follow_the_mesh(
 
         await wait_for(lambda: hosts_are({a("v1"): "HEALTHY", a("v2"): "HEALTHY"}), 20, what="both clusters")
         for lh, envoy in sidecars:
-            await wait_for(lambda e=envoy, l=lh: _has_listener(e, f"{l}_15001"), 10, what="outbound listener")
+            await wait_for(lambda e=envoy, x=lh: _has_listener(e, f"{x}_15001"), 10, what="outbound listener")
             assert await names_seen(lh, host, 20) == {"v1", "v2"}
         cds_before = [await e.stat("cluster_manager.cds.update_success") for _, e in sidecars]
 
