@@ -71,6 +71,40 @@ async def test_not_ready_without_config_and_clean_sigterm(tmp_path: Path, ca_ser
     assert token not in log
 
 
+async def test_envoy_does_not_outlive_a_killed_agent(tmp_path: Path, ca_server: casrv.CaServer) -> None:
+    ip = staticenvoy.loopback_host()
+    root = labpod.write(
+        tmp_path / "pod",
+        token=ca_server.reviewer.issue("sample", "sleep"),
+        root_pem=ca_server.mesh.root_pem,
+        hosts={"istiod.istio-system.svc": "127.0.0.1"},
+    )
+    env = agentproc.pod_env(
+        root,
+        pod="sleep-1",
+        namespace="sample",
+        sa="sleep",
+        ip=ip,
+        discovery=f"istiod.istio-system.svc:{ca_server.port}",
+    )
+    agent = await agentproc.start(env, root, ip, 15021)
+    try:
+        envoy_pid = await wait_for(lambda: _envoy_pid(agent.proc.pid), 20, message="envoy child")
+        os.kill(agent.proc.pid, signal.SIGKILL)
+        await agent.proc.wait()
+        await wait_for(lambda: not _alive(envoy_pid), 10, message="envoy gone with its agent")
+    finally:
+        await agent.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 async def test_bad_env_exits_with_a_named_error(tmp_path: Path) -> None:
     ip = staticenvoy.loopback_host()
     root = tmp_path / "pod"
@@ -102,6 +136,3 @@ def _envoy_pid(parent: int) -> int | None:
         if int(fields[1]) == parent and "envoy" in stat.split("(", 1)[1].split(")", 1)[0]:
             return int(entry.name)
     return None
-
-
-del signal
