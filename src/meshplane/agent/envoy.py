@@ -4,6 +4,10 @@ Several Envoys share one machine (lab pods, tests), so each runs with `--disable
 (no shared memory, no base id) and its own admin socket from the bootstrap. Envoy's output goes
 to the agent's own stdout/stderr, as with Istio's pilot-agent. A run that lasted a while resets
 the backoff, so a crash loop slows down but an occasional crash restarts quickly.
+
+If the agent itself is killed (SIGKILL, no chance to stop Envoy), Envoy must not outlive it: it is
+started through util-linux `setpriv --pdeathsig TERM` (same PID after exec) when that exists, so
+the kernel sends it SIGTERM when the agent dies.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +52,7 @@ class EnvoyOptions:
 
     def argv(self) -> list[str]:
         return [
+            *_die_with_parent(),
             self.binary,
             "-c",
             str(self.config_path),
@@ -64,6 +70,11 @@ class EnvoyOptions:
             *(["--component-log-level", self.component_log_level] if self.component_log_level else []),
             *self.extra_args,
         ]
+
+
+def _die_with_parent() -> list[str]:
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
 class Supervisor:

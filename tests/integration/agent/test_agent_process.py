@@ -49,8 +49,11 @@ async def test_not_ready_without_config_and_clean_sigterm(tmp_path: Path, ca_ser
         # the certificate is fetched with the pod's token even before Envoy has any config
         await wait_for(lambda: ca_server.issued() >= 1, 20, message="certificate issued")
         status, body = await wait_for(lambda: _answered(agent), 20, message="readiness answers")
+        assert status == 503, body
+        # once Envoy's admin answers, the reason is its state or the missing config, never ready
+        status, body = await wait_for(lambda: _envoy_answered(agent), 20, message="envoy admin up")
         assert status == 503
-        assert "config not received" in body or "PRE_INITIALIZING" in body or "INITIALIZING" in body
+        assert "config not received" in body or "INITIALIZING" in body, body
         boot = json.loads((root / "etc/istio/proxy/envoy-rev.json").read_text())
         meta = boot["node"]["metadata"]
         assert boot["node"]["id"] == f"sidecar~{ip}~sleep-1.sample~sample.svc.cluster.local"
@@ -69,6 +72,40 @@ async def test_not_ready_without_config_and_clean_sigterm(tmp_path: Path, ca_ser
     assert "envoy stopped" in log and "agent stopped" in log
     token = (root / "var/run/secrets/tokens/istio-token").read_text()
     assert token not in log
+
+
+async def test_envoy_does_not_outlive_a_killed_agent(tmp_path: Path, ca_server: casrv.CaServer) -> None:
+    ip = staticenvoy.loopback_host()
+    root = labpod.write(
+        tmp_path / "pod",
+        token=ca_server.reviewer.issue("sample", "sleep"),
+        root_pem=ca_server.mesh.root_pem,
+        hosts={"istiod.istio-system.svc": "127.0.0.1"},
+    )
+    env = agentproc.pod_env(
+        root,
+        pod="sleep-1",
+        namespace="sample",
+        sa="sleep",
+        ip=ip,
+        discovery=f"istiod.istio-system.svc:{ca_server.port}",
+    )
+    agent = await agentproc.start(env, root, ip, 15021)
+    try:
+        envoy_pid = await wait_for(lambda: _envoy_pid(agent.proc.pid), 20, message="envoy child")
+        os.kill(agent.proc.pid, signal.SIGKILL)
+        await agent.proc.wait()
+        await wait_for(lambda: not _alive(envoy_pid), 10, message="envoy gone with its agent")
+    finally:
+        await agent.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def test_bad_env_exits_with_a_named_error(tmp_path: Path) -> None:
@@ -90,6 +127,11 @@ async def _answered(agent: agentproc.AgentProcess) -> tuple[int, str] | None:
     return (status, body) if status else None
 
 
+async def _envoy_answered(agent: agentproc.AgentProcess) -> tuple[int, str] | None:
+    status, body = await agent.ready()
+    return (status, body) if status and "admin unreachable" not in body else None
+
+
 def _envoy_pid(parent: int) -> int | None:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -102,6 +144,3 @@ def _envoy_pid(parent: int) -> int | None:
         if int(fields[1]) == parent and "envoy" in stat.split("(", 1)[1].split(")", 1)[0]:
             return int(entry.name)
     return None
-
-
-del signal
