@@ -34,7 +34,9 @@ def version() -> None:
 def _register() -> None:
     # Command groups are imported here so that importing meshplane.cli.main stays cheap.
     # One line per group: `from meshplane.cli import X` then `app.add_typer(X.app, name=...)`.
-    return
+    from meshplane.cli import eastwest
+
+    eastwest.register(app)
 
 
 def main() -> None:
