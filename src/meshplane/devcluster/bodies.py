@@ -1,0 +1,170 @@
+"""Request bodies: size limit, media types, JSON/YAML decoding with duplicate-field detection."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from meshplane.devcluster import errors, k8sproto
+
+Obj = dict[str, Any]
+
+MAX_BODY = 3 * 1024 * 1024  # Kubernetes' limit for a request body
+
+JSON = "application/json"
+YAML = "application/yaml"
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+PATCH_TYPES = (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
+_OBJECT_TYPES = (JSON, YAML, "application/x-yaml", "text/yaml", k8sproto.MEDIA_TYPE)
+
+_YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(slots=True)
+class Decoded:
+    value: Any
+    media_type: str
+    duplicates: list[str] = field(default_factory=list)  # dotted paths of duplicate JSON fields
+
+
+def media_type(request: web.BaseRequest) -> str:
+    raw = request.headers.get("Content-Type", "")
+    return raw.split(";", 1)[0].strip().lower()
+
+
+async def read_limited(request: web.BaseRequest) -> bytes:
+    """The whole body, or 413 once it exceeds 3 MiB (checked before and while reading)."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY:
+        raise errors.ApiError(413, f"Request entity too large: limit is {MAX_BODY}")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise errors.ApiError(413, f"Request entity too large: limit is {MAX_BODY}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _pairs_hook(dups: list[str]) -> Any:
+    def hook(pairs: list[tuple[str, Any]]) -> Obj:
+        out: Obj = {}
+        for k, v in pairs:
+            if k in out:
+                dups.append(k)
+            out[k] = v
+        return out
+
+    return hook
+
+
+def decode_json(raw: bytes) -> tuple[Any, list[str]]:
+    dups: list[str] = []
+    try:
+        text = raw.decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_pairs_hook(dups))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise errors.bad_request(f"the body of the request could not be decoded as JSON: {e}") from e
+    return value, dups
+
+
+def decode_yaml(raw: bytes) -> Any:
+    try:
+        docs = list(yaml.load_all(raw.decode("utf-8"), Loader=_YamlLoader))
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError, ValueError) as e:
+        raise errors.bad_request(f"the body of the request could not be decoded as YAML: {e}") from e
+    docs = [d for d in docs if d is not None]
+    if len(docs) != 1:
+        raise errors.bad_request(f"the body must hold exactly one YAML document, found {len(docs)}")
+    return _plain(docs[0])
+
+
+def _plain(value: Any) -> Any:
+    """YAML may produce dates, sets and non-string keys; the API speaks JSON only."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+async def read_object(request: web.BaseRequest) -> Decoded:
+    """A create/update body: a JSON or YAML object."""
+    mt = media_type(request) or JSON
+    if mt not in _OBJECT_TYPES:
+        raise errors.ApiError(
+            415,
+            f'the body of the request was in an unknown format ("{mt}") - accepted media types include: '
+            "application/json, application/yaml, application/vnd.kubernetes.protobuf",
+        )
+    raw = await read_limited(request)
+    if not raw.strip():
+        raise errors.bad_request("the body of the request is empty")
+    if mt == k8sproto.MEDIA_TYPE:
+        value, dups = k8sproto.decode(raw), []
+    elif mt == JSON:
+        value, dups = decode_json(raw)
+    else:
+        value, dups = decode_yaml(raw), []
+    if not isinstance(value, dict):
+        raise errors.bad_request(f"the body of the request must be an object, not {type(value).__name__}")
+    return Decoded(value, mt, dups)
+
+
+async def read_patch(request: web.BaseRequest) -> Decoded:
+    mt = media_type(request)
+    if mt not in PATCH_TYPES:
+        raise errors.ApiError(
+            415,
+            f'the body of the request was in an unknown format ("{mt}") - accepted media types include: '
+            + ", ".join(PATCH_TYPES),
+        )
+    raw = await read_limited(request)
+    if not raw.strip():
+        raise errors.bad_request("the body of the patch request is empty")
+    dups: list[str] = []
+    if mt == APPLY_PATCH:
+        value = decode_yaml(raw)
+    else:
+        value, dups = decode_json(raw)
+    if mt == JSON_PATCH and not isinstance(value, list):
+        raise errors.bad_request("a JSON patch must be a list of operations")
+    if mt != JSON_PATCH and not isinstance(value, dict):
+        raise errors.bad_request(f"a {mt} patch must be an object")
+    return Decoded(value, mt, dups)
+
+
+async def read_optional_object(request: web.BaseRequest) -> Obj | None:
+    """DeleteOptions and the like: an optional JSON/YAML object body."""
+    if not request.can_read_body:
+        return None
+    raw = await read_limited(request)
+    if not raw.strip():
+        return None
+    mt = media_type(request) or JSON
+    if mt == k8sproto.MEDIA_TYPE:
+        value: Any = k8sproto.decode(raw)
+    elif mt in _OBJECT_TYPES[1:]:
+        value = decode_yaml(raw)
+    else:
+        value = decode_json(raw)[0]
+    if not isinstance(value, dict):
+        raise errors.bad_request("the body of the request must be an object")
+    return value
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()

@@ -1,0 +1,221 @@
+"""Per-kind defaulting, as Kubernetes' scheme defaults and registry strategies do it."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from meshplane.devcluster import errors
+
+Obj = dict[str, Any]
+
+
+class ServiceIPs:
+    """Allocates ClusterIPs from the service range; the first host address is the API server's."""
+
+    def __init__(self, cidr: str) -> None:
+        try:
+            self.network = ipaddress.ip_network(cidr)
+        except ValueError as e:
+            raise ValueError(f"invalid service CIDR {cidr!r}: {e}") from e
+        if self.network.num_addresses < 4:
+            raise ValueError(f"service CIDR {cidr!r} is too small")
+        self._reserved: set[str] = set()
+
+    @property
+    def api_ip(self) -> str:
+        return str(self.network.network_address + 1)
+
+    def allocate(self, used: Iterable[str]) -> str:
+        taken = set(used) | self._reserved
+        for host in self.network.hosts():
+            ip = str(host)
+            if ip not in taken:
+                self._reserved.add(ip)
+                return ip
+        raise errors.ApiError(500, f"no ClusterIP left in {self.network}", "InternalError")
+
+    def reserve(self, ip: str, used: Iterable[str], name: str) -> None:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError as e:
+            raise errors.invalid(
+                "Service",
+                "",
+                name,
+                [
+                    (
+                        "FieldValueInvalid",
+                        "spec.clusterIPs[0]",
+                        f'Invalid value: "{ip}": must be a valid IP address',
+                    )
+                ],
+            ) from e
+        if addr not in self.network:
+            raise errors.invalid(
+                "Service",
+                "",
+                name,
+                [
+                    (
+                        "FieldValueInvalid",
+                        "spec.clusterIPs",
+                        f'Invalid value: ["{ip}"]: failed to allocate IP {ip}: the provided IP ({ip}) '
+                        f"is not in the valid range. The range of valid IPs is {self.network}",
+                    )
+                ],
+            )
+        if ip in set(used) or ip in self._reserved:
+            raise errors.invalid(
+                "Service",
+                "",
+                name,
+                [
+                    (
+                        "FieldValueInvalid",
+                        "spec.clusterIPs",
+                        f'Invalid value: ["{ip}"]: failed to allocate IP {ip}: '
+                        "provided IP is already allocated",
+                    )
+                ],
+            )
+        self._reserved.add(ip)
+
+    def release(self, ip: str) -> None:
+        self._reserved.discard(ip)
+
+
+def service(obj: Obj, old: Obj | None) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    if spec["type"] != "ExternalName":
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+    if spec["type"] in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            if "targetPort" not in port and "port" in port:
+                port["targetPort"] = port["port"]
+    if old is not None:
+        ospec = old.get("spec") or {}
+        if not spec.get("clusterIP") and ospec.get("clusterIP"):
+            spec["clusterIP"] = ospec["clusterIP"]
+            spec["clusterIPs"] = ospec.get("clusterIPs") or [ospec["clusterIP"]]
+    obj.setdefault("status", {}).setdefault("loadBalancer", {})
+
+
+def pod(obj: Obj) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("securityContext", {})
+    for group in ("containers", "initContainers"):
+        for c in spec.get(group) or []:
+            if not isinstance(c, dict):
+                continue
+            image = str(c.get("image", ""))
+            latest = ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")
+            c.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+            c.setdefault("resources", {})
+            for p in c.get("ports") or []:
+                if isinstance(p, dict):
+                    p.setdefault("protocol", "TCP")
+    status = obj.setdefault("status", {})
+    status.setdefault("phase", "Pending")
+    status.setdefault("qosClass", "BestEffort")
+
+
+def deployment(obj: Obj) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    strategy = spec.setdefault("strategy", {"type": "RollingUpdate"})
+    if strategy.get("type", "RollingUpdate") == "RollingUpdate":
+        strategy.setdefault("type", "RollingUpdate")
+        strategy.setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
+    template = spec.get("template")
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        pod(template)
+        template.pop("status", None)
+    obj.setdefault("status", {})
+
+
+def replicaset(obj: Obj) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    template = spec.get("template")
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        pod(template)
+        template.pop("status", None)
+    obj.setdefault("status", {"replicas": 0})
+
+
+def namespace(obj: Obj) -> None:
+    obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+    obj.setdefault("status", {}).setdefault("phase", "Active")
+    labels = obj["metadata"].setdefault("labels", {})
+    labels["kubernetes.io/metadata.name"] = obj["metadata"].get("name", "")
+
+
+def secret(obj: Obj) -> None:
+    obj.setdefault("type", "Opaque")
+
+
+def crd(obj: Obj) -> None:
+    spec = obj.get("spec") or {}
+    names = spec.get("names") or {}
+    status = obj.setdefault("status", {})
+    accepted = dict(names)
+    if "singular" not in accepted and "kind" in names:
+        accepted["singular"] = str(names["kind"]).lower()
+    if "listKind" not in accepted and "kind" in names:
+        accepted["listKind"] = f"{names['kind']}List"
+    status["acceptedNames"] = accepted
+    status["storedVersions"] = [v.get("name") for v in spec.get("versions") or [] if v.get("storage")]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status["conditions"] = [
+        {
+            "type": "NamesAccepted",
+            "status": "True",
+            "reason": "NoConflicts",
+            "message": "no conflicts found",
+            "lastTransitionTime": now,
+        },
+        {
+            "type": "Established",
+            "status": "True",
+            "reason": "InitialNamesAccepted",
+            "message": "the initial names have been accepted",
+            "lastTransitionTime": now,
+        },
+    ]
+
+
+def apply(plural: str, group: str, obj: Obj, old: Obj | None) -> None:
+    """Fill defaults for a create (old None) or an update."""
+    if group == "":
+        if plural == "services":
+            service(obj, old)
+        elif plural == "pods":
+            pod(obj)
+        elif plural == "namespaces":
+            namespace(obj)
+        elif plural == "secrets":
+            secret(obj)
+    elif group == "apps" and plural == "deployments":
+        deployment(obj)
+    elif group == "apps" and plural == "replicasets":
+        replicaset(obj)
+    elif group == "apiextensions.k8s.io" and old is None:
+        crd(obj)
