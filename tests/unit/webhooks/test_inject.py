@@ -200,8 +200,9 @@ def test_settings_from_the_installer_values() -> None:
         [
             (
                 "c1.yaml",
-                "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  values:\n    global:\n"
-                "      meshID: mesh1\n      multiCluster:\n        clusterName: cluster1\n      network: network1\n",
+                "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  values:\n"
+                "    global:\n      meshID: mesh1\n      multiCluster:\n        clusterName: cluster1\n"
+                "      network: network1\n",
             )
         ]
     )
