@@ -34,10 +34,12 @@ def version() -> None:
 def _register() -> None:
     # Command groups are imported here so that importing meshplane.cli.main stays cheap.
     # One line per group: `from meshplane.cli import X` then `app.add_typer(X.app, name=...)`.
-    from meshplane.cli import devcluster, eastwest
+    from meshplane.cli import devcluster, eastwest, install, remote_secret
 
     app.add_typer(devcluster.app, name="devcluster")
     eastwest.register(app)
+    install.register(app)
+    remote_secret.register(app)
 
 
 def main() -> None:
