@@ -34,9 +34,10 @@ def version() -> None:
 def _register() -> None:
     # Command groups are imported here so that importing meshplane.cli.main stays cheap.
     # One line per group: `from meshplane.cli import X` then `app.add_typer(X.app, name=...)`.
-    from meshplane.cli import devcluster, eastwest, install, remote_secret
+    from meshplane.cli import demo, devcluster, eastwest, install, remote_secret
 
     app.add_typer(devcluster.app, name="devcluster")
+    app.command(name="demo")(demo.demo)
     eastwest.register(app)
     install.register(app)
     remote_secret.register(app)

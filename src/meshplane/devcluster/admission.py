@@ -95,14 +95,33 @@ def _labels(obj: Obj | None) -> Mapping[str, str]:
     return labels if isinstance(labels, dict) else {}
 
 
+def _well_formed(sel: Any) -> bool:
+    if not isinstance(sel, dict):
+        return False
+    match = sel.get("matchLabels") or {}
+    if not isinstance(match, dict) or not all(isinstance(v, str) for v in match.values()):
+        return False
+    exprs = sel.get("matchExpressions") or []
+    return isinstance(exprs, list) and all(
+        isinstance(e, dict)
+        and isinstance(e.get("key"), str)
+        and isinstance(e.get("operator"), str)
+        and isinstance(e.get("values") or [], list)
+        and all(isinstance(v, str) for v in e.get("values") or [])
+        for e in exprs
+    )
+
+
 def _selector_matches(sel: Any, labels: Mapping[str, str]) -> bool:
-    parsed = selectors.label_selector_from_object(sel if isinstance(sel, dict) else {})
-    return selectors.labels_match(parsed, labels)
+    if not _well_formed(sel):
+        raise errors.bad_request(f"invalid label selector: {sel!r}")
+    return selectors.labels_match(selectors.label_selector_from_object(sel), labels)
 
 
 def should_call(hook: Hook, req: seams.AdmissionRequest, reader: webhookclient.Reader) -> bool:
     """Rules, then namespaceSelector (namespace labels), then objectSelector (new or old object)."""
-    if not any(rule_matches(r, req) for r in hook.spec.get("rules") or []):
+    rules = hook.spec.get("rules")
+    if not isinstance(rules, list) or not any(rule_matches(r, req) for r in rules):
         return False
     ns_sel = hook.spec.get("namespaceSelector")
     is_ns = req.resource == "namespaces" and req.api_group == ""
@@ -278,9 +297,11 @@ class Admission:
                 f"admission webhook {json.dumps(hook.name)} does not support dry run", 400
             )
         uid = str(uuid.uuid4())
+        cc = hook.spec.get("clientConfig")
+        cc = cc if isinstance(cc, dict) else {}
         try:
-            tgt = webhookclient.target(hook.spec.get("clientConfig") or {}, hook.timeout_seconds)
-            ctx = webhookclient.ssl_context((hook.spec.get("clientConfig") or {}).get("caBundle"))
+            tgt = webhookclient.target(cc, hook.timeout_seconds)
+            ctx = webhookclient.ssl_context(cc.get("caBundle"))
             body = json.dumps(review_request(req, uid)).encode()
             raw = await webhookclient.post(self._reader, tgt, ctx, body, hook.timeout_seconds)
             resp = parse_response(raw, uid, mutating)

@@ -69,13 +69,18 @@ def _pairs_hook(dups: list[str]) -> Any:
     return hook
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def decode_json(raw: bytes) -> tuple[Any, list[str]]:
     dups: list[str] = []
     try:
         text = raw.decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_pairs_hook(dups))
+        value = json.loads(text, object_pairs_hook=_pairs_hook(dups), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise errors.bad_request(f"the body of the request could not be decoded as JSON: {e}") from e
+    check_depth(value)
     return value, dups
 
 
@@ -90,15 +95,43 @@ def decode_yaml(raw: bytes) -> Any:
     return _plain(docs[0])
 
 
+MAX_DEPTH = 100  # deeper documents are refused (the API server bounds nesting too)
+MAX_NODES = 1_000_000  # YAML aliases can expand a small body enormously
+
+
 def _plain(value: Any) -> Any:
-    """YAML may produce dates, sets and non-string keys; the API speaks JSON only."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
+    """YAML may produce dates, sets, non-string keys and shared (aliased) nodes; the API speaks
+    plain JSON, so convert, bounding the expansion."""
+    budget = [MAX_NODES]
+
+    def conv(v: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise errors.bad_request("the YAML document expands to too many nodes")
+        if depth > MAX_DEPTH:
+            raise errors.bad_request(f"the body is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(v, dict):
+            return {str(k): conv(x, depth + 1) for k, x in v.items()}
+        if isinstance(v, list):
+            return [conv(x, depth + 1) for x in v]
+        if isinstance(v, (str, int, float, bool)) or v is None:
+            return v
+        return str(v)
+
+    return conv(value, 0)
+
+
+def check_depth(value: Any) -> None:
+    """400 for JSON nested deeper than MAX_DEPTH (checked without recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise errors.bad_request(f"the body is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
 
 
 async def read_object(request: web.BaseRequest) -> Decoded:
@@ -113,12 +146,13 @@ async def read_object(request: web.BaseRequest) -> Decoded:
     raw = await read_limited(request)
     if not raw.strip():
         raise errors.bad_request("the body of the request is empty")
+    dups: list[str] = []
     if mt == k8sproto.MEDIA_TYPE:
-        value, dups = k8sproto.decode(raw), []
+        value: Any = k8sproto.decode(raw)
     elif mt == JSON:
         value, dups = decode_json(raw)
     else:
-        value, dups = decode_yaml(raw), []
+        value = decode_yaml(raw)
     if not isinstance(value, dict):
         raise errors.bad_request(f"the body of the request must be an object, not {type(value).__name__}")
     return Decoded(value, mt, dups)

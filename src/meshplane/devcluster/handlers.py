@@ -38,7 +38,8 @@ def respond(obj: Any, status: int = 200, warnings: list[str] | None = None) -> w
     headers = dict(JSON_HEADERS)
     resp = web.Response(body=bodies.dumps(obj), status=status, headers=headers)
     for w in warnings or []:
-        resp.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
+        # json.dumps quotes and escapes (control characters too), as a header value must be
+        resp.headers.add("Warning", "299 - " + json.dumps(w))
     return resp
 
 

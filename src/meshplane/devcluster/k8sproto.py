@@ -20,9 +20,9 @@ Obj = dict[str, Any]
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
 
-# "Empty" stands for messages taken as {} (status on create, empty resources): any non-zero field in
-# them is refused. Field spec: number -> (json name, type). Types: "s" string, "b" bytes (base64 in JSON), "i" varint
-# int, "?" bool, "t" Time, "ios" IntOrString, "q" Quantity, "{}s" map<string,string>, "{}b"
+# "Empty" stands for messages taken as {} (status on create, empty resources): any non-zero field
+# in them is refused. Field spec: number -> (json name, type). Types: "s" string, "b" bytes (base64
+# in JSON), "i" varint int, "?" bool, "t" Time, "ios" IntOrString, "{}s" map<string,string>, "{}b"
 # map<string,bytes>, a message name; a leading "*" marks a repeated field, a trailing "!" a
 # pointer field whose zero value is kept (proto2 optional that Go sets explicitly).
 _MSG: dict[str, dict[int, tuple[str, str]]] = {
@@ -257,6 +257,7 @@ def _fields(b: bytes) -> list[tuple[int, int, Any]]:
     while i < len(b):
         key, i = _varint(b, i)
         num, wt = key >> 3, key & 7
+        v: Any
         if num == 0:
             raise ProtoError("field number 0")
         if wt == 0:

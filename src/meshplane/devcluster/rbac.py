@@ -1,7 +1,8 @@
 """Kubernetes RBAC (plugin/pkg/auth/authorizer/rbac) over the dev cluster's stored policy objects.
 
-Each decision reads the bindings straight from the store's in-memory working set (no copies, no
-cache to keep coherent): ClusterRoleBindings, then the RoleBindings of the request's namespace.
+A decision looks up the bindings naming the user (or one of its groups) in an index kept by a
+synchronous store hook, so it is current the moment a binding write returns, and costs what the
+user's own bindings cost rather than a scan of all of them; roles are read from the store.
 `system:masters` is allowed everything, like kube-apiserver's privileged-group authorizer. The
 bootstrap policy (cluster-admin, system:discovery, ...) is stored as ordinary objects, as
 kube-apiserver's RBAC post-start hook does, so it is visible and editable with kubectl.
@@ -10,10 +11,10 @@ kube-apiserver's RBAC post-start hook does, so it is visible and editable with k
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-from meshplane.devcluster import seams, tokens
+from meshplane.devcluster import seams, store, tokens
 
 log = logging.getLogger(__name__)
 
@@ -28,27 +29,13 @@ Obj = dict[str, Any]
 
 
 class PolicyReader(Protocol):
-    """The store's read side: objects without copying (read-only)."""
+    """The store: objects without copying (read-only), and a hook on every committed event."""
 
     def peek(self, key: str, namespace: str, name: str) -> Obj | None: ...
 
     def items(self, key: str, namespace: str | None = None) -> Iterator[Obj]: ...
 
-
-def subject_matches(subject: Obj, user: seams.UserInfo, binding_namespace: str) -> bool:
-    """rbac's appliesToUser: User by name, Group by membership, ServiceAccount by derived user name."""
-    kind = subject.get("kind")
-    name = subject.get("name")
-    if not isinstance(name, str):
-        return False
-    if kind == "User":
-        return user.username == name
-    if kind == "Group":
-        return name in user.groups
-    if kind == "ServiceAccount":
-        ns = subject.get("namespace") or binding_namespace
-        return bool(ns) and user.username == tokens.username(str(ns), name)
-    return False
+    def add_hook(self, fn: Callable[[store.Event], None]) -> None: ...
 
 
 def _has(items: Any, value: str) -> bool:
@@ -95,12 +82,74 @@ def _meta(obj: Obj) -> Obj:
     return m if isinstance(m, dict) else {}
 
 
+def subject_keys(binding: Obj, binding_namespace: str) -> frozenset[str]:
+    """Index keys of a binding's subjects: `u:NAME` for users and service accounts, `g:NAME` for groups."""
+    keys = set()
+    for subj in _subjects(binding):
+        name, kind = subj.get("name"), subj.get("kind")
+        if not isinstance(name, str) or not name:
+            continue
+        if kind == "User":
+            keys.add(f"u:{name}")
+        elif kind == "Group":
+            keys.add(f"g:{name}")
+        elif kind == "ServiceAccount":
+            ns = subj.get("namespace") or binding_namespace
+            if isinstance(ns, str) and ns:
+                keys.add(f"u:{tokens.username(ns, name)}")
+    return frozenset(keys)
+
+
+def user_keys(user: seams.UserInfo) -> list[str]:
+    return [f"u:{user.username}", *(f"g:{g}" for g in user.groups)]
+
+
+class BindingIndex:
+    """Which bindings name which subjects: cluster-wide for ClusterRoleBindings, per namespace for
+    RoleBindings. Fed by store events."""
+
+    def __init__(self) -> None:
+        self._index: dict[tuple[str, str], set[str]] = {}  # (namespace or "", key) -> binding names
+        self._keys: dict[tuple[str, str, str], frozenset[str]] = {}  # (store key, ns, name) -> keys
+
+    def on_event(self, ev: store.Event) -> None:
+        if ev.key not in (CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS):
+            return
+        meta = _meta(ev.obj)
+        ns = str(meta.get("namespace") or "") if ev.key == ROLE_BINDINGS else ""
+        name = str(meta.get("name", ""))
+        ident = (ev.key, ns, name)
+        for k in self._keys.pop(ident, frozenset()):
+            names = self._index.get((ns, k))
+            if names is not None:
+                names.discard(name)
+                if not names:
+                    del self._index[(ns, k)]
+        if ev.type == store.DELETED:
+            return
+        keys = subject_keys(ev.obj, ns)
+        self._keys[ident] = keys
+        for k in keys:
+            self._index.setdefault((ns, k), set()).add(name)
+
+    def names(self, namespace: str, keys: list[str]) -> list[str]:
+        found: set[str] = set()
+        for k in keys:
+            found |= self._index.get((namespace, k), set())
+        return sorted(found)
+
+
 class Authorizer:
     """Implements seams.Authorizer: RBAC for everyone but system:masters."""
 
     def __init__(self, reader: PolicyReader, cluster: str = "") -> None:
         self._reader = reader
         self._cluster = cluster
+        self._index = BindingIndex()
+        for key in (CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS):
+            for obj in reader.items(key):
+                self._index.on_event(store.Event(store.ADDED, key, obj, 0))
+        reader.add_hook(self._index.on_event)
 
     async def authorize(self, attrs: seams.RequestAttributes) -> tuple[bool, str]:
         return self.decide(attrs)
@@ -131,11 +180,10 @@ class Authorizer:
 
     def _rule_sets(self, attrs: seams.RequestAttributes, errors: list[str]) -> Iterator[list[Obj]]:
         """The rules of every role bound to the user where the request applies, lazily."""
-        user = attrs.user
-        for crb in self._reader.items(CLUSTER_ROLE_BINDINGS):
-            if not any(subject_matches(s, user, "") for s in _subjects(crb)):
-                continue
-            ref = crb.get("roleRef") or {}
+        keys = user_keys(attrs.user)
+        for name in self._index.names("", keys):
+            crb = self._reader.peek(CLUSTER_ROLE_BINDINGS, "", name)
+            ref = (crb or {}).get("roleRef") or {}
             if ref.get("kind") != "ClusterRole":
                 continue
             rules = self._role_rules("", "ClusterRole", str(ref.get("name", "")), errors)
@@ -143,10 +191,9 @@ class Authorizer:
                 yield rules
         if not attrs.namespace:
             return
-        for rb in self._reader.items(ROLE_BINDINGS, attrs.namespace):
-            if not any(subject_matches(s, user, attrs.namespace) for s in _subjects(rb)):
-                continue
-            ref = rb.get("roleRef") or {}
+        for name in self._index.names(attrs.namespace, keys):
+            rb = self._reader.peek(ROLE_BINDINGS, attrs.namespace, name)
+            ref = (rb or {}).get("roleRef") or {}
             rules = self._role_rules(
                 attrs.namespace, str(ref.get("kind", "")), str(ref.get("name", "")), errors
             )

@@ -143,7 +143,7 @@ class Dispatcher:
             if verb not in extra.verbs:
                 raise errors.method_not_allowed()
             return await self._extra(request, t, extra, user)
-        if verb not in rt.verbs:
+        if verb not in rt.verbs or (verb in ("update", "patch") and not t.name):
             raise errors.method_not_allowed()
         if t.subresource and verb not in ("get", "update", "patch"):
             raise errors.method_not_allowed()

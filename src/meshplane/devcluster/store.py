@@ -161,7 +161,7 @@ class Store:
     def list(self, key: str, namespace: str | None = None) -> list[Obj]:
         return [copy.deepcopy(o) for o in self.items(key, namespace)]
 
-    def keys(self) -> builtins.list[str]:
+    def resource_keys(self) -> builtins.list[str]:
         return [k for k, v in self._objs.items() if any(v.values())]
 
     def count(self, key: str, namespace: str | None = None) -> int:
@@ -189,6 +189,10 @@ class Store:
             out.append(ev)
         out.reverse()
         return out
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subs)
 
     def subscribe(self, keys: set[str] | frozenset[str] | None = None) -> Subscription:
         sub = Subscription(self, frozenset(keys) if keys is not None else None, self._subscriber_queue)
@@ -250,7 +254,9 @@ class Store:
             if dry_run:
                 m["resourceVersion"] = old["metadata"]["resourceVersion"]
                 return new
-            etype = DELETED if m.get("deletionTimestamp") and not finalizers_pending(key, new) else MODIFIED
+            # a deletion mark without finalizers (and without a grace period to wait out) is a delete
+            gone = m.get("deletionTimestamp") and not finalizers_pending(key, new)
+            etype = DELETED if gone and not (m.get("deletionGracePeriodSeconds") or 0) > 0 else MODIFIED
             done = await self._commit([Event(etype, key, new, 0)])
             return copy.deepcopy(done[0].obj)
 

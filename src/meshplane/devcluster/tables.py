@@ -124,19 +124,14 @@ def _jsonpath_cell(path: str) -> Callable[[Obj], Any]:
     return cell
 
 
-def columns_for(rt: resources.ResourceType, printer_columns: list[Obj] | None = None) -> list[Column]:
-    if printer_columns:
-        return [
-            (c.get("name", ""), c.get("type", "string"), _jsonpath_cell(c.get("jsonPath", "")))
-            for c in printer_columns
-        ]
+def columns_for(rt: resources.ResourceType) -> list[Column]:
+    if rt.printer_columns:
+        return [(name, typ, _jsonpath_cell(path)) for name, typ, path in rt.printer_columns]
     return _COLUMNS.get(rt.key, [])
 
 
-def table(
-    rt: resources.ResourceType, items: list[Obj], rv: str, cont: str, printer_columns: list[Obj] | None = None
-) -> Obj:
-    cols: list[Column] = [("Name", "string", _name), *columns_for(rt, printer_columns), ("Age", "date", _age)]
+def table(rt: resources.ResourceType, items: list[Obj], rv: str, cont: str) -> Obj:
+    cols: list[Column] = [("Name", "string", _name), *columns_for(rt), ("Age", "date", _age)]
     meta: Obj = {"resourceVersion": rv}
     if cont:
         meta["continue"] = cont

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from meshplane.devcluster import authn, errors, protowire, resources, seams, tokens
+from meshplane.devcluster import authn, errors, resources, seams, tokens
 from meshplane.runtime import clock as clock_mod
 
 log = logging.getLogger(__name__)
@@ -43,33 +43,6 @@ def user_json(user: seams.UserInfo) -> Obj:
         out["groups"] = list(user.groups)
     if user.extra:
         out["extra"] = {k: list(v) for k, v in user.extra.items()}
-    return out
-
-
-def decode_token_request(body: bytes) -> Obj:
-    """A protobuf TokenRequest (what `kubectl create token` sends) as its JSON form.
-
-    TokenRequest{metadata=1, spec=2}; TokenRequestSpec{audiences=1 (repeated), boundObjectRef=3,
-    expirationSeconds=4}; BoundObjectReference{kind=1, apiVersion=2, name=3, uid=4}."""
-    api_version, kind, raw = protowire.unwrap(body)
-    out: Obj = {"apiVersion": api_version or AUTH_VERSION, "kind": kind or "TokenRequest"}
-    spec: Obj = {}
-    for num, _wt, value in protowire.fields(raw):
-        if num != 2:
-            continue
-        for snum, _swt, svalue in protowire.fields(protowire.message(value)):
-            if snum == 1:
-                spec.setdefault("audiences", []).append(protowire.text(svalue))
-            elif snum == 4:
-                spec["expirationSeconds"] = protowire.int64(svalue)
-            elif snum == 3:
-                ref: Obj = {}
-                names = {1: "kind", 2: "apiVersion", 3: "name", 4: "uid"}
-                for rnum, _rwt, rvalue in protowire.fields(protowire.message(svalue)):
-                    if rnum in names and protowire.text(rvalue):
-                        ref[names[rnum]] = protowire.text(rvalue)
-                spec["boundObjectRef"] = ref
-    out["spec"] = spec
     return out
 
 

@@ -91,6 +91,8 @@ async def serve(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
                 expired = e
                 backlog = []
             for ev in backlog:
+                if ev.key != rt.key:
+                    continue  # the history holds every kind; this watch wants one
                 etype = _translate(ev, match)
                 if etype is not None:
                     initial.append(_line(etype, handlers.present(rt, ev.obj)))

@@ -214,3 +214,25 @@ async def test_missing_role_reason(st: store.Store) -> None:
         'RBAC: [clusterrole.rbac.authorization.k8s.io "gone-too" not found, '
         'role.rbac.authorization.k8s.io "gone" not found]'
     )
+
+
+async def test_index_follows_binding_changes(st: store.Store) -> None:
+    a = rbac.Authorizer(st)
+    rules = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
+    await st.create("rbac.authorization.k8s.io/roles", role("Role", "r", rules, "ns"))
+    rb = binding("RoleBinding", "rb", "Role", "r", [SA_SUBJECT], "ns")
+    await st.create("rbac.authorization.k8s.io/rolebindings", rb)
+    assert (await a.authorize(attrs("list", "pods")))[0]
+    rb["subjects"] = [{"kind": "User", "name": "someone-else"}]
+    await st.update("rbac.authorization.k8s.io/rolebindings", rb)
+    assert not (await a.authorize(attrs("list", "pods")))[0]
+    rb["subjects"] = [SA_SUBJECT]
+    await st.update("rbac.authorization.k8s.io/rolebindings", rb)
+    assert (await a.authorize(attrs("list", "pods")))[0]
+    await st.delete("rbac.authorization.k8s.io/rolebindings", "ns", "rb")
+    assert not (await a.authorize(attrs("list", "pods")))[0]
+    # a binding in another namespace with the same name does not leak across
+    await st.create(
+        "rbac.authorization.k8s.io/rolebindings", binding("RoleBinding", "rb", "Role", "r", [SA_SUBJECT], "x")
+    )
+    assert not (await a.authorize(attrs("list", "pods")))[0]
