@@ -2,9 +2,9 @@
 
 `--purge` deletes every object carrying `operator.istio.io/component` (any value) among Istio's kinds,
 namespaced ones in every namespace and cluster ones including CRDs; nothing without the label is
-touched. Deletion uses Background propagation: objects go at once and their dependents (ReplicaSets,
-Pods) are garbage-collected after. Istio asks for Foreground, which leaves objects behind with a
-`foregroundDeletion` finalizer on an API server without a garbage collector (the dev cluster).
+touched. Deletion uses Foreground propagation, as Istio's: the API server's garbage collector deletes
+an object's dependents (ReplicaSets, Pods) before the object itself; `wait_gone` then waits until
+every deleted object has really disappeared, and names the ones that have not.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from lightkube.resources import (
     rbac_authorization_v1,
 )
 
-from meshplane.installer import apply, labels
+from meshplane.installer import apply, errors, labels
+from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import logging as rlog
 
 log = logging.getLogger(__name__)
@@ -116,10 +117,10 @@ async def delete(
         try:
             if t.namespace:
                 await client.delete(
-                    res, t.name, namespace=t.namespace, cascade=lk_types.CascadeType.BACKGROUND
+                    res, t.name, namespace=t.namespace, cascade=lk_types.CascadeType.FOREGROUND
                 )
             else:
-                await client.delete(res, t.name, cascade=lk_types.CascadeType.BACKGROUND)
+                await client.delete(res, t.name, cascade=lk_types.CascadeType.FOREGROUND)
         except lk_exceptions.ApiError as e:
             if apply.api_error(e) == 404:
                 continue
@@ -131,3 +132,38 @@ async def delete(
         if deleted:
             deleted(str(t))
     return done
+
+
+async def _exists(client: lightkube.AsyncClient, res: Any, t: Target) -> bool:
+    try:
+        if t.namespace:
+            await client.get(res, t.name, namespace=t.namespace)
+        else:
+            await client.get(res, t.name)
+    except lk_exceptions.ApiError as e:
+        if apply.api_error(e) == 404:
+            return False
+        raise apply.cluster_error(f"reading {t}", e) from e
+    except httpx2.HTTPError as e:
+        raise apply.cluster_error(f"reading {t}", e) from e
+    return True
+
+
+async def wait_gone(
+    client: lightkube.AsyncClient,
+    targets: Sequence[tuple[Any, Target]],
+    within: float = 60.0,
+    clock: clock_mod.Clock | None = None,
+) -> None:
+    """Wait until the deleted objects are gone (finalizers done); ClusterError names what is left."""
+    clock = clock or clock_mod.SystemClock()
+    deadline = clock.monotonic() + within
+    left = list(targets)
+    while True:
+        left = [(r, t) for r, t in left if await _exists(client, r, t)]
+        if not left:
+            return
+        if clock.monotonic() >= deadline:
+            names = ", ".join(str(t) for _, t in left)
+            raise errors.ClusterError(f"still being deleted after {within:g}s (finalizers pending): {names}")
+        await clock.sleep(0.25)
