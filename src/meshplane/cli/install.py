@@ -235,6 +235,8 @@ async def _uninstall(kube: Any, targets_of: Any, question: str, yes: bool, err: 
         done = await uninstall.delete(
             client, targets, lambda what: err.print(f"  removed {what}", highlight=False)
         )
+        with err.status("Waiting for the deleted resources to go"):
+            await uninstall.wait_gone(client, targets)
         err.print(f"[green]✔[/green] Uninstall complete ({len(done)} removed)")
     finally:
         await client.close()
