@@ -142,7 +142,7 @@ def _k8s(raw: Mapping[str, Any] | None) -> K8s:
         ServicePort(
             name=p.get("name", ""),
             port=int(p["port"]),
-            target_port=p.get("targetPort", p["port"]),
+            target_port=p["port"] if p.get("targetPort") is None else p["targetPort"],
             protocol=p.get("protocol") or "TCP",
             node_port=p.get("nodePort"),
         )

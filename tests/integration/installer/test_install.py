@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
 from meshplane.installer import config, eastwest, gateways, manifest, render
@@ -260,3 +262,6 @@ def test_manifest_generate_equals_dry_run(env: Env) -> None:
     gen = env.meshplane("manifest", "generate", "-f", c1)
     dry = env.meshplane("install", "--context=cluster1", "-f", c1, "--dry-run")
     assert gen.returncode == 0 and gen.stdout == dry.stdout
+    as_json = env.meshplane("install", "--context=cluster1", "-f", c1, "--dry-run", "-o", "json")
+    listed = json.loads(as_json.stdout)
+    assert listed["kind"] == "List" and listed["items"] == [d for d in yaml.safe_load_all(gen.stdout) if d]

@@ -366,3 +366,13 @@ def test_revision_suffixes_names() -> None:
     ]
     assert hooks[0]["clientConfig"]["service"]["name"] == "istiod-canary"
     assert all(o["metadata"]["labels"].get(labels.REV) == "canary" for o in objs if o["kind"] != "Namespace")
+
+
+def test_image_roles() -> None:
+    from meshplane.installer import images
+
+    assert images.role("docker.io/meshplane/pilot:0.1.0") == "pilot"
+    assert images.role("docker.io/istio/proxyv2:1.24.0@sha256:abc") == "proxyv2"
+    assert images.role("localhost:5000/meshplane/proxyv2") == "proxyv2"
+    assert images.role("registry.istio.io/release/examples-helloworld-v1:1.0") is None
+    assert images.default(images.PROXY) == "docker.io/meshplane/proxyv2:0.1.0"
