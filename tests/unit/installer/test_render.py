@@ -376,3 +376,29 @@ def test_image_roles() -> None:
     assert images.role("localhost:5000/meshplane/proxyv2") == "proxyv2"
     assert images.role("registry.istio.io/release/examples-helloworld-v1:1.0") is None
     assert images.default(images.PROXY) == "docker.io/meshplane/proxyv2:0.1.0"
+
+
+def test_knobs_reach_the_objects() -> None:
+    objs = _render(CLUSTER1, ("values.pilot.traceSampling=1.5", "values.global.proxy.logLevel=debug"))
+    env = {
+        e["name"]: e.get("value")
+        for e in _find(objs, "Deployment", "istiod")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["PILOT_TRACE_SAMPLING"] == "1.5"
+    values = json.loads(_find(objs, "ConfigMap", "istio-sidecar-injector")["data"]["values"])
+    assert values["global"]["proxy"]["logLevel"] == "debug"
+    remote_cc = _render(CLUSTER2.format(addr="10.0.0.1"), ("values.global.configCluster=true",))
+    assert _find(remote_cc, "ServiceAccount", "istiod") and _find(
+        remote_cc, "ClusterRole", "istiod-clusterrole-istio-system"
+    )
+    assert not [
+        o
+        for o in _render(CLUSTER2.format(addr="10.0.0.1"))
+        if o["metadata"]["name"] == "istiod-clusterrole-istio-system"
+    ]
+    assert "Deployment" not in {o["kind"] for o in _render(CLUSTER1, ("values.pilot.enabled=false",))}
+    ew = _render(eastwest.generate("network1"), ("values.global.proxy.logLevel=debug",))
+    args = _find(ew, "Deployment", "istio-eastwestgateway")["spec"]["template"]["spec"]["containers"][0][
+        "args"
+    ]
+    assert "--proxyLogLevel=debug" in args
