@@ -24,11 +24,10 @@ from meshplane.installer import (
     apply,
     config,
     errors,
-    gateways,
     kubeclient,
     labels,
     manifest,
-    pilot,
+    plan,
     readiness,
     render,
     uninstall,
@@ -117,23 +116,6 @@ def _confirm(question: str) -> bool:
     return answer in ("y", "yes")
 
 
-async def _mesh_defaults(applier: apply.Applier, cfg: config.InstallConfig) -> gateways.MeshDefaults:
-    """The control plane's values in this cluster, for gateways the install leaves them out of."""
-    if not cfg.gateways or cfg.cluster_name:
-        return gateways.MeshDefaults()
-    probe = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": pilot.injector_configmap(cfg)["metadata"]["name"], "namespace": cfg.namespace},
-    }
-    try:
-        live = await applier.get(probe)
-    except Exception as e:
-        raise apply.cluster_error("reading the control plane's injector values", e) from e
-    values = ((live or {}).get("data") or {}).get("values")
-    return gateways.MeshDefaults.from_injector_values(values) if values else gateways.MeshDefaults()
-
-
 async def _install(
     cfg: config.InstallConfig,
     kube: Any,
@@ -147,7 +129,7 @@ async def _install(
     client = kubeclient.client(kube)
     try:
         applier = apply.Applier(client)
-        objs = render.render(cfg, await _mesh_defaults(applier, cfg))
+        objs = await plan.objects(applier, cfg)
         if dry_run:
             _print_objects(objs, output)
             return
@@ -263,26 +245,20 @@ def uninstall_cmd(
         question = "All Istio resources will be pruned from the cluster\nProceed?"
 
         async def targets_of(client: Any) -> Any:
-            return await uninstall.find(client, uninstall.purge_selector())
+            return await uninstall.purge_targets(client)
 
     elif filename:
         cfg = load_config(filename, set_ or [], revision)
         question = f'Removing the components of the "{cfg.profile}" install (CRDs are kept). Proceed?'
 
         async def targets_of(client: Any) -> Any:
-            wanted = {
-                manifest.describe(o)
-                for o in render.render(cfg)
-                if (o["metadata"].get("labels") or {}).get(labels.COMPONENT) in uninstall.PRUNABLE_COMPONENTS
-            }
-            found = await uninstall.find(client, uninstall.purge_selector())
-            return [(r, t) for r, t in found if str(t) in wanted]
+            return await uninstall.install_targets(client, render.render(cfg))
 
     else:
         question = f"Removing revision {revision!r} (CRDs are kept). Proceed?"
 
         async def targets_of(client: Any) -> Any:
-            return await uninstall.find(client, uninstall.revision_selector(revision))
+            return await uninstall.revision_targets(client, revision)
 
     try:
         kube = kubeclient.load(*common.kube_target(context, kubeconfig))

@@ -30,7 +30,7 @@ from lightkube.resources import (
     rbac_authorization_v1,
 )
 
-from meshplane.installer import apply, errors, labels
+from meshplane.installer import apply, errors, labels, manifest
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import logging as rlog
 
@@ -106,6 +106,28 @@ def purge_selector() -> dict[str, Any]:
 
 def revision_selector(revision: str) -> dict[str, Any]:
     return {labels.COMPONENT: operators.in_(list(PRUNABLE_COMPONENTS)), labels.REV: revision or "default"}
+
+
+async def purge_targets(client: lightkube.AsyncClient) -> list[tuple[Any, Target]]:
+    """`--purge`: everything with the component label."""
+    return await find(client, purge_selector())
+
+
+async def revision_targets(client: lightkube.AsyncClient, revision: str) -> list[tuple[Any, Target]]:
+    """`--revision R`: the revision's control plane and gateways; CRDs and Base stay."""
+    return await find(client, revision_selector(revision))
+
+
+async def install_targets(
+    client: lightkube.AsyncClient, rendered: Sequence[dict[str, Any]]
+) -> list[tuple[Any, Target]]:
+    """`-f FILE`: what that install renders, present in the cluster, Base (CRDs) excepted."""
+    wanted = {
+        manifest.describe(o)
+        for o in rendered
+        if (o["metadata"].get("labels") or {}).get(labels.COMPONENT) in PRUNABLE_COMPONENTS
+    }
+    return [(r, t) for r, t in await find(client, purge_selector()) if str(t) in wanted]
 
 
 async def delete(
