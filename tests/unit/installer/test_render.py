@@ -104,7 +104,9 @@ def test_primary_objects(primary: list[dict[str, Any]]) -> None:
     assert env["CLUSTER_ID"] == "cluster1" and env["EXTERNAL_ISTIOD"] == "true"
     assert env["POD_NAMESPACE"] == {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}
     assert {p["containerPort"] for p in container["ports"]} == {8080, 15010, 15012, 15014, 15017}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8080}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 15014}
+    assert (env["NETWORK"], env["MESH_ID"], env["TRUST_DOMAIN"]) == ("network1", "mesh1", "cluster.local")
+    assert container["args"] == ["discovery", "--disable-plaintext-xds"]
     assert pod["spec"]["serviceAccountName"] == "istiod"
     assert _find(primary, "ServiceAccount", "istiod")
     mesh = yaml.safe_load(_find(primary, "ConfigMap", "istio")["data"]["mesh"])
