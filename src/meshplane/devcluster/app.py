@@ -1,7 +1,8 @@
 """`DevCluster`: the composition root of the dev cluster, and its in-process Python API.
 
     async with DevCluster(name="c1", data_dir=None, host="127.0.0.1", port=0) as c:
-        c.url, c.host, c.port, c.ca_pem, c.admin_token, c.kubeconfig(), c.write_kubeconfig(path)
+        c.url, c.host, c.port, c.ca_pem, c.admin_token, c.kubeconfig(path=None) -> text,
+        c.write_kubeconfig(path), c.kubeconfig_dict()
         await c.stop(); await c.start()   # same port, same CA and token, same data
 
 Internal APIs for the security/admission parts and other controllers (stable):
@@ -132,7 +133,11 @@ class DevCluster:
     def kubeconfig_dict(self) -> dict[str, Any]:
         return kubeconfig.build(self.name, self.url, self.ca_pem, self.admin_token)
 
-    def kubeconfig(self) -> str:
+    def kubeconfig(self, path: str | Path | None = None) -> str:
+        """The kubeconfig text (cluster, user and context named after the cluster); also written
+        to `path` (0600) when one is given."""
+        if path is not None:
+            self.write_kubeconfig(path)
         return kubeconfig.dump(self.kubeconfig_dict())
 
     def write_kubeconfig(self, path: str | Path) -> Path:
@@ -140,7 +145,7 @@ class DevCluster:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.touch(mode=0o600, exist_ok=True)
         p.chmod(0o600)
-        p.write_text(self.kubeconfig())
+        p.write_text(kubeconfig.dump(self.kubeconfig_dict()))
         return p
 
     async def start(self) -> None:
