@@ -33,16 +33,16 @@ def version() -> None:
 
 def _register() -> None:
     # Command groups are imported here so that importing meshplane.cli.main stays cheap.
-    from meshplane.cli import agent, devcluster
+    from meshplane.cli import agent, demo, devcluster, eastwest, install, remote_secret
     from meshplane.cli import discovery as discovery_cli
 
     app.add_typer(agent.app, name="agent")
     app.add_typer(devcluster.app, name="devcluster")
-    app.command(
-        "discovery",
-        context_settings={"allow_extra_args": False},
-        help="Run the control plane (pilot-discovery).",
-    )(discovery_cli.discovery)
+    app.command("discovery", help="Run the control plane (pilot-discovery).")(discovery_cli.discovery)
+    app.command(name="demo")(demo.demo)
+    eastwest.register(app)
+    install.register(app)
+    remote_secret.register(app)
 
 
 def main() -> None:

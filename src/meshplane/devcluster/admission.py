@@ -95,14 +95,33 @@ def _labels(obj: Obj | None) -> Mapping[str, str]:
     return labels if isinstance(labels, dict) else {}
 
 
+def _well_formed(sel: Any) -> bool:
+    if not isinstance(sel, dict):
+        return False
+    match = sel.get("matchLabels") or {}
+    if not isinstance(match, dict) or not all(isinstance(v, str) for v in match.values()):
+        return False
+    exprs = sel.get("matchExpressions") or []
+    return isinstance(exprs, list) and all(
+        isinstance(e, dict)
+        and isinstance(e.get("key"), str)
+        and isinstance(e.get("operator"), str)
+        and isinstance(e.get("values") or [], list)
+        and all(isinstance(v, str) for v in e.get("values") or [])
+        for e in exprs
+    )
+
+
 def _selector_matches(sel: Any, labels: Mapping[str, str]) -> bool:
-    parsed = selectors.label_selector_from_object(sel if isinstance(sel, dict) else {})
-    return selectors.labels_match(parsed, labels)
+    if not _well_formed(sel):
+        raise errors.bad_request(f"invalid label selector: {sel!r}")
+    return selectors.labels_match(selectors.label_selector_from_object(sel), labels)
 
 
 def should_call(hook: Hook, req: seams.AdmissionRequest, reader: webhookclient.Reader) -> bool:
     """Rules, then namespaceSelector (namespace labels), then objectSelector (new or old object)."""
-    if not any(rule_matches(r, req) for r in hook.spec.get("rules") or []):
+    rules = hook.spec.get("rules")
+    if not isinstance(rules, list) or not any(rule_matches(r, req) for r in rules):
         return False
     ns_sel = hook.spec.get("namespaceSelector")
     is_ns = req.resource == "namespaces" and req.api_group == ""
@@ -135,8 +154,19 @@ def _user_json(user: seams.UserInfo) -> Obj:
     return out
 
 
-def review_request(req: seams.AdmissionRequest, uid: str) -> Obj:
-    """An admission.k8s.io/v1 AdmissionReview for `req`."""
+def review_version(hook: Hook) -> str:
+    """The first AdmissionReview version the webhook accepts that we speak (CreateAdmissionObjects)."""
+    versions = hook.spec.get("admissionReviewVersions")
+    for v in versions if isinstance(versions, list) else []:
+        if v in ("v1", "v1beta1"):
+            return str(v)
+    raise webhookclient.CallError(
+        "could not create admission objects: webhook does not accept known AdmissionReview versions"
+    )
+
+
+def review_request(req: seams.AdmissionRequest, uid: str, version: str = "v1") -> Obj:
+    """An admission.k8s.io AdmissionReview for `req` (v1 and v1beta1 have the same shape)."""
     kind = {"group": req.api_group, "version": req.api_version, "kind": req.kind}
     resource = {"group": req.api_group, "version": req.api_version, "resource": req.resource}
     body: Obj = {"uid": uid, "kind": kind, "resource": resource}
@@ -157,11 +187,12 @@ def review_request(req: seams.AdmissionRequest, uid: str) -> Obj:
     body["dryRun"] = req.dry_run
     if req.operation in _OPTIONS:
         body["options"] = {"kind": _OPTIONS[req.operation], "apiVersion": "meta.k8s.io/v1"}
-    return {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": body}
+    return {"kind": "AdmissionReview", "apiVersion": f"admission.k8s.io/{version}", "request": body}
 
 
-def parse_response(raw: bytes, uid: str, mutating: bool) -> Obj:
-    """The verified `response` of an AdmissionReview (request.VerifyAdmissionResponse)."""
+def parse_response(raw: bytes, uid: str, mutating: bool, version: str = "v1") -> Obj:
+    """The verified `response` of an AdmissionReview (request.VerifyAdmissionResponse): strict for
+    v1; for v1beta1, as Kubernetes, no uid/kind check and patchType defaults to JSONPatch."""
     try:
         review = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
@@ -172,6 +203,15 @@ def parse_response(raw: bytes, uid: str, mutating: bool) -> Obj:
     resp = review.get("response")
     if not isinstance(resp, dict):
         raise webhookclient.CallError(invalid + "webhook response was absent")
+    if version == "v1beta1":
+        if resp.get("patch") and not mutating:
+            raise webhookclient.CallError(invalid + "validating webhook may not return response.patch")
+        if resp.get("patch") and resp.get("patchType") not in (None, "JSONPatch"):
+            raise webhookclient.CallError(
+                invalid
+                + f"webhook returned invalid response.patchType of {json.dumps(resp.get('patchType'))}"
+            )
+        return resp
     if resp.get("uid") != uid:
         raise webhookclient.CallError(
             invalid + f"expected response.uid={json.dumps(uid)}, got {json.dumps(resp.get('uid'))}"
@@ -278,12 +318,15 @@ class Admission:
                 f"admission webhook {json.dumps(hook.name)} does not support dry run", 400
             )
         uid = str(uuid.uuid4())
+        cc = hook.spec.get("clientConfig")
+        cc = cc if isinstance(cc, dict) else {}
         try:
-            tgt = webhookclient.target(hook.spec.get("clientConfig") or {}, hook.timeout_seconds)
-            ctx = webhookclient.ssl_context((hook.spec.get("clientConfig") or {}).get("caBundle"))
-            body = json.dumps(review_request(req, uid)).encode()
+            tgt = webhookclient.target(cc, hook.timeout_seconds)
+            ctx = webhookclient.ssl_context(cc.get("caBundle"))
+            version = review_version(hook)
+            body = json.dumps(review_request(req, uid, version)).encode()
             raw = await webhookclient.post(self._reader, tgt, ctx, body, hook.timeout_seconds)
-            resp = parse_response(raw, uid, mutating)
+            resp = parse_response(raw, uid, mutating, version)
         except webhookclient.CallError as e:
             failed = f"failed calling webhook {json.dumps(hook.name)}: {e}"
             if not hook.fails_closed:

@@ -1,7 +1,8 @@
 """`DevCluster`: the composition root of the dev cluster, and its in-process Python API.
 
     async with DevCluster(name="c1", data_dir=None, host="127.0.0.1", port=0) as c:
-        c.url, c.host, c.port, c.ca_pem, c.admin_token, c.kubeconfig(), c.write_kubeconfig(path)
+        c.url, c.host, c.port, c.ca_pem, c.admin_token, c.kubeconfig(path=None) -> text,
+        c.write_kubeconfig(path), c.kubeconfig_dict()
         await c.stop(); await c.start()   # same port, same CA and token, same data
 
 Internal APIs for the security/admission parts and other controllers (stable):
@@ -51,6 +52,7 @@ from meshplane.devcluster import (
     rest,
     schemas,
     seams,
+    security,
     server,
     store,
 )
@@ -95,6 +97,7 @@ class DevCluster:
         self.objects = objects.ObjectApi(self.store, self.clock, self.service_ips)
         self.ctx: context.ApiContext | None = None
         self._used = False
+        self.security = security.ClusterSecurity(name, self.data_dir, self.clock)
 
     def _new_store(self) -> store.Store:
         persist: persistence.Persistence = (
@@ -130,7 +133,11 @@ class DevCluster:
     def kubeconfig_dict(self) -> dict[str, Any]:
         return kubeconfig.build(self.name, self.url, self.ca_pem, self.admin_token)
 
-    def kubeconfig(self) -> str:
+    def kubeconfig(self, path: str | Path | None = None) -> str:
+        """The kubeconfig text (cluster, user and context named after the cluster); also written
+        to `path` (0600) when one is given."""
+        if path is not None:
+            self.write_kubeconfig(path)
         return kubeconfig.dump(self.kubeconfig_dict())
 
     def write_kubeconfig(self, path: str | Path) -> Path:
@@ -138,7 +145,7 @@ class DevCluster:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.touch(mode=0o600, exist_ok=True)
         p.chmod(0o600)
-        p.write_text(self.kubeconfig())
+        p.write_text(kubeconfig.dump(self.kubeconfig_dict()))
         return p
 
     async def start(self) -> None:
@@ -160,6 +167,9 @@ class DevCluster:
         serving = crds.CrdServing(self.registry, self.schemas)
         self.store.add_hook(serving.hook)
         await self.store.open()
+        await self.security.prepare(
+            self._pki.admin_token, self.store, self.objects, self.registry, self._pki.ca_cert_pem
+        )
         self.ctx = context.ApiContext(
             store=self.store,
             registry=self.registry,
@@ -167,9 +177,9 @@ class DevCluster:
             schemas=self.schemas,
             clock=self.clock,
             settings=self.settings,
-            authenticator=self.authenticator or context.AdminAuthenticator(self._pki.admin_token),
-            authorizer=self.authorizer or context.MastersAuthorizer(),
-            admission=self.admission or context.NoAdmission(),
+            authenticator=self.authenticator or self.security.authenticator,
+            authorizer=self.authorizer or self.security.authorizer,
+            admission=self.admission or self.security.admission,
         )
         oapi = openapi.OpenApi(self.registry, self.schemas, self.settings.git_version)
         cert, key = await asyncio.to_thread(pki.serving_cert, self._pki, [self.host])
@@ -184,10 +194,12 @@ class DevCluster:
         dispatcher.server_address = f"{self.host}:{self.port}"
         self._server = srv
         await bootstrap.ensure(self.objects, self.registry, self.host, self.port)
+        await self.security.bootstrap(self.objects, self.registry)
         self._tasks = tasks.TaskGroup(f"devcluster/{self.name}")
         self._tasks.start(crds.cleanup_loop(self.store, self.objects, self.registry), "crd-cleanup")
         collector = gc.Collector(lambda: self.store, lambda: self.objects, lambda: self.registry)
         self._tasks.start(collector.run(), "garbage-collector")
+        self._tasks.start(self.security.controllers(), "serviceaccounts")
         for cname, factory in self._controllers:
             self._tasks.start(factory(), cname)
         log.info("dev cluster ready cluster=%s url=%s data_dir=%s", self.name, self.url, self.data_dir)

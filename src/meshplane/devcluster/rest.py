@@ -54,7 +54,7 @@ def forbidden_message(attrs: seams.RequestAttributes, reason: str) -> str:
         msg = f'forbidden: User "{u}" cannot {attrs.verb} path "{attrs.path}"'
     else:
         res = attrs.resource + (f"/{attrs.subresource}" if attrs.subresource else "")
-        what = errors.qualified(res, attrs.api_group)
+        what = errors.qualified(attrs.resource, attrs.api_group)  # the subject names no subresource
         subject = f'{what} "{attrs.name}"' if attrs.name else what
         scope = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
         msg = (

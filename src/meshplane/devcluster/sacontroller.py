@@ -48,6 +48,11 @@ def _meta(obj: Obj) -> Obj:
     return m if isinstance(m, dict) else {}
 
 
+def _annotations(obj: Obj) -> Obj:
+    a = _meta(obj).get("annotations")
+    return a if isinstance(a, dict) else {}
+
+
 # the ServiceAccount admission plugin (plugin/pkg/admission/serviceaccount)
 
 
@@ -89,8 +94,7 @@ def admit_pod(request: seams.AdmissionRequest, obj: Obj, reader: Reader) -> Obj:
         or request.operation != "CREATE"
     ):
         return obj
-    annotations = _meta(obj).get("annotations") or {}
-    if "kubernetes.io/config.mirror" in annotations:
+    if "kubernetes.io/config.mirror" in _annotations(obj):
         return obj
     spec = obj.get("spec")
     if not isinstance(spec, dict):
@@ -183,6 +187,8 @@ class ServiceAccountControllers:
             log.debug(
                 "sa controllers: write skipped cluster=%s code=%s reason=%s", self._cluster, e.code, e.message
             )
+        except Exception:  # one malformed object must not stop the controllers
+            log.exception("sa controllers: object skipped cluster=%s", self._cluster)
 
     async def _on_event(self, ev: store.Event) -> None:
         meta = _meta(ev.obj)
@@ -197,7 +203,7 @@ class ServiceAccountControllers:
                     await self._ensure_default_sa(ns)
             else:
                 for secret in list(self._store.items("secrets", ns)):
-                    if (_meta(secret).get("annotations") or {}).get(SA_NAME_ANNOTATION) == name:
+                    if _annotations(secret).get(SA_NAME_ANNOTATION) == name:
                         await self._token_secret(secret)
         elif ev.key == "secrets":
             if ev.type != store.DELETED:
@@ -260,7 +266,7 @@ class ServiceAccountControllers:
         meta = _meta(secret)
         if meta.get("deletionTimestamp"):
             return
-        annotations = meta.get("annotations") or {}
+        annotations = _annotations(secret)
         sa_name = annotations.get(SA_NAME_ANNOTATION)
         ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
         if not isinstance(sa_name, str) or not sa_name:
@@ -289,7 +295,7 @@ class ServiceAccountControllers:
             fdata["token"] = _b64(self._key.sign(tokens.legacy_claims(sa, name)))
         fdata["ca.crt"] = _b64(self._ca_pem)
         fdata["namespace"] = _b64(ns)
-        fixed["metadata"].setdefault("annotations", {})[SA_UID_ANNOTATION] = _meta(sa).get("uid", "")
+        fixed["metadata"]["annotations"] = {**annotations, SA_UID_ANNOTATION: _meta(sa).get("uid", "")}
         rv = int(meta["resourceVersion"])
         await self._api.update(self._rt("secrets"), fixed, expected_rv=rv)
         log.info(
@@ -300,7 +306,7 @@ class ServiceAccountControllers:
         meta = _meta(sa)
         ns, name, uid = meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", "")
         for secret in list(self._store.items("secrets", ns)):
-            ann = _meta(secret).get("annotations") or {}
+            ann = _annotations(secret)
             if secret.get("type") != TOKEN_TYPE or ann.get(SA_NAME_ANNOTATION) != name:
                 continue
             if ann.get(SA_UID_ANNOTATION) not in (None, "", uid):

@@ -14,10 +14,10 @@ import copy
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from meshplane.devcluster import errors, persistence
 from meshplane.runtime import clock as clock_mod
@@ -25,6 +25,7 @@ from meshplane.runtime import clock as clock_mod
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 
 
@@ -150,13 +151,16 @@ class Store:
         return copy.deepcopy(obj) if obj is not None else None
 
     def items(self, key: str, namespace: str | None = None) -> Iterator[Obj]:
-        """Stored objects (read-only), sorted by namespace then name."""
+        """Stored objects (read-only), sorted by namespace then name. Safe to interleave with
+        writes: objects deleted meanwhile are skipped."""
         by_ns = self._objs.get(key, {})
         spaces = [namespace] if namespace is not None else sorted(by_ns)
         for ns in spaces:
             names = by_ns.get(ns, {})
             for n in sorted(names):
-                yield names[n]
+                obj = names.get(n)
+                if obj is not None:
+                    yield obj
 
     def list(self, key: str, namespace: str | None = None) -> list[Obj]:
         return [copy.deepcopy(o) for o in self.items(key, namespace)]
@@ -173,7 +177,9 @@ class Store:
     def namespaced_items(self, namespace: str) -> Iterator[tuple[str, Obj]]:
         for key, by_ns in list(self._objs.items()):
             for name in sorted(by_ns.get(namespace, {})):
-                yield key, by_ns[namespace][name]
+                obj = by_ns.get(namespace, {}).get(name)
+                if obj is not None:
+                    yield key, obj
 
     def by_uid(self, uid: str) -> tuple[str, str, str] | None:
         return self._uids.get(uid)
@@ -199,10 +205,49 @@ class Store:
         self._subs.add(sub)
         return sub
 
-    # writes (internal API: no validation, no admission; the REST layer does those first)
+    # writes (internal API: no validation, no admission; the REST layer does those first).
+    # Each write runs in its own task under the lock: a caller cancelled halfway (a client that
+    # went away) cannot leave SQLite and memory apart, nor let another writer in early.
+
+    async def _guarded(self, coro: Coroutine[Any, Any, T]) -> T:
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(_consume)
+        return await asyncio.shield(task)
 
     async def create(self, key: str, obj: Obj, *, dry_run: bool = False) -> Obj:
         """Store a new object: uid, creationTimestamp, generation and resourceVersion are set here."""
+        return await self._guarded(self._create(key, obj, dry_run))
+
+    async def update(
+        self, key: str, obj: Obj, *, expected_rv: int | None = None, dry_run: bool = False
+    ) -> Obj:
+        """Replace a stored object. `expected_rv` (if given) must be the stored RV, else 409.
+
+        generation is bumped when anything outside metadata and status changed. An object marked
+        for deletion whose last finalizer is removed is deleted here (a DELETED event). A write
+        that changes nothing is not stored (no new RV, no event)."""
+        return await self._guarded(self._update(key, obj, expected_rv, dry_run))
+
+    async def delete(
+        self,
+        key: str,
+        namespace: str,
+        name: str,
+        *,
+        expected_uid: str | None = None,
+        expected_rv: int | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        """Remove an object now (finalizers are the caller's business); returns its last state."""
+        return await self._guarded(self._delete(key, namespace, name, expected_uid, expected_rv, dry_run))
+
+    async def delete_many(
+        self, key: str, targets: builtins.list[tuple[str, str]], *, dry_run: bool = False
+    ) -> builtins.list[Obj]:
+        """Remove several objects in one transaction (all or nothing); missing ones are skipped."""
+        return await self._guarded(self._delete_many(key, targets, dry_run))
+
+    async def _create(self, key: str, obj: Obj, dry_run: bool) -> Obj:
         meta = obj.setdefault("metadata", {})
         ns, name = meta.get("namespace", "") or "", meta.get("name", "")
         async with self._lock:
@@ -222,13 +267,7 @@ class Store:
             done = await self._commit([Event(ADDED, key, new, 0)])
             return copy.deepcopy(done[0].obj)
 
-    async def update(
-        self, key: str, obj: Obj, *, expected_rv: int | None = None, dry_run: bool = False
-    ) -> Obj:
-        """Replace a stored object. `expected_rv` (if given) must be the stored RV, else 409.
-
-        generation is bumped when anything outside metadata and status changed. An object marked
-        for deletion whose last finalizer is removed is deleted here (a DELETED event)."""
+    async def _update(self, key: str, obj: Obj, expected_rv: int | None, dry_run: bool) -> Obj:
         meta = obj.get("metadata") or {}
         ns, name = meta.get("namespace", "") or "", meta.get("name", "")
         group, plural = split_key(key)
@@ -257,20 +296,21 @@ class Store:
             # a deletion mark without finalizers (and without a grace period to wait out) is a delete
             gone = m.get("deletionTimestamp") and not finalizers_pending(key, new)
             etype = DELETED if gone and not (m.get("deletionGracePeriodSeconds") or 0) > 0 else MODIFIED
+            m["resourceVersion"] = old["metadata"]["resourceVersion"]
+            if etype == MODIFIED and new == old:
+                return copy.deepcopy(old)  # a no-op write: no new RV, no event (as the API server)
             done = await self._commit([Event(etype, key, new, 0)])
             return copy.deepcopy(done[0].obj)
 
-    async def delete(
+    async def _delete(
         self,
         key: str,
         namespace: str,
         name: str,
-        *,
-        expected_uid: str | None = None,
-        expected_rv: int | None = None,
-        dry_run: bool = False,
+        expected_uid: str | None,
+        expected_rv: int | None,
+        dry_run: bool,
     ) -> Obj:
-        """Remove an object now (finalizers are the caller's business); returns its last state."""
         group, plural = split_key(key)
         async with self._lock:
             old = self.peek(key, namespace, name)
@@ -282,10 +322,9 @@ class Store:
             ev = await self._commit([Event(DELETED, key, old, 0)])
             return copy.deepcopy(ev[0].obj)
 
-    async def delete_many(
-        self, key: str, targets: builtins.list[tuple[str, str]], *, dry_run: bool = False
+    async def _delete_many(
+        self, key: str, targets: builtins.list[tuple[str, str]], dry_run: bool
     ) -> builtins.list[Obj]:
-        """Remove several objects in one transaction (all or nothing); missing ones are skipped."""
         async with self._lock:
             events = [
                 Event(DELETED, key, o, 0) for ns, n in targets if (o := self.peek(key, ns, n)) is not None
@@ -352,6 +391,12 @@ class Store:
             self._uids.pop(obj["metadata"].get("uid", ""), None)
         if ns in by_ns and not by_ns[ns]:
             del by_ns[ns]
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a write whose caller went away (so it is not reported as lost)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def finalizers_pending(key: str, obj: Obj) -> bool:

@@ -65,10 +65,14 @@ def target(client_config: Obj, timeout_seconds: int) -> Target:
         if parsed.scheme != "https" or not parsed.hostname:
             raise CallError(f"could not get REST client: webhook url {url!r} must be https with a host")
         return Target(url=url + query, host=parsed.hostname, port=port)
-    if isinstance(svc, dict) and svc.get("name") and svc.get("namespace"):
-        port = int(svc.get("port") or 443)
+    if isinstance(svc, dict) and isinstance(svc.get("name"), str) and isinstance(svc.get("namespace"), str):
+        port = svc.get("port") or 443
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise CallError(f"could not get REST client: invalid service port {port!r}")
         host = f"{svc['name']}.{svc['namespace']}.svc"
-        path = str(svc.get("path") or "")
+        path = svc.get("path") or ""
+        if not isinstance(path, str):
+            raise CallError(f"could not get REST client: invalid service path {path!r}")
         return Target(
             url=f"https://{host}:{port}{path}{query}",
             host=host,
@@ -83,7 +87,7 @@ def resolve_service(reader: Reader, namespace: str, name: str, port: int) -> tup
     svc = reader.peek("services", namespace, name)
     if svc is None:
         raise CallError(f'services "{name}" not found')
-    spec = svc.get("spec") or {}
+    spec = _dict(svc.get("spec"))
     svc_type = spec.get("type") or "ClusterIP"
     if svc_type not in ("ClusterIP", "LoadBalancer", "NodePort"):
         raise CallError(f'unsupported service type "{svc_type}"')
@@ -95,19 +99,27 @@ def resolve_service(reader: Reader, namespace: str, name: str, port: int) -> tup
     port_name = svc_port.get("name") or ""
     target_port = svc_port.get("targetPort")
     for eps in reader.items(SLICES, namespace):
-        labels = (eps.get("metadata") or {}).get("labels") or {}
+        labels = _dict(_dict(eps.get("metadata")).get("labels"))
         if labels.get(SERVICE_NAME_LABEL) != name:
             continue
-        number = _slice_port(eps.get("ports") or [], port_name, target_port)
+        number = _slice_port(_list(eps.get("ports")), port_name, target_port)
         if number is None:
             continue
-        for ep in eps.get("endpoints") or []:
-            if not isinstance(ep, dict) or (ep.get("conditions") or {}).get("ready") is False:
+        for ep in _list(eps.get("endpoints")):
+            if not isinstance(ep, dict) or _dict(ep.get("conditions")).get("ready") is False:
                 continue
-            addrs = [a for a in ep.get("addresses") or [] if isinstance(a, str) and a]
+            addrs = [a for a in _list(ep.get("addresses")) if isinstance(a, str) and a]
             if addrs:
                 return addrs[0], number
     raise CallError(f'no endpoints available for service "{name}"')
+
+
+def _dict(v: Any) -> Obj:
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
 
 
 def _slice_port(ports: list[Any], name: str, target_port: Any) -> int | None:

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 
 from meshplane.devcluster import admission, persistence, seams, store, webhookclient
 from meshplane.runtime import clock as clock_mod
@@ -530,3 +532,125 @@ async def test_service_account_defaulting(st: store.Store) -> None:
     assert out is not None and out["spec"]["serviceAccountName"] == "quiet" and "volumes" not in out["spec"]
     # updates are left alone
     assert await admission.Admission(st).mutate(request(p, "UPDATE", old=p)) == p
+
+
+json_values = hs.recursive(
+    hs.none() | hs.booleans() | hs.integers(-5, 70000) | hs.text(max_size=12),
+    lambda inner: hs.lists(inner, max_size=3) | hs.dictionaries(hs.text(max_size=10), inner, max_size=3),
+    max_leaves=12,
+)
+rule_parts = hs.fixed_dictionaries(
+    {},
+    optional={
+        "operations": hs.lists(hs.sampled_from(["CREATE", "UPDATE", "*", "X"])) | json_values,
+        "apiGroups": hs.lists(hs.sampled_from(["", "*", "apps"])) | json_values,
+        "apiVersions": hs.lists(hs.sampled_from(["v1", "*"])) | json_values,
+        "resources": hs.lists(hs.sampled_from(["pods", "*", "*/*", "pods/status"])) | json_values,
+        "scope": hs.sampled_from(["*", "Namespaced", "Cluster", "bogus"]) | json_values,
+    },
+)
+selector = (
+    hs.fixed_dictionaries(
+        {},
+        optional={
+            "matchLabels": hs.dictionaries(hs.sampled_from(["inject", "a"]), hs.sampled_from(["on", "x"]))
+            | json_values,
+            "matchExpressions": hs.lists(
+                hs.fixed_dictionaries(
+                    {
+                        "key": hs.sampled_from(["inject", "a"]) | json_values,
+                        "operator": hs.sampled_from(["In", "NotIn", "Exists", "DoesNotExist", "Bad"])
+                        | json_values,
+                        "values": hs.lists(hs.sampled_from(["on", "x"])) | json_values,
+                    }
+                ),
+                max_size=2,
+            )
+            | json_values,
+        },
+    )
+    | json_values
+)
+client_configs = (
+    hs.sampled_from(
+        [
+            {"url": "https://127.0.0.1:1/closed"},
+            {"url": "http://127.0.0.1:1/plain"},
+            {"url": "https://"},
+            {"service": {"name": "missing", "namespace": "ns"}},
+            {"service": {"name": "missing", "namespace": "ns", "port": "443"}},
+            {"service": ["x"]},
+            {"caBundle": "%%%", "url": "https://127.0.0.1:1/"},
+            {},
+        ]
+    )
+    | json_values
+)
+hook_specs = hs.fixed_dictionaries(
+    {"name": hs.text(max_size=10) | json_values},
+    optional={
+        "rules": hs.lists(rule_parts | json_values, max_size=2) | json_values,
+        "clientConfig": client_configs,
+        "namespaceSelector": selector,
+        "objectSelector": selector,
+        "failurePolicy": hs.sampled_from(["Fail", "Ignore"]) | json_values,
+        "timeoutSeconds": hs.integers(-1, 40) | json_values,
+        "sideEffects": hs.sampled_from(["None", "Unknown"]) | json_values,
+    },
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(specs=hs.lists(hook_specs | json_values, max_size=3), validating=hs.booleans())
+async def test_garbage_configurations_never_crash(
+    st: store.Store, specs: list[Any], validating: bool
+) -> None:
+    key = VWC if validating else MWC
+    cfg = {"metadata": {"name": "garbage"}, "webhooks": specs}
+    if st.peek(key, "", "garbage") is None:
+        await st.create(key, cfg)
+    else:
+        await st.update(key, cfg)
+    adm = admission.Admission(st)
+    req = request(pod(labels={"a": "x"}))
+    try:
+        if validating:
+            await adm.validate(req)
+        else:
+            out = await adm.mutate(req)
+            assert out is not None and out["metadata"]["name"] == "p"
+    except seams.AdmissionDenied as e:
+        assert e.code >= 400 and str(e)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=hs.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_garbage_responses_are_call_errors(raw: bytes) -> None:
+    try:
+        admission.parse_response(raw, "u", True)
+    except webhookclient.CallError as e:
+        assert str(e)
+
+
+async def test_admission_review_versions(
+    st: store.Store, server: webhooks.WebhookServer, certs: webhooks.Certs
+) -> None:
+    url = f"https://127.0.0.1:{server.port}/mutate"
+    cc = {"url": url, "caBundle": certs.ca_bundle}
+    await configure(st, MWC, "ver", hook("old.example.com", cc, admissionReviewVersions=["v1beta1"]))
+    out = await admission.Admission(st).mutate(request(pod()))
+    assert server.reviews[-1]["apiVersion"] == "admission.k8s.io/v1beta1"
+    assert out is not None and out["metadata"]["labels"]["injected"] == "yes"
+    await configure(
+        st, MWC, "ver", hook("new.example.com", cc, admissionReviewVersions=["v2", "v1", "v1beta1"])
+    )
+    await admission.Admission(st).mutate(request(pod()))
+    assert server.reviews[-1]["apiVersion"] == "admission.k8s.io/v1"
+    await configure(st, MWC, "ver", hook("none.example.com", cc, admissionReviewVersions=["v2"]))
+    with pytest.raises(seams.AdmissionDenied) as e:
+        await admission.Admission(st).mutate(request(pod()))
+    assert str(e.value) == (
+        'Internal error occurred: failed calling webhook "none.example.com": '
+        "could not create admission objects: webhook does not accept known AdmissionReview versions"
+    )
+    assert len(server.reviews) == 2
