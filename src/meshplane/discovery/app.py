@@ -22,6 +22,7 @@ from aiohttp import web
 from meshplane.discovery import config as config_mod
 from meshplane.discovery import managed
 from meshplane.discovery import options as options_mod
+from meshplane.discovery import webhook as webhook_mod
 from meshplane.kube import client as kube_client
 from meshplane.model import ids, mesh, proxy
 from meshplane.networking import config as net_config
@@ -60,6 +61,7 @@ class Ports:
     xds_plaintext: int | None = None
     secure_grpc: int | None = None
     monitoring: int = 0
+    webhook: int | None = None
 
 
 class Discovery:
@@ -92,6 +94,7 @@ class Discovery:
         self.ads: ads.AdsServer | None = None
         self.grpc: grpcserver.GrpcServer | None = None
         self.debug: debug.DebugServer | None = None
+        self.webhook: webhook_mod.WebhookServer | None = None
 
     # --- ConfigSource ----------------------------------------------------------------------------
 
@@ -225,10 +228,7 @@ class Discovery:
         if o.xds_plaintext_port is not None:
             listeners.append(grpcserver.Listener(f"{o.bind_address}:{o.xds_plaintext_port}"))
         if o.secure_grpc_port is not None:
-            dns = ca_mod.serving_dns_names(o.namespace, o.revision, o.custom_hosts)
-            creds = self.security.serving_credentials(
-                [*dns, *[n for n in o.extra_san if not _is_ip(n)]], [n for n in o.extra_san if _is_ip(n)]
-            )
+            creds = self.security.serving_credentials(*self._serving_names())
             listeners.append(grpcserver.Listener(f"{o.bind_address}:{o.secure_grpc_port}", creds))
         self.grpc = grpcserver.GrpcServer(self.ads, listeners)
         cert_handler = self.security.cert_service.handler()
@@ -240,6 +240,8 @@ class Discovery:
             self.ports.xds_plaintext = next(it)
         if o.secure_grpc_port is not None:
             self.ports.secure_grpc = next(it)
+        if o.webhook_port is not None:
+            await self._start_webhook(local)
         self._group.start(self._first_push(), "first-push")
         log.info(
             "discovery serving %s",
@@ -250,6 +252,37 @@ class Discovery:
                 monitoring=self.ports.monitoring,
             ),
         )
+
+    def _serving_names(self) -> tuple[list[str], list[str]]:
+        o = self.opts
+        dns = ca_mod.serving_dns_names(o.namespace, o.revision, o.custom_hosts)
+        extra = [n for n in o.extra_san if not _is_ip(n)]
+        return [*dns, *extra], [n for n in o.extra_san if _is_ip(n)]
+
+    async def _start_webhook(self, local: lightkube.AsyncClient) -> None:
+        assert self.security is not None and self.multicluster is not None
+        o = self.opts
+        namespaces = self.multicluster.local_registry.namespace_informer
+
+        def ns_labels(name: str) -> dict[str, str] | None:
+            ns = namespaces.get(name)
+            return dict(ns.metadata.labels or {}) if ns is not None else None
+
+        self.webhook = webhook_mod.WebhookServer(
+            local,
+            cluster_id=o.cluster_id,
+            namespace=o.namespace,
+            defaults=webhook_mod.default_settings(
+                o.cluster_id, o.network, o.mesh_id, o.trust_domain, o.namespace, o.revision
+            ),
+            namespace_labels=ns_labels,
+        )
+        dns, ips = self._serving_names()
+        chain, key = self.security.serving_cert(dns, ips)
+        tls = await asyncio.to_thread(webhook_mod.ssl_context, chain, key)
+        assert o.webhook_port is not None
+        self.ports.webhook = await self.webhook.start(o.bind_address, o.webhook_port, tls)
+        self._stops.append(self.webhook.stop)
 
     async def _first_push(self) -> None:
         assert self.multicluster is not None and self.queue is not None

@@ -83,6 +83,8 @@ class ManagedClusters:
     def __post_init__(self) -> None:
         self._running: dict[ids.ClusterId, _Running] = {}
         self.leaders: dict[ids.ClusterId, leader.LeaderElection] = {}
+        # cluster -> whether this control plane manages it (set once decided; for status and tests)
+        self.decisions: dict[ids.ClusterId, bool] = {}
 
     def managed(self) -> list[ids.ClusterId]:
         return list(self._running)
@@ -90,6 +92,7 @@ class ManagedClusters:
     async def cluster_added(self, cluster: multicluster.ClusterInfo) -> None:
         await self.cluster_removed(cluster.cluster_id)
         if not cluster.local and not self.external_istiod:
+            self.decisions[cluster.cluster_id] = False
             return
         running = _Running(tasks.TaskGroup(f"managed/{cluster.cluster_id}"))
         self._running[cluster.cluster_id] = running
@@ -98,6 +101,7 @@ class ManagedClusters:
     async def cluster_removed(self, cluster_id: ids.ClusterId) -> None:
         running = self._running.pop(cluster_id, None)
         self.leaders.pop(cluster_id, None)
+        self.decisions.pop(cluster_id, None)
         if running is not None:
             await running.group.stop()
             for c in running.controllers:
@@ -110,13 +114,17 @@ class ManagedClusters:
     async def _manage(self, cluster: multicluster.ClusterInfo, running: _Running) -> None:
         cid = cluster.cluster_id
         if not cluster.local:
-            if not await check_should_lead(cluster.client, self.namespace, self.cluster_id, cid):
+            lead = await check_should_lead(cluster.client, self.namespace, self.cluster_id, cid)
+            self.decisions[cid] = lead
+            if not lead:
                 log.info(
                     "remote cluster not managed: namespace lacks the annotation %s",
                     kv(cluster=cid, annotation=ANNOTATION_CONTROL_PLANE_CLUSTERS, want=self.cluster_id),
                 )
                 return
             log.info("managing remote cluster %s", kv(cluster=cid, namespace=self.namespace))
+        else:
+            self.decisions[cid] = True
         patcher = webhookpatch.WebhookPatcher(cluster.client, cid, self.revision, self.ca_bundle)
         running.controllers.append(patcher)
         running.group.start(patcher.run(), "webhook-patcher")
