@@ -192,3 +192,63 @@ async def test_external_istiod_leads_only_annotated_remotes(
 
 async def _eq(value: Any, expected: str) -> bool:
     return (await value) == expected
+
+
+async def test_two_replicas_one_leader_per_remote_and_handover(
+    clusters: tuple[ThreadedCluster, ThreadedCluster], external: app.Discovery, tmp_path: Path
+) -> None:
+    c1, c2 = clusters
+    w1, w2 = lightkube_client(c1.kubeconfig), lightkube_client(c2.kubeconfig)
+    await ensure_ns(w2, NS)
+    await w2.patch(
+        core_v1.Namespace,
+        NS,
+        {"metadata": {"annotations": {"topology.istio.io/controlPlaneClusters": "cluster1"}}},
+    )
+    second = app.Discovery(
+        options.build(
+            {
+                "kubeconfig": str(c1.write_kubeconfig(tmp_path / "kc-b")),
+                "context": "cluster1",
+                "cluster_id": "cluster1",
+                "bind_address": "127.0.0.1",
+                "xds_plaintext_port": 0,
+                "secure_grpc_port": 0,
+                "monitoring_port": 0,
+                "webhook_port": 0,
+                "pod_name": "istiod-b",
+            },
+            {"EXTERNAL_ISTIOD": "true"},
+        )
+    )
+    await second.start()
+    try:
+        await w1.create(remote_secret(c2))
+
+        def leading() -> list[str]:
+            out = []
+            for d in (external, second):
+                election = d.managed.leaders.get("cluster2") if d.managed else None  # type: ignore[call-overload]
+                if election is not None and election.leading:
+                    out.append(d.opts.pod_name)
+            return out
+
+        await wait_for(lambda: len(leading()) == 1, 15, what="one leader for cluster2")
+        first = leading()[0]
+        lock = await w2.get(core_v1.ConfigMap, "istio-namespace-controller-election", namespace=NS)
+        record = leader.Record.parse((lock.metadata.annotations or {}).get(leader.ANNOTATION))
+        assert record is not None and record.holder_identity == first
+        # the leader goes away: the other replica takes over within the lease duration (30 s)
+        await (external if first == "istiod-a" else second).stop()
+        await wait_for(
+            lambda: leading() == [("istiod-b" if first == "istiod-a" else "istiod-a")], 30, what="handover"
+        )
+    finally:
+        await second.stop()
+        await w2.patch(
+            core_v1.Namespace,
+            NS,
+            {"metadata": {"annotations": {"topology.istio.io/controlPlaneClusters": None}}},
+        )
+        await w1.close()
+        await w2.close()
