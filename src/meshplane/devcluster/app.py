@@ -24,8 +24,11 @@ Internal APIs for the security/admission parts and other controllers (stable):
 - `c.add_controller(name, factory)`: `factory()` returns a coroutine run as a guarded task from
   start to stop; it is called again at every start, and `c.store`/`c.objects`/`c.registry` are new
   objects after a restart, so read them inside the coroutine, not when registering.
-- Before `start()`: assign `c.authenticator`, `c.authorizer`, `c.admission` (seams Protocols) to
-  replace the built-in admin-token-only authenticator, masters-only authorizer and no admission.
+- `c.security` (security.ClusterSecurity, helper B's): service-account tokens, RBAC, admission
+  and the ServiceAccount controllers, wired at each start. Assigning `c.authenticator`,
+  `c.authorizer` or `c.admission` (seams Protocols) before `start()` overrides its parts.
+- Store writes change nothing when the new object equals the stored one (no RV, no event), and
+  run to completion even if their caller is cancelled.
 - `c.ca_pem` (bytes), `c.data_dir` (Path | None: keep keys there, 0600), `c.url`, `c.settings`.
 """
 
@@ -156,8 +159,8 @@ class DevCluster:
         if self._pki is None:
             self._pki = await asyncio.to_thread(pki.load_or_create, self.name, self.data_dir)
         if self.schemas is None:
+            await asyncio.to_thread(schemas.builtin_components)  # load (once) off the loop
             self.schemas = schemas.Schemas()
-            await asyncio.to_thread(schemas.builtin_components)
         if self._used:  # a restart: a fresh store (and registry) over the same data
             self.store = self._new_store()
             self.registry = resources.Registry.with_builtins()

@@ -16,10 +16,9 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from meshplane.devcluster import errors, persistence
+from meshplane.devcluster import errors, meta, persistence
 from meshplane.runtime import clock as clock_mod
 
 log = logging.getLogger(__name__)
@@ -36,16 +35,6 @@ class Event:
     obj: Obj  # read-only
     rv: int
     old: Obj | None = None  # the previous state (MODIFIED, DELETED), read-only
-
-
-def split_key(key: str) -> tuple[str, str]:
-    """(group, plural) of a resource key."""
-    group, _, plural = key.rpartition("/")
-    return group, plural
-
-
-def timestamp(wall: float) -> str:
-    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(eq=False)
@@ -248,16 +237,16 @@ class Store:
         return await self._guarded(self._delete_many(key, targets, dry_run))
 
     async def _create(self, key: str, obj: Obj, dry_run: bool) -> Obj:
-        meta = obj.setdefault("metadata", {})
-        ns, name = meta.get("namespace", "") or "", meta.get("name", "")
+        md = obj.setdefault("metadata", {})
+        ns, name = md.get("namespace", "") or "", md.get("name", "")
         async with self._lock:
             if self.peek(key, ns, name) is not None:
-                group, plural = split_key(key)
+                group, plural = meta.split_key(key)
                 raise errors.already_exists(plural, group, name)
             new = copy.deepcopy(obj)
             m = new["metadata"]
             m["uid"] = str(uuid.uuid4())
-            m["creationTimestamp"] = timestamp(self._clock.wall())
+            m["creationTimestamp"] = meta.timestamp(self._clock.wall())
             m["generation"] = 1
             m.pop("deletionTimestamp", None)
             m.pop("deletionGracePeriodSeconds", None)
@@ -268,9 +257,9 @@ class Store:
             return copy.deepcopy(done[0].obj)
 
     async def _update(self, key: str, obj: Obj, expected_rv: int | None, dry_run: bool) -> Obj:
-        meta = obj.get("metadata") or {}
-        ns, name = meta.get("namespace", "") or "", meta.get("name", "")
-        group, plural = split_key(key)
+        md = obj.get("metadata") or {}
+        ns, name = md.get("namespace", "") or "", md.get("name", "")
+        group, plural = meta.split_key(key)
         async with self._lock:
             old = self.peek(key, ns, name)
             if old is None:
@@ -287,14 +276,14 @@ class Store:
                 if "deletionGracePeriodSeconds" in old["metadata"]:
                     m["deletionGracePeriodSeconds"] = old["metadata"]["deletionGracePeriodSeconds"]
             gen = int(old["metadata"].get("generation") or 1)
-            if _spec_of(old) != _spec_of(new):
+            if meta.spec_of(old) != meta.spec_of(new):
                 gen += 1
             m["generation"] = gen
             if dry_run:
                 m["resourceVersion"] = old["metadata"]["resourceVersion"]
                 return new
             # a deletion mark without finalizers (and without a grace period to wait out) is a delete
-            gone = m.get("deletionTimestamp") and not finalizers_pending(key, new)
+            gone = m.get("deletionTimestamp") and not meta.finalizers_pending(key, new)
             etype = DELETED if gone and not (m.get("deletionGracePeriodSeconds") or 0) > 0 else MODIFIED
             m["resourceVersion"] = old["metadata"]["resourceVersion"]
             if etype == MODIFIED and new == old:
@@ -311,12 +300,12 @@ class Store:
         expected_rv: int | None,
         dry_run: bool,
     ) -> Obj:
-        group, plural = split_key(key)
+        group, plural = meta.split_key(key)
         async with self._lock:
             old = self.peek(key, namespace, name)
             if old is None:
                 raise errors.not_found(plural, group, name)
-            _check_preconditions(old, plural, group, name, expected_uid, expected_rv)
+            meta.check_preconditions(old, plural, group, name, expected_uid, expected_rv)
             if dry_run:
                 return copy.deepcopy(old)
             ev = await self._commit([Event(DELETED, key, old, 0)])
@@ -397,35 +386,3 @@ def _consume(task: asyncio.Future[Any]) -> None:
     """Retrieve the outcome of a write whose caller went away (so it is not reported as lost)."""
     if not task.cancelled():
         task.exception()
-
-
-def finalizers_pending(key: str, obj: Obj) -> bool:
-    """metadata.finalizers, and for a Namespace also spec.finalizers (cleared once it is empty)."""
-    if obj["metadata"].get("finalizers"):
-        return True
-    return key == "namespaces" and bool((obj.get("spec") or {}).get("finalizers"))
-
-
-def _spec_of(obj: Obj) -> Obj:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
-
-
-def _check_preconditions(
-    old: Obj, plural: str, group: str, name: str, uid: str | None, rv: int | None
-) -> None:
-    m = old["metadata"]
-    if uid is not None and m.get("uid") != uid:
-        raise errors.conflict(
-            plural,
-            group,
-            name,
-            f"Precondition failed: UID in precondition: {uid}, UID in object meta: {m.get('uid')}",
-        )
-    if rv is not None and int(m.get("resourceVersion") or 0) != rv:
-        raise errors.conflict(
-            plural,
-            group,
-            name,
-            f"Precondition failed: ResourceVersion in precondition: {rv}, "
-            f"ResourceVersion in object meta: {m.get('resourceVersion')}",
-        )

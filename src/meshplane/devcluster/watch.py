@@ -15,30 +15,40 @@ from typing import Any
 
 from aiohttp import web
 
-from meshplane.devcluster import bodies, context, errors, handlers, resources, routing, store, tables
+from meshplane.devcluster import (
+    context,
+    errors,
+    reads,
+    resources,
+    responses,
+    routing,
+    store,
+    tables,
+    watchlines,
+)
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
 
-def _line(etype: str, obj: Obj) -> bytes:
-    return bodies.dumps({"type": etype, "object": obj}) + b"\n"
+_line = watchlines.encode
 
 
 class _Encoder:
     """Objects as they are, or as one-row meta.k8s.io Tables when the client asked for tables
     (`kubectl get -w`): column definitions in the first event only, as the API server sends them."""
 
-    def __init__(self, rt: resources.ResourceType, as_table: bool) -> None:
+    def __init__(self, rt: resources.ResourceType, as_table: bool, cache: watchlines.LineCache) -> None:
         self.rt = rt
         self.as_table = as_table
         self.first = True
+        self.cache = cache
 
     def __call__(self, etype: str, obj: Obj) -> bytes:
-        obj = handlers.present(self.rt, obj)
+        obj = responses.present(self.rt, obj)
         if not self.as_table:
-            return _line(etype, obj)
+            return self.cache.get(etype, obj)
         t = tables.table(self.rt, [obj], str(obj["metadata"].get("resourceVersion", "")), "")
         if not self.first:
             t["columnDefinitions"] = []
@@ -72,7 +82,7 @@ async def serve(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
     assert t.rt is not None
     rt = t.rt
     q = request.query
-    match = handlers.filters(request, rt, t)
+    match = reads.filters(request, rt, t)
     if t.name:
         base = match
 
@@ -91,7 +101,7 @@ async def serve(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
     except ValueError as e:
         raise errors.bad_request(f'resourceVersion: Invalid value: "{rv_param}": must be an integer') from e
 
-    encode = _Encoder(rt, tables.wants_table(request))
+    encode = _Encoder(rt, tables.wants_table(request), ctx.watch_lines)
     if since is not None and since > ctx.store.rv:
         raise errors.ApiError(504, f"Too large resource version: {since}, current: {ctx.store.rv}", "Timeout")
     sub = ctx.store.subscribe({rt.key})

@@ -225,6 +225,13 @@ async def test_service_gets_cluster_ip_headless_none(client: Any, ns: str) -> No
     with pytest.raises(ApiError) as err:
         await client.create(svc("c", clusterIP=a.spec.clusterIP))
     assert err.value.status.code == 422
+    with pytest.raises(ApiError) as err:
+        await client.patch(Service, "a", {"spec": {"clusterIP": "10.96.99.99"}}, namespace=ns)
+    assert err.value.status.code == 422 and "may not change once set" in err.value.status.message
+    kept = await client.replace(
+        Service.from_dict({"metadata": {"name": "a", "namespace": ns}, "spec": {"ports": [{"port": 81}]}})
+    )
+    assert kept.spec.clusterIP == a.spec.clusterIP  # an update without clusterIP keeps it
 
 
 async def test_clients_get_status_objects_for_errors(client: Any, ns: str) -> None:

@@ -190,8 +190,15 @@ def test_dry_run_writes_nothing(api: rawhttp.Api, ns: str) -> None:
     )
     assert r.status == 200 and r.json()["data"] == {"a": "2"}
     assert api.get(f"{path}/real").json()["data"] == {"a": "1"}
+    current = api.get(f"{path}/real").json()
+    r = api.request("PUT", f"{path}/real?dryRun=All", dict(current, data={"a": "3"}))
+    assert r.status == 200 and r.json()["data"] == {"a": "3"}
+    assert api.get(f"{path}/real").json() == current
     assert api.request("DELETE", f"{path}/real?dryRun=All").status == 200
+    assert api.request("DELETE", f"{path}/real", {"kind": "DeleteOptions", "dryRun": ["All"]}).status == 200
     assert api.get(f"{path}/real").status == 200
+    status(api.request("DELETE", f"{path}/real", {"preconditions": ["x"]}), 400, "BadRequest")
+    status(api.request("DELETE", f"{path}/real", {"propagationPolicy": "Sideways"}), 400, "BadRequest")
 
 
 def test_patch_errors(api: rawhttp.Api, ns: str) -> None:
@@ -221,3 +228,21 @@ def test_patch_errors(api: rawhttp.Api, ns: str) -> None:
         "NotFound",
     )
     assert api.get(f"{path}/p").json()["data"] == {"a": "1"}
+
+
+def test_large_bodies_under_the_limit_are_accepted(api: rawhttp.Api, ns: str) -> None:
+    big = "x" * (1024 * 1024)
+    r = api.request(
+        "POST",
+        f"/api/v1/namespaces/{ns}/configmaps",
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata: {{k: {big}}}\n",
+        content_type="application/yaml",
+    )
+    assert r.status == 201 and len(r.json()["data"]["k"]) == len(big)
+    r = api.request(
+        "PATCH",
+        f"/api/v1/namespaces/{ns}/configmaps/big",
+        {"data": {"k": big + "y"}},
+        content_type="application/merge-patch+json",
+    )
+    assert r.status == 200 and r.json()["data"]["k"].endswith("y")

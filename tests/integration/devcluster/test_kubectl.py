@@ -336,3 +336,15 @@ spec:
     assert [o["metadata"]["resourceVersion"] for o in before] == [
         o["metadata"]["resourceVersion"] for o in after
     ]
+
+
+def test_kubectl_field_validation(kubeconfig_path: Path, ns: str) -> None:
+    bad = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: fv, namespace: {ns}}}\nbogus: 1\n"
+    strict = kubectl(kubeconfig_path, "apply", "-f", "-", input_text=bad, check=False)
+    assert strict.returncode == 1 and 'strict decoding error: unknown field "bogus"' in strict.stderr
+    warn = kubectl(kubeconfig_path, "apply", "--validate=warn", "-f", "-", input_text=bad)
+    assert 'Warning: unknown field "bogus"' in warn.stderr and "configmap/fv created" in warn.stdout
+    ignored = kubectl(
+        kubeconfig_path, "apply", "--validate=false", "-f", "-", input_text=bad.replace("fv", "fi")
+    )
+    assert "Warning" not in ignored.stderr
