@@ -93,6 +93,7 @@ class Generator:
 
     def _outbound_clusters(self, ctx: snapshot.Snapshot, sds: bool) -> resources.Generated:
         out = []
+        seen: set[str] = set()
         td = cds.trust_domain(ctx.mesh)
         for host in sorted(ctx.services):
             svc = ctx.services[host]
@@ -100,6 +101,9 @@ class Generator:
             sans = cds.identities(svc, ctx.endpoints.get(host), td) if sds else ()
             for port in cds.cluster_ports(svc):
                 name = naming.outbound_cluster(host, port.port)
+                if name in seen:  # two ports with one number (TCP and UDP): one cluster
+                    continue
+                seen.add(name)
 
                 def make(
                     svc: service.Service = svc, port: service.ServicePort = port, sans: tuple[str, ...] = sans
@@ -156,7 +160,7 @@ class Generator:
                 naming.sni_name(s.hostname, p.port)
                 for s, p in gateways.sni_dnat_targets(proxy, ctx.networking, ctx.services)
             ]
-        return names
+        return list(dict.fromkeys(names))
 
     def _endpoints(
         self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names
