@@ -77,6 +77,16 @@ class Generator:
             return self._routes(proxy, ctx, names)
         raise errors.UnsupportedTypeError(f"no generator for type {type_url!r} (proxy={proxy.id})")
 
+    def inbound_signature(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> tuple[object, ...]:
+        """What a sidecar's own side (inbound clusters and listeners) is built from.
+
+        On an EDS-only push the server compares it with the previous version's for each sidecar:
+        when it changed (the proxy's IP joined or left a service), that proxy needs CDS and LDS
+        too, because its inbound config follows its endpoints. Cheap: one index per push."""
+        if proxy.type is proxy_model.ProxyType.ROUTER:
+            return ()
+        return self._own_ports(proxyview.inbound_view(proxy), ctx)
+
     # ---- CDS
 
     def _clusters(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> resources.Generated:

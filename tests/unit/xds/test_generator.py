@@ -230,3 +230,17 @@ def test_any_mesh_gives_unique_names_and_domains(
     assert rc.body.Unpack(routes)
     domains = [d for vh in routes.virtual_hosts for d in vh.domains]
     assert len(domains) == len(set(domains))
+
+
+def test_inbound_signature_changes_when_the_proxy_joins_a_service() -> None:
+    g = generator.Generator()
+    server = md.proxy("127.0.1.5", pod="helloworld-v1")
+    before = g.inbound_signature(server, _ctx("v1"))
+    health_only = md.shards(
+        md.ep("127.0.1.5", "cluster1", tls=True, sa="hw", health=endpoint.Health.UNHEALTHY),
+        md.ep("127.0.2.5", "cluster2", tls=True, sa="hw"),
+    )
+    assert g.inbound_signature(server, _ctx("v2", health_only)) == before
+    gone = md.shards(md.ep("127.0.2.5", "cluster2", tls=True, sa="hw"))
+    assert g.inbound_signature(server, _ctx("v3", gone)) != before
+    assert g.inbound_signature(server, _ctx("v3", gone)) == ()
