@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import time
@@ -80,6 +81,8 @@ class AdsServer:
         self._ctx: context.PushContext | None = None
         self._ready: asyncio.Event | None = None
         self._connections: dict[str, connection.Connection] = {}
+        self._closing = False
+        self._idle: asyncio.Event | None = None
 
     # --- the push queue's target -------------------------------------------------------------
     @property
@@ -106,6 +109,17 @@ class AdsServer:
     @property
     def encoder(self) -> wire.Encoder:
         return self._encoder
+
+    async def shutdown(self, grace: float) -> None:
+        """End every stream cleanly (status OK, proxies reconnect elsewhere) within `grace` seconds."""
+        self._closing = True
+        self._ready_event().set()
+        for conn in self._connections.values():
+            conn.wake.set()
+        if self._connections:
+            self._idle = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
 
     async def close(self) -> None:
         if self._executor is not None:
@@ -176,6 +190,8 @@ class AdsServer:
             await ctx.abort(e.code, e.message)
         finally:
             del self._connections[conn.id]
+            if self._idle is not None and not self._connections:
+                self._idle.set()
             self._metrics.xds_clients.labels(version=conn.istio_version).dec()
             await tasks.cancel(reader)
             log.info(
@@ -197,12 +213,12 @@ class AdsServer:
 
     async def _serve(self, conn: connection.Connection) -> None:
         await self._ready_event().wait()
-        while True:
+        while not self._closing:
             await conn.wake.wait()
             conn.wake.clear()
-            while conn.inbox:
+            while conn.inbox and not self._closing:
                 await self._process(conn, conn.inbox.popleft())
-            if conn.reader_done:
+            if conn.reader_done or self._closing:
                 return
             push = conn.pending.take()
             if push is not None:
