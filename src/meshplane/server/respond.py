@@ -17,7 +17,7 @@ from typing import Protocol
 from meshplane.model import proxy as proxy_mod
 from meshplane.push import context
 from meshplane.server import watch, wire
-from meshplane.xds import resources
+from meshplane.xds import naming, resources
 
 
 class Generator(Protocol):
@@ -30,6 +30,11 @@ class Generator(Protocol):
         ctx: context.PushContext,
         names: frozenset[str] | None,
     ) -> resources.Generated: ...
+
+    def inbound_signature(self, proxy: proxy_mod.Proxy, ctx: context.PushContext) -> tuple[object, ...]:
+        """What the proxy's own inbound clusters/listeners depend on (changes when its IP joins
+        or leaves a service)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,50 @@ def _names(st: watch.TypeState, scope: frozenset[str] | None) -> frozenset[str] 
     return frozenset(st.names) if scope is None else scope & st.names
 
 
+@dataclass(slots=True)
+class Built:
+    outgoing: list[Outgoing]
+    # the proxy's inbound signature at this push, when CDS or LDS was (re)built for it
+    signature: tuple[object, ...] | None = None
+
+
+def plan_push(
+    gen: Generator,
+    proxy: proxy_mod.Proxy,
+    ctx: context.PushContext,
+    states: dict[str, watch.TypeState],
+    request: context.PushRequest,
+    last_signature: tuple[object, ...] | None,
+) -> list[Step]:
+    """Full push: every subscribed type in Envoy's order. EDS-only push: EDS for the affected
+    clusters the proxy subscribed to, and never CDS, unless the change moved the proxy's own IP
+    into or out of a service, which changes its inbound clusters and listeners (then: full)."""
+    full = [Step(t) for t in resources.PUSH_ORDER if t in states]
+    if request.full:
+        return full
+    if last_signature is not None and gen.inbound_signature(proxy, ctx) != last_signature:
+        return full
+    eds = states.get(resources.TYPE_EDS)
+    if eds is None:
+        return []
+    affected = frozenset(n for n in eds.names if naming.outbound_host(n) in request.eds_hosts)
+    return [Step(resources.TYPE_EDS, scope=affected, incremental=True)] if affected else []
+
+
+def build_push(
+    gen: Generator,
+    enc: wire.Encoder,
+    proxy: proxy_mod.Proxy,
+    ctx: context.PushContext,
+    delta: bool,
+    states: dict[str, watch.TypeState],
+    request: context.PushRequest,
+    last_signature: tuple[object, ...] | None,
+) -> Built:
+    steps = plan_push(gen, proxy, ctx, states, request, last_signature)
+    return build(gen, enc, proxy, ctx, delta, states, steps)
+
+
 def build(
     gen: Generator,
     enc: wire.Encoder,
@@ -72,9 +121,12 @@ def build(
     delta: bool,
     states: dict[str, watch.TypeState],
     steps: Sequence[Step],
-) -> list[Outgoing]:
+) -> Built:
     """The responses for `steps`, in order. Forced EDS follows a Delta CDS response (warming)."""
     enc.begin(ctx.version)
+    signature = None
+    if any(s.type_url in (resources.TYPE_CDS, resources.TYPE_LDS) for s in steps):
+        signature = gen.inbound_signature(proxy, ctx)
     out: list[Outgoing] = []
     forced_eds: frozenset[str] = frozenset()
     pending = list(steps)
@@ -110,7 +162,7 @@ def build(
             n = nonce()
             data = wire.sotw_response(enc, step.type_url, ctx.version, n, items)
             out.append(Outgoing(step.type_url, n, ctx.version, data, list(items), incremental=incremental))
-    return out
+    return Built(out, signature)
 
 
 def commit(st: watch.TypeState, o: Outgoing, delta: bool, now: float) -> None:

@@ -183,3 +183,23 @@ async def test_response_is_larger_than_grpc_default_limit() -> None:
         assert max(len(r.names) for r in c.of_type(CDS)) >= 12000
         # more than gRPC's 4 MiB default message limit went through in one response
         assert st.metrics.config_size.labels(type="cds")._sum.get() > 4 * 1024 * 1024
+
+
+async def test_eds_only_push_that_moves_a_proxys_own_ip_into_a_service_gives_it_cds_and_lds() -> None:
+    src = stack.sample_source()
+    async with stack.running(src) as st, client(st, pod="other") as other:
+        member_node = xdsclient.make_node(
+            xdsclient.sidecar_node_id("member", "ns-1", "10.200.0.9"), {"CLUSTER_ID": "cluster1"}
+        )
+        async with xdsclient.XdsClient(st.target, member_node) as member:
+            for c in (other, member):
+                await handshake(c)
+            assert not any(n.startswith("inbound") for n in member.view(CDS).resources)
+            before_o, before_m = len(other.received), len(member.received)
+            src.set_endpoints(Hostname(SVC1), "cluster1", ["10.1.0.1", "10.200.0.9"])
+            await st.push(full=False, eds_hosts=frozenset({SVC1}))
+            await member.wait(lambda c: any(n.startswith("inbound") for n in c.view(CDS).resources))
+            await member.wait(lambda c: LDS in {r.type_url for r in c.received[before_m:]})
+            await asyncio.sleep(0.3)
+            assert [r.type_url for r in member.received[before_m:]] == [CDS, EDS, LDS, RDS]
+            assert [(r.type_url, r.names) for r in other.received[before_o:]] == [(EDS, [C1])]
