@@ -34,9 +34,10 @@ def version() -> None:
 def _register() -> None:
     # Command groups are imported here so that importing meshplane.cli.main stays cheap.
     # One line per group: `from meshplane.cli import X` then `app.add_typer(X.app, name=...)`.
-    from meshplane.cli import agent
+    from meshplane.cli import agent, proxy_status
 
     app.add_typer(agent.app, name="agent")
+    app.command("proxy-status")(proxy_status.proxy_status)
 
 
 def main() -> None:
