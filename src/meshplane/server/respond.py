@@ -138,13 +138,13 @@ def build(
         names = _names(st, step.scope)
         if names is not None and not names and not step.must_respond:
             continue
-        generated = gen.generate(step.type_url, proxy, ctx, names)
-        items: Sequence[resources.Resource] = generated.resources
-        if names is not None:
-            items = [r for r in items if r.name in names]
+        # the generator returns exactly the requested names (all of them for None), as one tuple
+        # shared by every proxy with the same view, so its bytes are joined once (wire.Encoder.body)
+        items = gen.generate(step.type_url, proxy, ctx, names).resources
         if delta:
             forced = forced_eds if step.type_url == resources.TYPE_EDS else frozenset()
-            send, removed = watch.delta_diff(items, st, step.scope, forced)
+            changed, removed = watch.delta_diff(items, st, step.scope, forced)
+            send: Sequence[resources.Resource] = items if len(changed) == len(items) else changed
             if not send and not removed and not step.must_respond:
                 continue
             n = nonce()

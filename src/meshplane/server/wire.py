@@ -26,11 +26,20 @@ class _Entry:
     used: int
 
 
+@dataclass(slots=True)
+class _Body:
+    items: tuple[resources.Resource, ...]  # kept so that its id() is not reused while cached
+    data: bytes
+    used: int
+
+
 class Encoder:
     """Per-resource wire bytes, cached by (type, name, version); not thread-safe (one gen thread)."""
 
     def __init__(self, keep_generations: int = 2) -> None:
         self._cache: dict[tuple[str, str, str], _Entry] = {}
+        # joined bodies of whole resource tuples (the generator shares one tuple per proxy view)
+        self._bodies: dict[tuple[str, bool, int], _Body] = {}
         self._generation = 0
         self._keep = keep_generations
         self._label = ""
@@ -46,6 +55,8 @@ class Encoder:
         stale = [k for k, e in self._cache.items() if e.used < floor]
         for k in stale:
             del self._cache[k]
+        for b in [k for k, e in self._bodies.items() if e.used < floor]:
+            del self._bodies[b]
 
     def _entry(self, type_url: str, r: resources.Resource) -> _Entry:
         key = (type_url, r.name, r.version)
@@ -69,6 +80,20 @@ class Encoder:
             entry.delta = discovery_pb2.DeltaDiscoveryResponse(resources=[wrapped]).SerializeToString()
         return entry.delta
 
+    def body(self, type_url: str, items: Sequence[resources.Resource], delta: bool) -> bytes:
+        """All of `items` as the `resources` field; a tuple shared by many streams is joined once."""
+        part = self.delta_part if delta else self.sotw_part
+        if not isinstance(items, tuple):
+            return b"".join(part(type_url, r) for r in items)
+        key = (type_url, delta, id(items))
+        hit = self._bodies.get(key)
+        if hit is not None and hit.items is items:
+            hit.used = self._generation
+            return hit.data
+        data = b"".join(part(type_url, r) for r in items)
+        self._bodies[key] = _Body(items, data, self._generation)
+        return data
+
     def __len__(self) -> int:
         return len(self._cache)
 
@@ -79,7 +104,7 @@ def sotw_response(
     header: bytes = discovery_pb2.DiscoveryResponse(
         version_info=version, type_url=type_url, nonce=nonce
     ).SerializeToString()
-    return header + b"".join(enc.sotw_part(type_url, r) for r in items)
+    return header + enc.body(type_url, items, delta=False)
 
 
 def delta_response(
@@ -93,4 +118,4 @@ def delta_response(
     header: bytes = discovery_pb2.DeltaDiscoveryResponse(
         system_version_info=version, type_url=type_url, nonce=nonce, removed_resources=sorted(removed)
     ).SerializeToString()
-    return header + b"".join(enc.delta_part(type_url, r) for r in items)
+    return header + enc.body(type_url, items, delta=True)

@@ -46,3 +46,14 @@ def test_each_resource_is_serialized_once_across_streams_and_old_ones_are_droppe
     enc.begin("push-3")
     enc.begin("push-4")
     assert len(enc) == 0
+
+
+def test_a_shared_resource_tuple_is_joined_once_and_a_list_every_time() -> None:
+    enc = wire.Encoder()
+    items = (cluster("a"), cluster("b"))
+    enc.begin("push-1")
+    first = enc.body(R.TYPE_CDS, items, delta=False)
+    assert enc.body(R.TYPE_CDS, items, delta=False) is first
+    assert enc.body(R.TYPE_CDS, list(items), delta=False) == first
+    assert enc.body(R.TYPE_CDS, list(items), delta=False) is not first
+    assert enc.body(R.TYPE_CDS, items, delta=True) != first  # Delta wraps each in a Resource
