@@ -34,7 +34,7 @@ def test_delta_bytes_carry_names_versions_and_removals() -> None:
 
 
 def test_each_resource_is_serialized_once_across_streams_and_old_ones_are_dropped() -> None:
-    enc = wire.Encoder(keep_generations=1)
+    enc = wire.Encoder()
     items = [cluster("a"), cluster("b")]
     enc.begin("push-1")
     for nonce in ("n1", "n2", "n3"):  # three streams
@@ -43,7 +43,8 @@ def test_each_resource_is_serialized_once_across_streams_and_old_ones_are_droppe
     enc.begin("push-2")
     wire.sotw_response(enc, R.TYPE_CDS, "push-2", "n4", [items[0]])
     assert enc.encoded == 2  # unchanged resource: same bytes reused
-    enc.begin("push-3")
+    enc.begin("push-3")  # b unused during push-2 and push-3: dropped; a kept from push-2
+    assert len(enc) == 1
     enc.begin("push-4")
     assert len(enc) == 0
 
@@ -52,8 +53,8 @@ def test_a_shared_resource_tuple_is_joined_once_and_a_list_every_time() -> None:
     enc = wire.Encoder()
     items = (cluster("a"), cluster("b"))
     enc.begin("push-1")
-    first = enc.body(R.TYPE_CDS, items, delta=False)
-    assert enc.body(R.TYPE_CDS, items, delta=False) is first
-    assert enc.body(R.TYPE_CDS, list(items), delta=False) == first
-    assert enc.body(R.TYPE_CDS, list(items), delta=False) is not first
-    assert enc.body(R.TYPE_CDS, items, delta=True) != first  # Delta wraps each in a Resource
+    first = enc.body(items, delta=False)
+    assert enc.body(items, delta=False) is first
+    assert enc.body(list(items), delta=False) == first
+    assert enc.body(list(items), delta=False) is not first
+    assert enc.body(items, delta=True) != first  # Delta wraps each in a Resource
