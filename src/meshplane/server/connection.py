@@ -108,7 +108,7 @@ class Connection:
                 "acked_nonce": st.nonce_acked,
                 "wildcard": st.wildcard,
                 "subscribed": len(st.names),
-                "resources": len(st.known),
+                "resources": len(st.known) if self.delta else st.count,
                 "last_nack": None
                 if nack is None
                 else {

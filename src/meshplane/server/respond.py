@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from meshplane.model import proxy as proxy_mod
+from meshplane.model.ids import Hostname
 from meshplane.push import context
 from meshplane.server import watch, wire
 from meshplane.xds import naming, resources
@@ -95,8 +96,28 @@ def plan_push(
     eds = states.get(resources.TYPE_EDS)
     if eds is None:
         return []
-    affected = frozenset(n for n in eds.names if naming.outbound_host(n) in request.eds_hosts)
+    affected = affected_clusters(eds.names, request.eds_hosts, ctx)
     return [Step(resources.TYPE_EDS, scope=affected, incremental=True)] if affected else []
+
+
+def affected_clusters(
+    names: set[str], hosts: frozenset[Hostname], ctx: context.PushContext
+) -> frozenset[str]:
+    """The subscribed EDS cluster names of these hosts. Built from each service's ports (both of
+    Istio's name forms) rather than by parsing every subscribed name of every proxy on each push."""
+    if len(names) <= 4 * len(hosts):
+        return frozenset(n for n in names if naming.outbound_host(n) in hosts)
+    out: set[str] = set()
+    for host in hosts:
+        svc = ctx.services.get(host)
+        if svc is None:  # gone from the snapshot: fall back to reading the names
+            out.update(n for n in names if naming.outbound_host(n) == host)
+            continue
+        for p in svc.ports:
+            for n in (naming.outbound_cluster(host, p.port), naming.sni_name(host, p.port)):
+                if n in names:
+                    out.add(n)
+    return frozenset(out)
 
 
 def build_push(
