@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from meshplane.model.ids import ClusterId
 from meshplane.push import context, debounce, metrics, queue
@@ -85,3 +88,18 @@ async def start(
     if initial_push:
         await stack.push(reason="startup")
     return stack
+
+
+@contextlib.asynccontextmanager
+async def running(source: memsource.MemorySource | None = None, **kwargs: Any) -> AsyncIterator[Stack]:
+    s = await start(source, **kwargs)
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+def sample_source(services: int = 3, endpoints: int = 2) -> memsource.MemorySource:
+    src = memsource.MemorySource()
+    memsource.populate(src, services, endpoints)
+    return src

@@ -43,6 +43,9 @@ class DebounceOptions:
         return cls(after=after, max=max_)
 
 
+# Closer than this to the deadline counts as there: a sleep that short may not advance the clock.
+_RESOLUTION = 1e-3
+
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -130,6 +133,6 @@ class Debouncer:
             quiet_left = self.options.after - (now - self._last)
             max_left = self.options.max - (now - self._first)
             left = min(quiet_left, max_left)
-            if left <= 0:
+            if left <= _RESOLUTION:
                 return
             await self._clock.sleep(left)

@@ -63,11 +63,14 @@ class PushQueue:
 
     def enqueue(self, request: context.PushRequest) -> None:
         """Add a change to the current debounce window (never blocks)."""
+        self._debouncer.add(self._stamp(request))
+
+    def _stamp(self, request: context.PushRequest) -> context.PushRequest:
         if not request.start:
             request = dataclasses.replace(request, start=self._clock.monotonic())
         for reason in request.reasons or ("unknown",):
             self._metrics.push_triggers.labels(type=reason).inc()
-        self._debouncer.add(request)
+        return request
 
     async def start(self) -> None:
         if self._task is None:
@@ -79,9 +82,7 @@ class PushQueue:
 
     async def push_now(self, request: context.PushRequest) -> context.PushContext:
         """Snapshot and fan out immediately, bypassing the debounce (the first push at startup)."""
-        if not request.start:
-            request = dataclasses.replace(request, start=self._clock.monotonic())
-        return await self._push(request)
+        return await self._push(self._stamp(request))
 
     async def wait_pushes(self, count: int) -> None:
         """Wait until at least `count` pushes have been started."""

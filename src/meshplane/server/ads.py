@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import time
@@ -29,7 +30,7 @@ from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import logging as rlog
 from meshplane.runtime import tasks
 from meshplane.server import connection, errors, node, respond, watch, wire
-from meshplane.xds import naming, resources
+from meshplane.xds import resources
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class AdsServer:
         self._ctx: context.PushContext | None = None
         self._ready: asyncio.Event | None = None
         self._connections: dict[str, connection.Connection] = {}
+        self._closing = False
+        self._idle: asyncio.Event | None = None
 
     # --- the push queue's target -------------------------------------------------------------
     @property
@@ -106,6 +109,17 @@ class AdsServer:
     @property
     def encoder(self) -> wire.Encoder:
         return self._encoder
+
+    async def shutdown(self, grace: float) -> None:
+        """End every stream cleanly (status OK, proxies reconnect elsewhere) within `grace` seconds."""
+        self._closing = True
+        self._ready_event().set()
+        for conn in self._connections.values():
+            conn.wake.set()
+        if self._connections:
+            self._idle = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
 
     async def close(self) -> None:
         if self._executor is not None:
@@ -176,6 +190,8 @@ class AdsServer:
             await ctx.abort(e.code, e.message)
         finally:
             del self._connections[conn.id]
+            if self._idle is not None and not self._connections:
+                self._idle.set()
             self._metrics.xds_clients.labels(version=conn.istio_version).dec()
             await tasks.cancel(reader)
             log.info(
@@ -197,12 +213,12 @@ class AdsServer:
 
     async def _serve(self, conn: connection.Connection) -> None:
         await self._ready_event().wait()
-        while True:
+        while not self._closing:
             await conn.wake.wait()
             conn.wake.clear()
-            while conn.inbox:
+            while conn.inbox and not self._closing:
                 await self._process(conn, conn.inbox.popleft())
-            if conn.reader_done:
+            if conn.reader_done or self._closing:
                 return
             push = conn.pending.take()
             if push is not None:
@@ -251,48 +267,53 @@ class AdsServer:
             step = respond.Step(type_url, scope=decision.added)
         else:
             step = respond.Step(type_url)
-        await self._send(conn, [step], self._ctx)
+        ctx = self._ctx
+        build = functools.partial(
+            respond.build, self._gen, self._encoder, conn.proxy, ctx, conn.delta, conn.states, [step]
+        )
+        await self._send(conn, build, ctx)
 
     async def _push(self, conn: connection.Connection, push: pending.Push) -> None:
         request, ctx = push.request, push.ctx
         self._metrics.queue_time.observe(max(0.0, self._clock.monotonic() - push.enqueued))
-        if request.full:
-            steps = [respond.Step(t) for t in resources.PUSH_ORDER if t in conn.states]
-        else:
-            eds = conn.states.get(resources.TYPE_EDS)
-            affected = frozenset(
-                n for n in (eds.names if eds else ()) if naming.outbound_host(n) in request.eds_hosts
-            )
-            if not affected:
-                return
-            steps = [respond.Step(resources.TYPE_EDS, scope=affected, incremental=True)]
-        await self._send(conn, steps, ctx)
+        build = functools.partial(
+            respond.build_push,
+            self._gen,
+            self._encoder,
+            conn.proxy,
+            ctx,
+            conn.delta,
+            conn.states,
+            request,
+            conn.inbound_signature,
+        )
+        await self._send(conn, build, ctx)
         conn.last_push_version = ctx.version
         if request.start:
             self._metrics.convergence.observe(max(0.0, self._clock.monotonic() - request.start))
 
     async def _send(
-        self, conn: connection.Connection, steps: list[respond.Step], ctx: context.PushContext
+        self, conn: connection.Connection, build: Callable[[], respond.Built], ctx: context.PushContext
     ) -> None:
+        """Generate (on the generation thread) and write the responses, `push_concurrency` at a time."""
         if self._throttle is None:
             self._throttle = asyncio.Semaphore(self._concurrency)
         async with self._throttle:
             t0 = time.perf_counter()
-            build = functools.partial(
-                respond.build, self._gen, self._encoder, conn.proxy, ctx, conn.delta, conn.states, steps
-            )
             try:
                 if self._executor is not None:
-                    outs = await asyncio.get_running_loop().run_in_executor(self._executor, build)
+                    built = await asyncio.get_running_loop().run_in_executor(self._executor, build)
                 else:
-                    outs = build()
+                    built = build()
             except Exception:
                 # A generator bug must not take the stream down: the proxy keeps its config.
                 self._metrics.internal_errors.inc()
                 log.exception("ADS: generation failed %s", rlog.kv(proxy=conn.proxy.id, version=ctx.version))
                 return
-            gen_each = (time.perf_counter() - t0) / max(1, len(outs))
-            for out in outs:
+            if built.signature is not None:
+                conn.inbound_signature = built.signature
+            gen_each = (time.perf_counter() - t0) / max(1, len(built.outgoing))
+            for out in built.outgoing:
                 await self._write(conn, out, gen_each)
 
     async def _write(self, conn: connection.Connection, out: respond.Outgoing, gen_seconds: float) -> None:

@@ -64,6 +64,8 @@ class Connection:
         self.reader_done = False
         self.last_push_version = ""
         self.proxy_version = proxy_version  # Envoy's build version from the node
+        # what its inbound clusters/listeners were last built from (see respond.plan_push)
+        self.inbound_signature: tuple[object, ...] | None = None
 
     @property
     def istio_version(self) -> str:
@@ -106,7 +108,7 @@ class Connection:
                 "acked_nonce": st.nonce_acked,
                 "wildcard": st.wildcard,
                 "subscribed": len(st.names),
-                "resources": len(st.known),
+                "resources": len(st.known) if self.delta else st.count,
                 "last_nack": None
                 if nack is None
                 else {

@@ -18,8 +18,8 @@ from meshplane.server import ads, errors
 
 log = logging.getLogger(__name__)
 
-# Large pushes (1,000 services) exceed gRPC's 4 MiB default; Envoy sends small requests only.
-MAX_MESSAGE = 256 * 1024 * 1024
+# Large pushes (1,000 services) exceed gRPC's 4 MiB default, so sending is unlimited; Envoy's
+# requests are small.
 _OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
@@ -93,7 +93,9 @@ class GrpcServer:
         return ports
 
     async def stop(self, grace: float = 1.0) -> None:
+        """Stop accepting streams, end the open ones cleanly, then stop the server."""
         if self._server is not None:
+            await self._ads.shutdown(grace)
             await self._server.stop(grace)
             self._server = None
         await self._ads.close()

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from meshplane.model import proxy as proxy_mod
+from meshplane.model.ids import Hostname
 from meshplane.push import context
 from meshplane.server import watch, wire
-from meshplane.xds import resources
+from meshplane.xds import naming, resources
 
 
 class Generator(Protocol):
@@ -30,6 +31,11 @@ class Generator(Protocol):
         ctx: context.PushContext,
         names: frozenset[str] | None,
     ) -> resources.Generated: ...
+
+    def inbound_signature(self, proxy: proxy_mod.Proxy, ctx: context.PushContext) -> tuple[object, ...]:
+        """What the proxy's own inbound clusters/listeners depend on (changes when its IP joins
+        or leaves a service)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,70 @@ def _names(st: watch.TypeState, scope: frozenset[str] | None) -> frozenset[str] 
     return frozenset(st.names) if scope is None else scope & st.names
 
 
+@dataclass(slots=True)
+class Built:
+    outgoing: list[Outgoing]
+    # the proxy's inbound signature at this push, when CDS or LDS was (re)built for it
+    signature: tuple[object, ...] | None = None
+
+
+def plan_push(
+    gen: Generator,
+    proxy: proxy_mod.Proxy,
+    ctx: context.PushContext,
+    states: dict[str, watch.TypeState],
+    request: context.PushRequest,
+    last_signature: tuple[object, ...] | None,
+) -> list[Step]:
+    """Full push: every subscribed type in Envoy's order. EDS-only push: EDS for the affected
+    clusters the proxy subscribed to, and never CDS, unless the change moved the proxy's own IP
+    into or out of a service, which changes its inbound clusters and listeners (then: full)."""
+    full = [Step(t) for t in resources.PUSH_ORDER if t in states]
+    if request.full:
+        return full
+    if last_signature is not None and gen.inbound_signature(proxy, ctx) != last_signature:
+        return full
+    eds = states.get(resources.TYPE_EDS)
+    if eds is None:
+        return []
+    affected = affected_clusters(eds.names, request.eds_hosts, ctx)
+    return [Step(resources.TYPE_EDS, scope=affected, incremental=True)] if affected else []
+
+
+def affected_clusters(
+    names: set[str], hosts: frozenset[Hostname], ctx: context.PushContext
+) -> frozenset[str]:
+    """The subscribed EDS cluster names of these hosts. Built from each service's ports (both of
+    Istio's name forms) rather than by parsing every subscribed name of every proxy on each push."""
+    if len(names) <= 4 * len(hosts):
+        return frozenset(n for n in names if naming.outbound_host(n) in hosts)
+    out: set[str] = set()
+    for host in hosts:
+        svc = ctx.services.get(host)
+        if svc is None:  # gone from the snapshot: fall back to reading the names
+            out.update(n for n in names if naming.outbound_host(n) == host)
+            continue
+        for p in svc.ports:
+            for n in (naming.outbound_cluster(host, p.port), naming.sni_name(host, p.port)):
+                if n in names:
+                    out.add(n)
+    return frozenset(out)
+
+
+def build_push(
+    gen: Generator,
+    enc: wire.Encoder,
+    proxy: proxy_mod.Proxy,
+    ctx: context.PushContext,
+    delta: bool,
+    states: dict[str, watch.TypeState],
+    request: context.PushRequest,
+    last_signature: tuple[object, ...] | None,
+) -> Built:
+    steps = plan_push(gen, proxy, ctx, states, request, last_signature)
+    return build(gen, enc, proxy, ctx, delta, states, steps)
+
+
 def build(
     gen: Generator,
     enc: wire.Encoder,
@@ -72,9 +142,12 @@ def build(
     delta: bool,
     states: dict[str, watch.TypeState],
     steps: Sequence[Step],
-) -> list[Outgoing]:
+) -> Built:
     """The responses for `steps`, in order. Forced EDS follows a Delta CDS response (warming)."""
     enc.begin(ctx.version)
+    signature = None
+    if any(s.type_url in (resources.TYPE_CDS, resources.TYPE_LDS) for s in steps):
+        signature = gen.inbound_signature(proxy, ctx)
     out: list[Outgoing] = []
     forced_eds: frozenset[str] = frozenset()
     pending = list(steps)
@@ -86,13 +159,13 @@ def build(
         names = _names(st, step.scope)
         if names is not None and not names and not step.must_respond:
             continue
-        generated = gen.generate(step.type_url, proxy, ctx, names)
-        items: Sequence[resources.Resource] = generated.resources
-        if names is not None:
-            items = [r for r in items if r.name in names]
+        # the generator returns exactly the requested names (all of them for None), as one tuple
+        # shared by every proxy with the same view, so its bytes are joined once (wire.Encoder.body)
+        items = gen.generate(step.type_url, proxy, ctx, names).resources
         if delta:
             forced = forced_eds if step.type_url == resources.TYPE_EDS else frozenset()
-            send, removed = watch.delta_diff(items, st, step.scope, forced)
+            changed, removed = watch.delta_diff(items, st, step.scope, forced)
+            send: Sequence[resources.Resource] = items if len(changed) == len(items) else changed
             if not send and not removed and not step.must_respond:
                 continue
             n = nonce()
@@ -110,7 +183,7 @@ def build(
             n = nonce()
             data = wire.sotw_response(enc, step.type_url, ctx.version, n, items)
             out.append(Outgoing(step.type_url, n, ctx.version, data, list(items), incremental=incremental))
-    return out
+    return Built(out, signature)
 
 
 def commit(st: watch.TypeState, o: Outgoing, delta: bool, now: float) -> None:

@@ -46,7 +46,9 @@ class TypeState:
     type_url: str
     wildcard: bool = False
     names: set[str] = field(default_factory=set)  # explicitly subscribed names
-    known: dict[str, str] = field(default_factory=dict)  # name -> version the proxy has (as we know)
+    # Delta: name -> version the proxy has (as far as we know); SotW keeps only a count
+    known: dict[str, str] = field(default_factory=dict)
+    count: int = 0  # SotW: resources in the proxy's current set (syncz)
     absent: set[str] = field(default_factory=set)  # Delta: subscribed names we told are absent
     nonce_sent: str = ""
     version_sent: str = ""
@@ -226,6 +228,6 @@ def commit_delta(st: TypeState, sent: Sequence[resources.Resource], removed: Seq
 
 
 def commit_sotw(st: TypeState, sent: Sequence[resources.Resource], incremental: bool) -> None:
+    # SotW resends whole sets, so per-resource versions are not needed: keep memory per proxy small
     if not incremental:
-        st.known.clear()
-    st.known.update((r.name, r.version) for r in sent)
+        st.count = len(sent)

@@ -77,6 +77,16 @@ class Generator:
             return self._routes(proxy, ctx, names)
         raise errors.UnsupportedTypeError(f"no generator for type {type_url!r} (proxy={proxy.id})")
 
+    def inbound_signature(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> tuple[object, ...]:
+        """What a sidecar's own side (inbound clusters and listeners) is built from.
+
+        On an EDS-only push the server compares it with the previous version's for each sidecar:
+        when it changed (the proxy's IP joined or left a service), that proxy needs CDS and LDS
+        too, because its inbound config follows its endpoints. Cheap: one index per push."""
+        if proxy.type is proxy_model.ProxyType.ROUTER:
+            return ()
+        return self._own_ports(proxyview.inbound_view(proxy), ctx)
+
     # ---- CDS
 
     def _clusters(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> resources.Generated:
@@ -93,6 +103,7 @@ class Generator:
 
     def _outbound_clusters(self, ctx: snapshot.Snapshot, sds: bool) -> resources.Generated:
         out = []
+        seen: set[str] = set()
         td = cds.trust_domain(ctx.mesh)
         for host in sorted(ctx.services):
             svc = ctx.services[host]
@@ -100,6 +111,9 @@ class Generator:
             sans = cds.identities(svc, ctx.endpoints.get(host), td) if sds else ()
             for port in cds.cluster_ports(svc):
                 name = naming.outbound_cluster(host, port.port)
+                if name in seen:  # two ports with one number (TCP and UDP): one cluster
+                    continue
+                seen.add(name)
 
                 def make(
                     svc: service.Service = svc, port: service.ServicePort = port, sans: tuple[str, ...] = sans
@@ -156,7 +170,7 @@ class Generator:
                 naming.sni_name(s.hostname, p.port)
                 for s, p in gateways.sni_dnat_targets(proxy, ctx.networking, ctx.services)
             ]
-        return names
+        return list(dict.fromkeys(names))
 
     def _endpoints(
         self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names

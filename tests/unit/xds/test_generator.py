@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.route.v3 import route_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshplane.model import endpoint
-from meshplane.xds import cache, errors, generator, resources
+from meshplane.xds import cache, errors, generator, naming, resources
 from tests.support import meshdata as md
 
 HELLO = md.svc(vips={"cluster1": ["10.96.0.10"]})
@@ -164,3 +169,78 @@ def test_cross_version_map_is_bounded() -> None:
         msg = endpoint_pb2.ClusterLoadAssignment(cluster_name=f"c{i}")
         c.resource("v1", ("eds", i), (), lambda m=msg: (m.cluster_name, m))  # type: ignore[misc]
     assert c.stats.evicted == 2
+
+
+_label = st.from_regex(r"[a-z][a-z0-9]{0,5}", fullmatch=True)
+_ports = st.lists(
+    st.tuples(
+        st.sampled_from(["http", "http-alt", "grpc", "tcp", "http2-x", ""]), st.sampled_from([80, 5000, 9000])
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@st.composite
+def _mesh(draw: st.DrawFn) -> tuple[Any, list[Any]]:
+    services = []
+    shards: dict[Any, Any] = {}
+    for _ in range(draw(st.integers(1, 6))):
+        name, ns = draw(_label), draw(st.sampled_from(["sample", "apps"]))
+        s = md.svc(
+            name, ns, draw(_ports), vips={"cluster1": [draw(st.sampled_from(["10.96.0.1", "10.96.0.2"]))]}
+        )
+        services.append(s)
+        eps = [
+            md.ep(
+                draw(st.sampled_from(["127.0.1.5", "127.0.1.6", "127.0.2.5"])),
+                draw(st.sampled_from(["cluster1", "cluster2"])),
+                {p.name: draw(st.sampled_from([p.port, 8080])) for p in s.ports},
+                tls=draw(st.booleans()),
+                sa=draw(st.sampled_from(["", "a", "b"])),
+                network=draw(st.sampled_from(["", "network1", "network2"])),
+            )
+            for _ in range(draw(st.integers(0, 3)))
+        ]
+        shards[s.hostname] = md.shards(*eps)
+    return md.ctx(services, shards), services
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    _mesh(),
+    st.sampled_from(["127.0.1.5", "127.0.1.9"]),
+    st.sampled_from(["127.0.0.1", "bogus", "127.0.101.5"]),
+    st.lists(st.text(max_size=30), max_size=3),
+)
+def test_any_mesh_gives_unique_names_and_domains(
+    world: tuple[Any, list[Any]], ip: str, localhost: str, junk_names: list[str]
+) -> None:
+    c, _ = world
+    g = generator.Generator()
+    p = md.proxy(ip, metadata={"MESHPLANE_LOCALHOST": localhost}, network_view=("network1",))
+    for t in resources.PUSH_ORDER:
+        out = g.generate(t, p, c, None)
+        names = [r.name for r in out.resources]
+        assert len(names) == len(set(names)), (t, names)
+    eds = g.generate(resources.TYPE_EDS, p, c, frozenset(junk_names))
+    assert all(naming.outbound_host(r.name) for r in eds.resources)
+    (rc,) = [r for r in g.generate(resources.TYPE_RDS, p, c, None).resources]
+    routes = route_pb2.RouteConfiguration()
+    assert rc.body.Unpack(routes)
+    domains = [d for vh in routes.virtual_hosts for d in vh.domains]
+    assert len(domains) == len(set(domains))
+
+
+def test_inbound_signature_changes_when_the_proxy_joins_a_service() -> None:
+    g = generator.Generator()
+    server = md.proxy("127.0.1.5", pod="helloworld-v1")
+    before = g.inbound_signature(server, _ctx("v1"))
+    health_only = md.shards(
+        md.ep("127.0.1.5", "cluster1", tls=True, sa="hw", health=endpoint.Health.UNHEALTHY),
+        md.ep("127.0.2.5", "cluster2", tls=True, sa="hw"),
+    )
+    assert g.inbound_signature(server, _ctx("v2", health_only)) == before
+    gone = md.shards(md.ep("127.0.2.5", "cluster2", tls=True, sa="hw"))
+    assert g.inbound_signature(server, _ctx("v3", gone)) != before
+    assert g.inbound_signature(server, _ctx("v3", gone)) == ()
