@@ -33,7 +33,16 @@ def version() -> None:
 
 def _register() -> None:
     # Command groups are imported here so that importing meshplane.cli.main stays cheap.
-    from meshplane.cli import agent, demo, devcluster, eastwest, install, proxy_status, remote_secret
+    from meshplane.cli import (
+        agent,
+        demo,
+        devcluster,
+        eastwest,
+        install,
+        proxy_status,
+        remote_clusters,
+        remote_secret,
+    )
     from meshplane.cli import discovery as discovery_cli
 
     app.add_typer(agent.app, name="agent")
@@ -41,6 +50,7 @@ def _register() -> None:
     app.command("discovery", help="Run the control plane (pilot-discovery).")(discovery_cli.discovery)
     app.command(name="demo")(demo.demo)
     app.command("proxy-status")(proxy_status.proxy_status)
+    app.command("remote-clusters")(remote_clusters.remote_clusters)
     eastwest.register(app)
     install.register(app)
     remote_secret.register(app)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
 import aiohttp
 from envoy.config.endpoint.v3 import endpoint_pb2
 
@@ -17,6 +23,25 @@ def eds_addresses(any_msg: object) -> set[str]:
     cla = endpoint_pb2.ClusterLoadAssignment()
     any_msg.Unpack(cla)  # type: ignore[attr-defined]
     return {lb.endpoint.address.socket_address.address for loc in cla.endpoints for lb in loc.lb_endpoints}
+
+
+SRC = str(Path(__file__).resolve().parents[3] / "src")
+
+
+async def meshplane(*args: str) -> str:
+    env = dict(os.environ, PYTHONPATH=SRC)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "meshplane",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
 
 
 async def get_json(url: str) -> object:
@@ -71,5 +96,19 @@ async def test_endpoints_of_both_clusters_and_debug_pages(
         in text
     )
     assert "pilot_xds_pushes" in text
+
+    # the CLI reads the same page, as istioctl remote-clusters does
+    table = await meshplane("remote-clusters", "--istiod-url", base)
+    lines = [line.split() for line in table.splitlines()]
+    assert lines[0] == ["NAME", "SECRET", "STATUS", "ISTIOD", "REVISION"]
+    assert [
+        "cluster2",
+        "istio-system/istio-remote-secret-cluster2",
+        "synced",
+        base.removeprefix("http://"),
+        "default",
+    ] in lines
+    as_json = json.loads(await meshplane("remote-clusters", "--istiod-url", base, "-o", "json"))
+    assert {r["name"]: r["status"] for r in as_json} == {"cluster1": "synced", "cluster2": "synced"}
     await w1.close()
     await w2.close()
