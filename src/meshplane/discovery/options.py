@@ -109,7 +109,8 @@ def build(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -> 
         namespace=str(pick("namespace", "POD_NAMESPACE", "istio-system")),
         revision=str(pick("revision", "REVISION", "default")),
         pod_name=str(pick("pod_name", "POD_NAME", "")) or os.uname().nodename,
-        bind_address=str(pick("bind_address", None, "0.0.0.0")),
+        # MESHPLANE_LISTEN_ADDRESS: the lab's per-pod address (lab pods share the host's network)
+        bind_address=str(pick("bind_address", "MESHPLANE_LISTEN_ADDRESS", "0.0.0.0")),
         xds_plaintext_port=None
         if flags.get("disable_plaintext_xds")
         else _port("--xds-plaintext-port", plaintext),  # type: ignore[arg-type]
