@@ -34,10 +34,11 @@ def version() -> None:
 def _register() -> None:
     # Command groups are imported here so that importing meshplane.cli.main stays cheap.
     # One line per group: `from meshplane.cli import X` then `app.add_typer(X.app, name=...)`.
-    from meshplane.cli import demo, devcluster
+    from meshplane.cli import demo, devcluster, eastwest
 
     app.add_typer(devcluster.app, name="devcluster")
     app.command(name="demo")(demo.demo)
+    eastwest.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+CLUSTER1 = """\
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  values:
+    global:
+      meshID: mesh1
+      multiCluster:
+        clusterName: cluster1
+      network: network1
+"""
+
+CLUSTER2 = """\
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  profile: remote
+  values:
+    istiodRemote:
+      injectionPath: /inject/cluster/cluster2/net/network1
+    global:
+      remotePilotAddress: {addr}
+"""
+
+
+@pytest.fixture
+def cluster1_yaml() -> str:
+    return CLUSTER1
+
+
+@pytest.fixture
+def cluster2_yaml() -> str:
+    return CLUSTER2.format(addr="127.0.3.1")
