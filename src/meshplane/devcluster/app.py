@@ -51,6 +51,7 @@ from meshplane.devcluster import (
     rest,
     schemas,
     seams,
+    security,
     server,
     store,
 )
@@ -95,6 +96,7 @@ class DevCluster:
         self.objects = objects.ObjectApi(self.store, self.clock, self.service_ips)
         self.ctx: context.ApiContext | None = None
         self._used = False
+        self.security = security.ClusterSecurity(name, self.data_dir, self.clock)
 
     def _new_store(self) -> store.Store:
         persist: persistence.Persistence = (
@@ -160,6 +162,9 @@ class DevCluster:
         serving = crds.CrdServing(self.registry, self.schemas)
         self.store.add_hook(serving.hook)
         await self.store.open()
+        await self.security.prepare(
+            self._pki.admin_token, self.store, self.objects, self.registry, self._pki.ca_cert_pem
+        )
         self.ctx = context.ApiContext(
             store=self.store,
             registry=self.registry,
@@ -167,9 +172,9 @@ class DevCluster:
             schemas=self.schemas,
             clock=self.clock,
             settings=self.settings,
-            authenticator=self.authenticator or context.AdminAuthenticator(self._pki.admin_token),
-            authorizer=self.authorizer or context.MastersAuthorizer(),
-            admission=self.admission or context.NoAdmission(),
+            authenticator=self.authenticator or self.security.authenticator,
+            authorizer=self.authorizer or self.security.authorizer,
+            admission=self.admission or self.security.admission,
         )
         oapi = openapi.OpenApi(self.registry, self.schemas, self.settings.git_version)
         cert, key = await asyncio.to_thread(pki.serving_cert, self._pki, [self.host])
@@ -184,10 +189,12 @@ class DevCluster:
         dispatcher.server_address = f"{self.host}:{self.port}"
         self._server = srv
         await bootstrap.ensure(self.objects, self.registry, self.host, self.port)
+        await self.security.bootstrap(self.objects, self.registry)
         self._tasks = tasks.TaskGroup(f"devcluster/{self.name}")
         self._tasks.start(crds.cleanup_loop(self.store, self.objects, self.registry), "crd-cleanup")
         collector = gc.Collector(lambda: self.store, lambda: self.objects, lambda: self.registry)
         self._tasks.start(collector.run(), "garbage-collector")
+        self._tasks.start(self.security.controllers(), "serviceaccounts")
         for cname, factory in self._controllers:
             self._tasks.start(factory(), cname)
         log.info("dev cluster ready cluster=%s url=%s data_dir=%s", self.name, self.url, self.data_dir)
