@@ -7,7 +7,7 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -110,3 +110,134 @@ async def _run_node(runtime: node_mod.NodeRuntime) -> None:
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
         await runtime.stop()
+
+
+DEFAULT_DIR = Path(".lab")
+
+
+@app.command()
+def up(directory: DirOpt = DEFAULT_DIR) -> None:
+    """Start both dev clusters and their node runtimes in the background (or reuse what runs)."""
+    from meshplane.lab import errors, lab
+
+    mlogging.setup("WARNING")
+    try:
+        state = lab.up(directory)
+    except (errors.LabError, OSError) as e:
+        raise common.fail(str(e)) from e
+    paths = lab.LabPaths(directory.resolve())
+    for cluster, role, pid, what in lab.summary_rows(state):
+        typer.echo(f"{cluster:10} {role:5} pid {pid:8} {what}", err=True)
+    typer.echo(f"export KUBECONFIG={paths.kubeconfig} CTX_CLUSTER1=cluster1 CTX_CLUSTER2=cluster2")
+
+
+@app.command()
+def down(directory: DirOpt = DEFAULT_DIR) -> None:
+    """Stop every process `lab up` started (pods included); the lab's data stays in DIR."""
+    from meshplane.lab import lab
+
+    mlogging.setup("WARNING")
+    for line in lab.down(directory):
+        typer.echo(f"stopped {line}")
+
+
+@app.command()
+def status(directory: DirOpt = DEFAULT_DIR) -> None:
+    """The lab's processes, and the pods of each cluster with their readiness."""
+    from meshplane.lab import lab
+
+    mlogging.setup("WARNING")
+    state = lab.status(directory)
+    if not state:
+        typer.echo(f"no lab in {directory.resolve()} (run: meshplane lab up --dir {directory})")
+        raise typer.Exit(1)
+    for cluster, role, pid, what in lab.summary_rows(state):
+        typer.echo(f"{cluster:10} {role:5} pid {pid:8} {what}")
+    paths = lab.LabPaths(directory.resolve())
+    for plan in lab.CLUSTERS:
+        api = state.get(plan.name, {}).get("api")
+        if api is None or not api.alive:
+            continue
+        try:
+            pods = asyncio.run(_list_pods(paths.cluster_kubeconfig(plan.name)))
+        except Exception as e:
+            typer.echo(f"\n{plan.name}: cannot list pods: {e}")
+            continue
+        typer.echo(f"\n{plan.name}:")
+        typer.echo(f"  {'NAMESPACE':16} {'NAME':44} {'READY':6} {'STATUS':18} {'RESTARTS':9} IP")
+        for ns, name, ready, st, restarts, ip in lab.pod_rows(pods):
+            typer.echo(f"  {ns:16} {name:44} {ready:6} {st:18} {restarts:9} {ip}")
+
+
+async def _list_pods(kubeconfig: Path) -> list[dict[str, object]]:
+    import lightkube
+    from lightkube.resources.core_v1 import Pod
+
+    from meshplane.lab import kubeapi
+
+    config = await asyncio.to_thread(kubeapi.load_config, kubeconfig, None)
+    client = lightkube.AsyncClient(config=config)
+    try:
+        return [p.to_dict() async for p in client.list(Pod, namespace="*")]
+    finally:
+        await client.close()
+
+
+@app.command(name="exec", context_settings={"allow_interspersed_args": False})
+def exec_(
+    args: Annotated[list[str], typer.Argument(help="POD -- curl [-sS] URL", metavar="POD -- curl [-sS] URL")],
+    context: Annotated[str, typer.Option("--context", help="cluster1 or cluster2")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="the pod's namespace")] = "default",
+    container: Annotated[str | None, typer.Option("--container", "-c", help="a container of the pod")] = None,
+    directory: DirOpt = DEFAULT_DIR,
+) -> None:
+    """Send one HTTP request from a pod (through its sidecar when it has one) and print the body:
+    the lab's stand-in for `kubectl exec POD -- curl -sS URL`."""
+    from meshplane.lab import addresses, execreq, lab, podspec
+
+    mlogging.setup("WARNING")
+    if len(args) < 2 or args[0].startswith("-"):
+        raise common.fail("usage: meshplane lab exec --context CTX [-n NS] POD -- curl [-sS] URL", 2)
+    pod_name, command = args[0], args[1:]
+    if command[:1] == ["--"]:
+        command = command[1:]
+    try:
+        curl = execreq.parse_curl(command)
+    except execreq.CurlUsage as e:
+        raise common.fail(str(e), 2) from e
+    plan = next((p for p in lab.CLUSTERS if p.name == context), None)
+    if plan is None:
+        raise common.fail(f"unknown context {context!r} (the lab has cluster1 and cluster2)", 2)
+    paths = lab.LabPaths(directory.resolve())
+    try:
+        pod = asyncio.run(_get_pod(paths.cluster_kubeconfig(plan.name), namespace, pod_name))
+    except Exception as e:
+        raise common.fail(f'cannot get pod "{pod_name}" in {namespace} on {context}: {e}') from e
+    names = [str(c.get("name")) for c in podspec.containers(pod)]
+    if container is not None and container not in names:
+        listed = ", ".join(names)
+        raise common.fail(f"container {container} is not valid for pod {pod_name} (containers: {listed})")
+    local_cidr = addresses.default_local_cidr(plan.pod_cidr)
+    result = asyncio.run(execreq.run(pod, curl, paths.hosts(plan.name), plan.pod_cidr, local_cidr))
+    if result.head and curl.include:
+        typer.echo(result.head)
+    if result.body:
+        sys.stdout.buffer.write(result.body)
+        sys.stdout.flush()
+    if result.exit_code:
+        typer.echo(f"curl: ({result.exit_code}) {result.error}", err=True)
+        raise typer.Exit(result.exit_code)
+
+
+async def _get_pod(kubeconfig: Path, namespace: str, name: str) -> dict[str, Any]:
+    import lightkube
+    from lightkube.resources.core_v1 import Pod
+
+    from meshplane.lab import kubeapi
+
+    config = await asyncio.to_thread(kubeapi.load_config, kubeconfig, None)
+    client = lightkube.AsyncClient(config=config)
+    try:
+        return dict((await client.get(Pod, name, namespace=namespace)).to_dict())
+    finally:
+        await client.close()

@@ -95,7 +95,7 @@ class Api:
                 boundObjectRef=BoundObjectReference(
                     apiVersion="v1", kind="Pod", name=m.get("name"), uid=m.get("uid")
                 ),
-            )
+            ),
         )
         out = await self.client.create(req, service_account, namespace=namespace)
         status = out.status
