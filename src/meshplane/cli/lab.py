@@ -116,14 +116,20 @@ DEFAULT_DIR = Path(".lab")
 
 
 @app.command()
-def up(directory: DirOpt = DEFAULT_DIR) -> None:
+def up(
+    directory: DirOpt = DEFAULT_DIR,
+    address_base: Annotated[
+        int | None,
+        typer.Option("--address-base", help="put the lab on 127.N.* (default 0; another lab: 100)"),
+    ] = None,
+) -> None:
     """Start both dev clusters and their node runtimes in the background (or reuse what runs)."""
     from meshplane.lab import errors, lab
 
     mlogging.setup("WARNING")
     try:
-        state = lab.up(directory)
-    except (errors.LabError, OSError) as e:
+        state = lab.up(directory, address_base)
+    except (errors.LabError, OSError, ValueError) as e:
         raise common.fail(str(e)) from e
     paths = lab.LabPaths(directory.resolve())
     for cluster, role, pid, what in lab.summary_rows(state):
@@ -148,14 +154,14 @@ def status(directory: DirOpt = DEFAULT_DIR) -> None:
 
     mlogging.setup("WARNING")
     state = lab.status(directory)
-    if not state:
+    if not state.procs:
         typer.echo(f"no lab in {directory.resolve()} (run: meshplane lab up --dir {directory})")
         raise typer.Exit(1)
     for cluster, role, pid, what in lab.summary_rows(state):
         typer.echo(f"{cluster:10} {role:5} pid {pid:8} {what}")
     paths = lab.LabPaths(directory.resolve())
-    for plan in lab.CLUSTERS:
-        api = state.get(plan.name, {}).get("api")
+    for plan in state.plans():
+        api = state.procs.get(plan.name, {}).get("api")
         if api is None or not api.alive:
             continue
         try:
@@ -205,10 +211,10 @@ def exec_(
         curl = execreq.parse_curl(command)
     except execreq.CurlUsage as e:
         raise common.fail(str(e), 2) from e
-    plan = next((p for p in lab.CLUSTERS if p.name == context), None)
+    paths = lab.LabPaths(directory.resolve())
+    plan = lab.load_state(paths).plan(context)
     if plan is None:
         raise common.fail(f"unknown context {context!r} (the lab has cluster1 and cluster2)", 2)
-    paths = lab.LabPaths(directory.resolve())
     try:
         pod = asyncio.run(_get_pod(paths.cluster_kubeconfig(plan.name), namespace, pod_name))
     except Exception as e:

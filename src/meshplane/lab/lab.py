@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +49,24 @@ class ClusterPlan:
     zone: str
 
 
-CLUSTERS = (
-    ClusterPlan("cluster1", "127.0.1.0/24", "127.0.10.0/24", "region1", "zone1"),
-    ClusterPlan("cluster2", "127.0.2.0/24", "127.0.20.0/24", "region1", "zone2"),
-)
-LB_CIDR = "127.0.3.0/24"
+def plans(base: int = 0) -> tuple[ClusterPlan, ...]:
+    """The lab's address plan. With base 0 (the default): pods 127.0.1.0/24 and 127.0.2.0/24
+    (pod-local 127.1.1.0/24, 127.1.2.0/24), Services 127.0.10.0/24 and 127.0.20.0/24,
+    LoadBalancers 127.0.3.0/24. Another base (`lab up --address-base N`) moves all of it to
+    127.N.*, so two labs can run side by side."""
+    if not 0 <= base <= 254:
+        raise ValueError(f"address base {base} is out of range (0-254)")
+    return (
+        ClusterPlan("cluster1", f"127.{base}.1.0/24", f"127.{base}.10.0/24", "region1", "zone1"),
+        ClusterPlan("cluster2", f"127.{base}.2.0/24", f"127.{base}.20.0/24", "region1", "zone2"),
+    )
+
+
+def lb_cidr(base: int = 0) -> str:
+    return f"127.{base}.3.0/24"
+
+
+CLUSTER_NAMES = tuple(p.name for p in plans(0))
 READY_WITHIN = 60.0
 STOP_GRACE = 20.0
 
@@ -105,29 +118,46 @@ class Proc:
         return process.alive(self.pid, self.start)
 
 
-def load_state(paths: LabPaths) -> dict[str, dict[str, Proc]]:
+@dataclass(slots=True)
+class LabState:
+    base: int = 0
+    procs: dict[str, dict[str, Proc]] = field(default_factory=dict)
+
+    def plans(self) -> tuple[ClusterPlan, ...]:
+        return plans(self.base)
+
+    def plan(self, cluster: str) -> ClusterPlan | None:
+        return next((p for p in self.plans() if p.name == cluster), None)
+
+
+def load_state(paths: LabPaths) -> LabState:
     try:
         raw = json.loads(paths.state.read_text())
     except (OSError, ValueError):
-        return {}
-    out: dict[str, dict[str, Proc]] = {}
-    for cluster, procs in (raw.get("clusters") or {}).items() if isinstance(raw, dict) else []:
-        for role, p in (procs or {}).items():
+        return LabState()
+    if not isinstance(raw, dict):
+        return LabState()
+    base = raw.get("addressBase", 0)
+    state = LabState(base if isinstance(base, int) and 0 <= base <= 254 else 0)
+    clusters = raw.get("clusters")
+    for cluster, procs in (clusters if isinstance(clusters, dict) else {}).items():
+        for role, p in (procs if isinstance(procs, dict) else {}).items():
             try:
-                out.setdefault(cluster, {})[role] = Proc(
+                state.procs.setdefault(cluster, {})[role] = Proc(
                     int(p["pid"]), int(p["start"]), str(p.get("url", "")), int(p.get("port", 0))
                 )
             except (KeyError, TypeError, ValueError):
                 continue
-    return out
+    return state
 
 
-def save_state(paths: LabPaths, state: dict[str, dict[str, Proc]]) -> None:
+def save_state(paths: LabPaths, state: LabState) -> None:
     doc = {
+        "addressBase": state.base,
         "clusters": {
             c: {r: {"pid": p.pid, "start": p.start, "url": p.url, "port": p.port} for r, p in procs.items()}
-            for c, procs in state.items()
-        }
+            for c, procs in state.procs.items()
+        },
     }
     tmp = paths.state.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
@@ -199,35 +229,44 @@ def _api_argv(paths: LabPaths, plan: ClusterPlan, port: int) -> list[str]:
     )  # fmt: skip
 
 
-def _node_argv(paths: LabPaths, plan: ClusterPlan) -> list[str]:
+def _node_argv(paths: LabPaths, plan: ClusterPlan, base: int) -> list[str]:
     return _meshplane(
         "lab", "node", "--name", plan.name,
         "--kubeconfig", str(paths.cluster_kubeconfig(plan.name)),
         "--dir", str(paths.node(plan.name)),
-        "--pod-cidr", plan.pod_cidr, "--lb-cidr", LB_CIDR, "--lb-claims", str(paths.lb_claims),
+        "--pod-cidr", plan.pod_cidr, "--lb-cidr", lb_cidr(base), "--lb-claims", str(paths.lb_claims),
         "--region", plan.region, "--zone", plan.zone,
     )  # fmt: skip
 
 
-def up(directory: Path) -> dict[str, dict[str, Proc]]:
+def up(directory: Path, base: int | None = None) -> LabState:
     """Start (or reuse) both dev clusters and their node runtimes; write DIR/kubeconfig. Blocking.
 
-    The API servers start first (together, each on its previous port), then the node runtimes."""
+    The API servers start first (together, each on its previous port), then the node runtimes.
+    `base` moves the lab's addresses (see `plans`); a lab keeps the base it was created with."""
     paths = LabPaths(directory.resolve())
     env = dict(os.environ)
     with locked(paths):
         state = load_state(paths)
+        if base is not None and base != state.base:
+            if any(p.alive for procs in state.procs.values() for p in procs.values()):
+                raise errors.LabError(
+                    f"the lab in {paths.dir} runs with address base {state.base}; `lab down` first"
+                )
+            if state.procs:
+                raise errors.LabError(f"the lab in {paths.dir} was created with address base {state.base}")
+            plans(base)
+            state.base = base
         for role in ("api", "node"):
             started: dict[str, subprocess.Popen[bytes]] = {}
-            for plan in CLUSTERS:
-                old = state.get(plan.name, {}).get(role)
+            for plan in state.plans():
+                old = state.procs.get(plan.name, {}).get(role)
                 if old is not None and old.alive:
                     continue
-                argv = (
-                    _api_argv(paths, plan, old.port if old else 0)
-                    if role == "api"
-                    else _node_argv(paths, plan)
-                )
+                if role == "api":
+                    argv = _api_argv(paths, plan, old.port if old else 0)
+                else:
+                    argv = _node_argv(paths, plan, state.base)
                 started[f"{plan.name}-{role}"] = _spawn(paths, f"{plan.name}-{role}", argv, env)
             for name, line in _await_ready(paths, started).items():
                 proc = started[name]
@@ -235,7 +274,7 @@ def up(directory: Path) -> dict[str, dict[str, Proc]]:
                 if role == "api":
                     rec.url = line.split()[1]
                     rec.port = int(rec.url.rsplit(":", 1)[1])
-                state.setdefault(name.rsplit("-", 1)[0], {})[role] = rec
+                state.procs.setdefault(name.rsplit("-", 1)[0], {})[role] = rec
                 log.info("started %s pid=%d", name, proc.pid)
             save_state(paths, state)
         write_kubeconfig(paths)
@@ -243,8 +282,8 @@ def up(directory: Path) -> dict[str, dict[str, Proc]]:
 
 
 def write_kubeconfig(paths: LabPaths) -> None:
-    docs = [yaml.safe_load(paths.cluster_kubeconfig(p.name).read_text()) for p in CLUSTERS]
-    merged = kubeconfig_mod.merge(docs, current=CLUSTERS[0].name)
+    docs = [yaml.safe_load(paths.cluster_kubeconfig(name).read_text()) for name in CLUSTER_NAMES]
+    merged = kubeconfig_mod.merge(docs, current=CLUSTER_NAMES[0])
     paths.kubeconfig.touch(mode=0o600, exist_ok=True)
     paths.kubeconfig.chmod(0o600)
     tmp = paths.kubeconfig.with_suffix(".tmp")
@@ -275,25 +314,25 @@ def down(directory: Path) -> list[str]:
     with locked(paths):
         state = load_state(paths)
         for role in ("node", "api"):
-            for cluster, procs in state.items():
+            for cluster, procs in state.procs.items():
                 p = procs.get(role)
                 if p is not None and p.alive:
                     _stop(p, STOP_GRACE)
                     stopped.append(f"{cluster} {role} (pid {p.pid})")
-        for plan in CLUSTERS:
-            for pid in process.sweep(paths.node(plan.name) / "pods"):
-                stopped.append(f"{plan.name} leftover pod process (pid {pid})")
+        for name in CLUSTER_NAMES:
+            for pid in process.sweep(paths.node(name) / "pods"):
+                stopped.append(f"{name} leftover pod process (pid {pid})")
     return stopped
 
 
-def status(directory: Path) -> dict[str, dict[str, Proc]]:
+def status(directory: Path) -> LabState:
     return load_state(LabPaths(directory.resolve()))
 
 
-def summary_rows(state: dict[str, dict[str, Proc]]) -> list[tuple[str, str, str, str]]:
+def summary_rows(state: LabState) -> list[tuple[str, str, str, str]]:
     rows = []
-    for cluster in sorted(state):
-        for role, p in sorted(state[cluster].items()):
+    for cluster in sorted(state.procs):
+        for role, p in sorted(state.procs[cluster].items()):
             rows.append(
                 (
                     cluster,
