@@ -44,10 +44,15 @@ def demo(
 async def _demo(lab: Path, kubectl: str, keep: bool, out: Console) -> None:
     started: list[launcher.Launched] = []
     try:
-        for name in CLUSTERS:
-            c = await launcher.launch(name, lab, data_dir=lab / name)
-            started.append(c)
-            out.print(f"[green]started[/] {name} at {c.url} (pid {c.pid}, log {c.log})")
+        results = await asyncio.gather(
+            *(launcher.launch(name, lab, data_dir=lab / name) for name in CLUSTERS), return_exceptions=True
+        )
+        started.extend(r for r in results if isinstance(r, launcher.Launched))
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        for c in started:
+            out.print(f"[green]started[/] {c.name} at {c.url} (pid {c.pid}, log {c.log})")
         configs = [yaml.safe_load(await asyncio.to_thread(c.kubeconfig.read_text)) for c in started]
         merged = kubeconfig.merge(configs, current=CLUSTERS[0])
         path = lab / "kubeconfig"

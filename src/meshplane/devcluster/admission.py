@@ -154,8 +154,19 @@ def _user_json(user: seams.UserInfo) -> Obj:
     return out
 
 
-def review_request(req: seams.AdmissionRequest, uid: str) -> Obj:
-    """An admission.k8s.io/v1 AdmissionReview for `req`."""
+def review_version(hook: Hook) -> str:
+    """The first AdmissionReview version the webhook accepts that we speak (CreateAdmissionObjects)."""
+    versions = hook.spec.get("admissionReviewVersions")
+    for v in versions if isinstance(versions, list) else []:
+        if v in ("v1", "v1beta1"):
+            return str(v)
+    raise webhookclient.CallError(
+        "could not create admission objects: webhook does not accept known AdmissionReview versions"
+    )
+
+
+def review_request(req: seams.AdmissionRequest, uid: str, version: str = "v1") -> Obj:
+    """An admission.k8s.io AdmissionReview for `req` (v1 and v1beta1 have the same shape)."""
     kind = {"group": req.api_group, "version": req.api_version, "kind": req.kind}
     resource = {"group": req.api_group, "version": req.api_version, "resource": req.resource}
     body: Obj = {"uid": uid, "kind": kind, "resource": resource}
@@ -176,11 +187,12 @@ def review_request(req: seams.AdmissionRequest, uid: str) -> Obj:
     body["dryRun"] = req.dry_run
     if req.operation in _OPTIONS:
         body["options"] = {"kind": _OPTIONS[req.operation], "apiVersion": "meta.k8s.io/v1"}
-    return {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": body}
+    return {"kind": "AdmissionReview", "apiVersion": f"admission.k8s.io/{version}", "request": body}
 
 
-def parse_response(raw: bytes, uid: str, mutating: bool) -> Obj:
-    """The verified `response` of an AdmissionReview (request.VerifyAdmissionResponse)."""
+def parse_response(raw: bytes, uid: str, mutating: bool, version: str = "v1") -> Obj:
+    """The verified `response` of an AdmissionReview (request.VerifyAdmissionResponse): strict for
+    v1; for v1beta1, as Kubernetes, no uid/kind check and patchType defaults to JSONPatch."""
     try:
         review = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
@@ -191,6 +203,15 @@ def parse_response(raw: bytes, uid: str, mutating: bool) -> Obj:
     resp = review.get("response")
     if not isinstance(resp, dict):
         raise webhookclient.CallError(invalid + "webhook response was absent")
+    if version == "v1beta1":
+        if resp.get("patch") and not mutating:
+            raise webhookclient.CallError(invalid + "validating webhook may not return response.patch")
+        if resp.get("patch") and resp.get("patchType") not in (None, "JSONPatch"):
+            raise webhookclient.CallError(
+                invalid
+                + f"webhook returned invalid response.patchType of {json.dumps(resp.get('patchType'))}"
+            )
+        return resp
     if resp.get("uid") != uid:
         raise webhookclient.CallError(
             invalid + f"expected response.uid={json.dumps(uid)}, got {json.dumps(resp.get('uid'))}"
@@ -302,9 +323,10 @@ class Admission:
         try:
             tgt = webhookclient.target(cc, hook.timeout_seconds)
             ctx = webhookclient.ssl_context(cc.get("caBundle"))
-            body = json.dumps(review_request(req, uid)).encode()
+            version = review_version(hook)
+            body = json.dumps(review_request(req, uid, version)).encode()
             raw = await webhookclient.post(self._reader, tgt, ctx, body, hook.timeout_seconds)
-            resp = parse_response(raw, uid, mutating)
+            resp = parse_response(raw, uid, mutating, version)
         except webhookclient.CallError as e:
             failed = f"failed calling webhook {json.dumps(hook.name)}: {e}"
             if not hook.fails_closed:

@@ -1,7 +1,8 @@
 """`DevCluster`: the composition root of the dev cluster, and its in-process Python API.
 
     async with DevCluster(name="c1", data_dir=None, host="127.0.0.1", port=0) as c:
-        c.url, c.host, c.port, c.ca_pem, c.admin_token, c.kubeconfig(), c.write_kubeconfig(path)
+        c.url, c.host, c.port, c.ca_pem, c.admin_token, c.kubeconfig(path=None) -> text,
+        c.write_kubeconfig(path), c.kubeconfig_dict()
         await c.stop(); await c.start()   # same port, same CA and token, same data
 
 Internal APIs for the security/admission parts and other controllers (stable):
@@ -23,8 +24,11 @@ Internal APIs for the security/admission parts and other controllers (stable):
 - `c.add_controller(name, factory)`: `factory()` returns a coroutine run as a guarded task from
   start to stop; it is called again at every start, and `c.store`/`c.objects`/`c.registry` are new
   objects after a restart, so read them inside the coroutine, not when registering.
-- Before `start()`: assign `c.authenticator`, `c.authorizer`, `c.admission` (seams Protocols) to
-  replace the built-in admin-token-only authenticator, masters-only authorizer and no admission.
+- `c.security` (security.ClusterSecurity, helper B's): service-account tokens, RBAC, admission
+  and the ServiceAccount controllers, wired at each start. Assigning `c.authenticator`,
+  `c.authorizer` or `c.admission` (seams Protocols) before `start()` overrides its parts.
+- Store writes change nothing when the new object equals the stored one (no RV, no event), and
+  run to completion even if their caller is cancelled.
 - `c.ca_pem` (bytes), `c.data_dir` (Path | None: keep keys there, 0600), `c.url`, `c.settings`.
 """
 
@@ -132,7 +136,11 @@ class DevCluster:
     def kubeconfig_dict(self) -> dict[str, Any]:
         return kubeconfig.build(self.name, self.url, self.ca_pem, self.admin_token)
 
-    def kubeconfig(self) -> str:
+    def kubeconfig(self, path: str | Path | None = None) -> str:
+        """The kubeconfig text (cluster, user and context named after the cluster); also written
+        to `path` (0600) when one is given."""
+        if path is not None:
+            self.write_kubeconfig(path)
         return kubeconfig.dump(self.kubeconfig_dict())
 
     def write_kubeconfig(self, path: str | Path) -> Path:
@@ -140,7 +148,7 @@ class DevCluster:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.touch(mode=0o600, exist_ok=True)
         p.chmod(0o600)
-        p.write_text(self.kubeconfig())
+        p.write_text(kubeconfig.dump(self.kubeconfig_dict()))
         return p
 
     async def start(self) -> None:

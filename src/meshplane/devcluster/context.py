@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshplane.devcluster import objects, resources, schemas, seams, store
+from meshplane.devcluster import objects, resources, schemas, seams, store, watchlines
 from meshplane.runtime import clock as clock_mod
 
 Obj = dict[str, Any]
@@ -69,3 +69,4 @@ class ApiContext:
     authenticator: seams.Authenticator
     authorizer: seams.Authorizer
     admission: seams.Admission = field(default_factory=NoAdmission)
+    watch_lines: watchlines.LineCache = field(default_factory=watchlines.LineCache)

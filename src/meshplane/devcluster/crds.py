@@ -79,6 +79,14 @@ def validate(crd: Obj) -> list[tuple[str, str, str]]:
                 f'Invalid value: "{plural}": a lowercase RFC 1123 label',
             )
         )
+    if group in {rt.group for rt in resources.builtin_types()}:
+        causes.append(
+            (
+                "FieldValueInvalid",
+                "spec.group",
+                f'Invalid value: "{group}": the group is served by the built-in API',
+            )
+        )
     name = (crd.get("metadata") or {}).get("name", "")
     if group and plural and name != f"{plural}.{group}":
         causes.append(
@@ -177,3 +185,5 @@ async def _sweep(st: store.Store) -> None:
             log.info("crd instances removed crd=%s objects=%d", meta["name"], len(targets))
         except errors.ApiError as e:
             log.warning("crd cleanup failed crd=%s error=%s", meta["name"], e)
+        except Exception:
+            log.exception("crd cleanup failed crd=%s", meta["name"])

@@ -161,6 +161,15 @@ def replicaset(obj: Obj) -> None:
     obj.setdefault("status", {"replicas": 0})
 
 
+def _template_only(obj: Obj) -> None:
+    spec = obj.setdefault("spec", {})
+    template = spec.get("template")
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        pod(template)
+        template.pop("status", None)
+    obj.setdefault("status", {})
+
+
 def namespace(obj: Obj) -> None:
     obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
     obj.setdefault("status", {}).setdefault("phase", "Active")
@@ -215,7 +224,9 @@ def apply(plural: str, group: str, obj: Obj, old: Obj | None) -> None:
             secret(obj)
     elif group == "apps" and plural == "deployments":
         deployment(obj)
-    elif group == "apps" and plural == "replicasets":
+    elif group == "apps" and plural in ("replicasets", "statefulsets"):
         replicaset(obj)
+    elif group == "apps" and plural == "daemonsets":
+        _template_only(obj)
     elif group == "apiextensions.k8s.io" and old is None:
         crd(obj)

@@ -82,6 +82,9 @@ class Collector:
         except errors.ApiError as e:
             log.info("gc pass interrupted cluster=%s error=%s", self._store().cluster, e)
             pending = True
+        except Exception:  # a malformed stored object must not stop garbage collection for good
+            log.exception("gc pass failed cluster=%s", self._store().cluster)
+            pending = True
         return pending
 
     def _rt(self, key: str) -> resources.ResourceType | None:

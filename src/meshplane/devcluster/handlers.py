@@ -1,4 +1,4 @@
-"""The resource verbs: get, list, create, update, patch, delete, deletecollection.
+"""The write verbs: create, update (PUT), patch, delete and deletecollection.
 
 Write pipeline (as the API server's): decode (413/415/400) -> kind/name checks -> field validation
 (fieldValidation) -> defaults -> mutating admission -> required-field validation (422) ->
@@ -7,10 +7,7 @@ validating admission -> store (all or nothing). dryRun=All runs everything but t
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
-import json
 from typing import Any
 
 from aiohttp import web
@@ -22,32 +19,15 @@ from meshplane.devcluster import (
     errors,
     objects,
     patch,
+    reads,
     resources,
+    responses,
     routing,
     seams,
-    selectors,
-    tables,
     validation,
 )
 
 Obj = dict[str, Any]
-JSON_HEADERS = {"Content-Type": "application/json"}
-
-
-def respond(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    headers = dict(JSON_HEADERS)
-    resp = web.Response(body=bodies.dumps(obj), status=status, headers=headers)
-    for w in warnings or []:
-        # json.dumps quotes and escapes (control characters too), as a header value must be
-        resp.headers.add("Warning", "299 - " + json.dumps(w))
-    return resp
-
-
-def present(rt: resources.ResourceType, obj: Obj) -> Obj:
-    """The object as the requested version shows it (CRD versions share storage)."""
-    if obj.get("apiVersion") != rt.api_version:
-        obj = dict(obj, apiVersion=rt.api_version)
-    return obj
 
 
 def dry_run(request: web.BaseRequest) -> bool:
@@ -152,117 +132,6 @@ async def _admit(
     return obj
 
 
-# reads
-
-
-async def get(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target) -> web.StreamResponse:
-    rt = _rt(t)
-    obj = ctx.store.peek(rt.key, t.namespace, t.name)
-    if obj is None:
-        raise errors.not_found(rt.plural, rt.group, t.name)
-    obj = present(rt, obj)
-    if tables.wants_table(request):
-        return respond(tables.table(rt, [obj], str(obj["metadata"]["resourceVersion"]), ""))
-    return respond(obj)
-
-
-def filters(request: web.BaseRequest, rt: resources.ResourceType, t: routing.Target) -> Any:
-    labels = selectors.parse_label_selector(request.query.get("labelSelector", ""))
-    fields = selectors.parse_field_selector(request.query.get("fieldSelector", ""), rt.plural)
-    ns = t.namespace if rt.namespaced and t.namespace else None
-
-    def match(obj: Obj) -> bool:
-        m = obj["metadata"]
-        if ns is not None and m.get("namespace") != ns:
-            return False
-        return selectors.labels_match(labels, m.get("labels")) and selectors.fields_match(fields, obj)
-
-    return match
-
-
-def _encode_continue(rv: int, last: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": last}).encode()).decode()
-
-
-def _decode_continue(token: str) -> tuple[int, str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return int(data["rv"]), str(data["start"])
-    except (binascii.Error, ValueError, KeyError, TypeError) as e:
-        raise errors.bad_request(f"continue key is not valid: {e}") from e
-
-
-async def list_(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target) -> web.StreamResponse:
-    rt = _rt(t)
-    match = filters(request, rt, t)
-    q = request.query
-    limit_s = q.get("limit", "")
-    try:
-        limit = int(limit_s) if limit_s else 0
-    except ValueError as e:
-        raise errors.bad_request(f"invalid limit {limit_s!r}") from e
-    list_rv = ctx.store.rv
-    start = ""
-    token = q.get("continue", "")
-    if token:
-        list_rv, start = _decode_continue(token)
-        if list_rv < ctx.store.floor:
-            raise errors.ApiError(
-                410,
-                "The provided continue parameter is too old to display a consistent list result. "
-                "You can start a new list without the continue parameter.",
-                "Expired",
-            )
-    else:
-        rv_param, rv_match = q.get("resourceVersion", ""), q.get("resourceVersionMatch", "")
-        _check_list_rv(ctx, rv_param, rv_match)
-    ns = t.namespace if rt.namespaced and t.namespace else None
-    items: list[Obj] = []
-    more = 0
-    last = ""
-    for obj in ctx.store.items(rt.key, ns):
-        m = obj["metadata"]
-        pos = f"{m.get('namespace', '')}/{m['name']}"
-        if start and pos <= start:
-            continue
-        if not match(obj):
-            continue
-        if limit and len(items) >= limit:
-            more += 1
-            continue
-        items.append(present(rt, obj))
-        last = pos
-    meta: Obj = {"resourceVersion": str(list_rv)}
-    if more:
-        meta["continue"] = _encode_continue(list_rv, last)
-        meta["remainingItemCount"] = more
-    if tables.wants_table(request):
-        return respond(tables.table(rt, items, str(list_rv), meta.get("continue", "")))
-    return respond({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items})
-
-
-def _check_list_rv(ctx: context.ApiContext, rv_param: str, rv_match: str) -> None:
-    if rv_match and rv_match not in ("Exact", "NotOlderThan"):
-        raise errors.bad_request(f'resourceVersionMatch: Unsupported value: "{rv_match}"')
-    if not rv_param:
-        if rv_match:
-            raise errors.bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
-        return
-    try:
-        rv = int(rv_param)
-    except ValueError as e:
-        raise errors.bad_request(f'resourceVersion: Invalid value: "{rv_param}": must be an integer') from e
-    if rv_match == "Exact" and rv != ctx.store.rv:
-        if rv < ctx.store.rv:
-            raise errors.expired(f"too old resource version: {rv} ({ctx.store.rv})")
-        raise errors.ApiError(504, f"Too large resource version: {rv}, current: {ctx.store.rv}", "Timeout")
-    if rv > ctx.store.rv:
-        raise errors.ApiError(504, f"Too large resource version: {rv}, current: {ctx.store.rv}", "Timeout")
-
-
-# writes
-
-
 async def create(
     ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target, user: seams.UserInfo
 ) -> web.StreamResponse:
@@ -280,7 +149,7 @@ async def create(
     defaults.apply(rt.plural, rt.group, obj, None)
     obj = await _admit(ctx, _admission_request("CREATE", rt, t, user, obj, None, dry), rt, obj)
     created = await ctx.objects.create(rt, obj, dry_run=dry)
-    return respond(present(rt, created), 201, warnings)
+    return responses.respond(responses.present(rt, created), 201, warnings)
 
 
 def _merge_status(rt: resources.ResourceType, sub: str, old: Obj, new: Obj) -> Obj:
@@ -342,7 +211,7 @@ async def update(
     defaults.apply(rt.plural, rt.group, new, old)
     new = await _admit(ctx, _admission_request("UPDATE", rt, t, user, new, old, dry), rt, new)
     updated = await ctx.objects.update(rt, new, expected_rv=expected, dry_run=dry)
-    return respond(present(rt, updated), 200, warnings)
+    return responses.respond(responses.present(rt, updated), 200, warnings)
 
 
 async def patch_(
@@ -366,8 +235,7 @@ async def patch_(
         warnings = validation.check_fields(ctx.schemas, rt, patched, mode, dec.duplicates)
         requested = _rv_of(patched)
         old_rv = int(old["metadata"]["resourceVersion"])
-        user_rv = requested if requested is not None and requested != old_rv else None
-        if user_rv is not None:
+        if requested is not None and requested != old_rv:
             raise errors.conflict(rt.plural, rt.group, t.name)
         new = _merge_status(rt, t.subresource, old, patched)
         _keep_system_meta(old, new)
@@ -376,11 +244,19 @@ async def patch_(
         try:
             updated = await ctx.objects.update(rt, new, expected_rv=old_rv, dry_run=dry)
         except errors.ApiError as e:
-            if e.code == 409 and e.reason == "Conflict" and requested is None:
+            if e.code == 409 and e.reason == "Conflict" and not _patch_names_rv(dec):
                 continue  # someone wrote in between: re-apply the patch to the new state
             raise
-        return respond(present(rt, updated), 200, warnings)
+        return responses.respond(responses.present(rt, updated), 200, warnings)
     raise errors.conflict(rt.plural, rt.group, t.name)
+
+
+def _patch_names_rv(dec: bodies.Decoded) -> bool:
+    """Whether the patch itself sets metadata.resourceVersion (then it is a precondition)."""
+    if isinstance(dec.value, list):
+        return any(isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in dec.value)
+    meta = dec.value.get("metadata") if isinstance(dec.value, dict) else None
+    return isinstance(meta, dict) and meta.get("resourceVersion") not in (None, "")
 
 
 async def _apply_create(
@@ -399,11 +275,15 @@ async def _apply_create(
     defaults.apply(rt.plural, rt.group, obj, None)
     obj = await _admit(ctx, _admission_request("CREATE", rt, t, user, obj, None, dry), rt, obj)
     created = await ctx.objects.create(rt, obj, dry_run=dry)
-    return respond(present(rt, created), 201, warnings)
+    return responses.respond(responses.present(rt, created), 201, warnings)
 
 
-async def _delete_options(request: web.BaseRequest) -> objects.DeleteOptions:
+async def _delete_options(request: web.BaseRequest) -> tuple[objects.DeleteOptions, bool]:
+    """DeleteOptions from the query and the (optional) body; the bool is a dryRun in the body."""
     body = await bodies.read_optional_object(request) or {}
+    body_dry = body.get("dryRun") or []
+    if not isinstance(body_dry, list) or any(v != "All" for v in body_dry):
+        raise errors.bad_request(f"Invalid dry run value: {body_dry!r}, valid values are: All")
     q = request.query
     grace: Any = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
     policy = q.get("propagationPolicy", body.get("propagationPolicy"))
@@ -416,6 +296,8 @@ async def _delete_options(request: web.BaseRequest) -> objects.DeleteOptions:
             '"Foreground", "Background", "Orphan"'
         )
     pre = body.get("preconditions") or {}
+    if not isinstance(pre, dict):
+        raise errors.bad_request("preconditions must be an object")
     try:
         grace_i = int(grace) if grace is not None else None
         rv = int(pre["resourceVersion"]) if pre.get("resourceVersion") else None
@@ -423,15 +305,15 @@ async def _delete_options(request: web.BaseRequest) -> objects.DeleteOptions:
         raise errors.bad_request(f"invalid delete options: {e}") from e
     if grace_i is not None and grace_i < 0:
         raise errors.bad_request("gracePeriodSeconds must be >= 0")
-    return objects.DeleteOptions(grace_i, policy, pre.get("uid"), rv)
+    return objects.DeleteOptions(grace_i, policy, pre.get("uid"), rv), bool(body_dry)
 
 
 async def delete(
     ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target, user: seams.UserInfo
 ) -> web.StreamResponse:
     rt = _rt(t)
-    dry = dry_run(request)
-    opts = await _delete_options(request)
+    opts, body_dry = await _delete_options(request)
+    dry = dry_run(request) or body_dry
     old = ctx.store.peek(rt.key, t.namespace, t.name)
     if old is None:
         raise errors.not_found(rt.plural, rt.group, t.name)
@@ -440,24 +322,38 @@ async def delete(
     except seams.AdmissionDenied as e:
         raise errors.ApiError(e.code, str(e)) from e
     obj, _gone = await ctx.objects.delete(rt, t.namespace, t.name, opts, dry_run=dry)
-    return respond(present(rt, obj), 200)
+    return responses.respond(responses.present(rt, obj), 200)
 
 
 async def delete_collection(
     ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target, user: seams.UserInfo
 ) -> web.StreamResponse:
     rt = _rt(t)
-    dry = dry_run(request)
-    match = filters(request, rt, t)
-    opts = await _delete_options(request)
+    match = reads.filters(request, rt, t)
+    opts, body_dry = await _delete_options(request)
+    dry = dry_run(request) or body_dry
     ns = t.namespace if rt.namespaced and t.namespace else None
     targets = [copy.deepcopy(o) for o in ctx.store.items(rt.key, ns) if match(o)]
+    for old in targets:
+        one = routing.Target(
+            t.group,
+            t.version,
+            t.plural,
+            old["metadata"].get("namespace", "") or "",
+            old["metadata"]["name"],
+            "",
+            rt,
+        )
+        try:
+            await ctx.admission.validate(_admission_request("DELETE", rt, one, user, None, old, dry))
+        except seams.AdmissionDenied as e:
+            raise errors.ApiError(e.code, str(e)) from e
     done = await ctx.objects.delete_collection(rt, targets, opts, dry_run=dry)
-    return respond(
+    return responses.respond(
         {
             "kind": rt.list_kind,
             "apiVersion": rt.api_version,
             "metadata": {"resourceVersion": str(ctx.store.rv)},
-            "items": [present(rt, o) for o in done],
+            "items": [responses.present(rt, o) for o in done],
         }
     )

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from meshplane.devcluster import defaults, errors, resources, store
+from meshplane.devcluster import defaults, errors, meta, resources, store
 from meshplane.runtime import clock as clock_mod
 
 log = logging.getLogger(__name__)
@@ -66,20 +66,20 @@ class ObjectApi:
             )
 
     async def create(self, rt: resources.ResourceType, obj: Obj, *, dry_run: bool = False) -> Obj:
-        meta = obj.setdefault("metadata", {})
-        ns = meta.get("namespace", "") if rt.namespaced else ""
+        md = obj.setdefault("metadata", {})
+        ns = md.get("namespace", "") if rt.namespaced else ""
         if not rt.namespaced:
-            meta.pop("namespace", None)
-        self.check_namespace(rt, ns, meta.get("name") or meta.get("generateName", ""), creating=True)
-        meta.pop("resourceVersion", None)
+            md.pop("namespace", None)
+        self.check_namespace(rt, ns, md.get("name") or md.get("generateName", ""), creating=True)
+        md.pop("resourceVersion", None)
         if rt.key == "apiextensions.k8s.io/customresourcedefinitions":
-            fins = meta.setdefault("finalizers", [])
+            fins = md.setdefault("finalizers", [])
             if CRD_CLEANUP not in fins:
                 fins.append(CRD_CLEANUP)
-        generate = not meta.get("name") and meta.get("generateName")
+        generate = not md.get("name") and md.get("generateName")
         for attempt in range(5):
             if generate:
-                meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+                md["name"] = md["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
             ip = self._allocate_ip(rt, obj)
             try:
                 return await self.store.create(rt.key, obj, dry_run=dry_run)
@@ -115,7 +115,30 @@ class ObjectApi:
     async def update(
         self, rt: resources.ResourceType, obj: Obj, *, expected_rv: int | None = None, dry_run: bool = False
     ) -> Obj:
+        if rt.key == "services":
+            self._check_cluster_ip_unchanged(obj)
         return await self.store.update(rt.key, obj, expected_rv=expected_rv, dry_run=dry_run)
+
+    def _check_cluster_ip_unchanged(self, obj: Obj) -> None:
+        md = obj["metadata"]
+        old = self.store.peek("services", md.get("namespace", "") or "", md.get("name", ""))
+        if old is None:
+            return
+        before = (old.get("spec") or {}).get("clusterIP")
+        after = (obj.get("spec") or {}).get("clusterIP")
+        if before and after and before != after and (obj.get("spec") or {}).get("type") != "ExternalName":
+            raise errors.invalid(
+                "Service",
+                "",
+                md.get("name", ""),
+                [
+                    (
+                        "FieldValueInvalid",
+                        "spec.clusterIPs[0]",
+                        f'Invalid value: []string{{"{after}"}}: may not change once set',
+                    )
+                ],
+            )
 
     async def delete(
         self,
@@ -131,22 +154,21 @@ class ObjectApi:
         obj = self.store.peek(key, namespace, name)
         if obj is None:
             raise errors.not_found(rt.plural, rt.group, name)
-        meta = obj["metadata"]
-        if opts.uid is not None and meta.get("uid") != opts.uid:
+        md = obj["metadata"]
+        if opts.uid is not None and md.get("uid") != opts.uid:
             raise errors.conflict(
                 rt.plural,
                 rt.group,
                 name,
-                f"Precondition failed: UID in precondition: {opts.uid}, "
-                f"UID in object meta: {meta.get('uid')}",
+                f"Precondition failed: UID in precondition: {opts.uid}, UID in object meta: {md.get('uid')}",
             )
-        if opts.resource_version is not None and int(meta["resourceVersion"]) != opts.resource_version:
+        if opts.resource_version is not None and int(md["resourceVersion"]) != opts.resource_version:
             raise errors.conflict(
                 rt.plural,
                 rt.group,
                 name,
                 f"Precondition failed: ResourceVersion in precondition: {opts.resource_version}, "
-                f"ResourceVersion in object meta: {meta['resourceVersion']}",
+                f"ResourceVersion in object meta: {md['resourceVersion']}",
             )
         new = copy.deepcopy(obj)
         nmeta = new["metadata"]
@@ -158,7 +180,7 @@ class ObjectApi:
         grace = self._pod_grace(rt, obj, opts.grace_period)
         now = self.clock.wall()
         if grace > 0:
-            until = store.timestamp(now + grace)
+            until = meta.timestamp(now + grace)
             old_grace = nmeta.get("deletionGracePeriodSeconds")
             if nmeta.get("deletionTimestamp") and old_grace is not None and old_grace <= grace:
                 return copy.deepcopy(obj), False
@@ -169,20 +191,20 @@ class ObjectApi:
             return await self._mark(rt, new, obj, dry_run), False
         if key == "namespaces":
             new.setdefault("status", {})["phase"] = "Terminating"
-        if fins or store.finalizers_pending(key, new):
+        if fins or meta.finalizers_pending(key, new):
             if (
                 nmeta.get("deletionTimestamp")
-                and fins == list(meta.get("finalizers") or [])
+                and fins == list(md.get("finalizers") or [])
                 and (key != "namespaces" or (obj.get("status") or {}).get("phase") == "Terminating")
             ):
                 return copy.deepcopy(obj), False
-            nmeta.setdefault("deletionTimestamp", store.timestamp(now))
+            nmeta.setdefault("deletionTimestamp", meta.timestamp(now))
             nmeta["deletionGracePeriodSeconds"] = 0
             nmeta["finalizers"] = fins
             if not fins:
                 nmeta.pop("finalizers")
             return await self._mark(rt, new, obj, dry_run), False
-        gone = await self.store.delete(key, namespace, name, expected_uid=meta.get("uid"), dry_run=dry_run)
+        gone = await self.store.delete(key, namespace, name, expected_uid=md.get("uid"), dry_run=dry_run)
         return gone, True
 
     async def _mark(self, rt: resources.ResourceType, new: Obj, old: Obj, dry_run: bool) -> Obj:

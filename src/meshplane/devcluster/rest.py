@@ -15,7 +15,9 @@ from meshplane.devcluster import (
     errors,
     handlers,
     openapi,
+    reads,
     resources,
+    responses,
     routing,
     seams,
     watch,
@@ -54,7 +56,7 @@ def forbidden_message(attrs: seams.RequestAttributes, reason: str) -> str:
         msg = f'forbidden: User "{u}" cannot {attrs.verb} path "{attrs.path}"'
     else:
         res = attrs.resource + (f"/{attrs.subresource}" if attrs.subresource else "")
-        what = errors.qualified(res, attrs.api_group)
+        what = errors.qualified(attrs.resource, attrs.api_group)  # the subject names no subresource
         subject = f'{what} "{attrs.name}"' if attrs.name else what
         scope = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
         msg = (
@@ -78,7 +80,7 @@ class Dispatcher:
                 log.error(
                     "request failed cluster=%s path=%s error=%s", self.ctx.settings.name, request.path, e
                 )
-            return handlers.respond(e.status(), e.code)
+            return responses.respond(e.status(), e.code)
         except asyncio.CancelledError:
             raise
         except ConnectionResetError:
@@ -91,7 +93,7 @@ class Dispatcher:
                 request.path,
             )
             err = errors.ApiError(500, f"Internal error occurred: {type(e).__name__}: {e}", "InternalError")
-            return handlers.respond(err.status(), 500)
+            return responses.respond(err.status(), 500)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -154,9 +156,9 @@ class Dispatcher:
         if verb == "watch":
             return await watch.serve(ctx, request, t)
         if verb == "get":
-            return await handlers.get(ctx, request, t)
+            return await reads.get(ctx, request, t)
         if verb == "list":
-            return await handlers.list_(ctx, request, t)
+            return await reads.list_(ctx, request, t)
         if verb == "create":
             if t.name:
                 raise errors.method_not_allowed()
@@ -185,11 +187,11 @@ class Dispatcher:
             t.rt, t.subresource, t.namespace, t.name, user, dec.value, dict(request.query), dry
         )
         code, obj = await extra.handler(req)
-        return handlers.respond(obj, code)
+        return responses.respond(obj, code)
 
     def _public(self, path: str) -> web.StreamResponse:
         if path == "/version":
-            return handlers.respond(discovery.version_info(self.ctx.settings.git_version))
+            return responses.respond(discovery.version_info(self.ctx.settings.git_version))
         return web.Response(text="ok", content_type="text/plain")
 
     async def _non_resource(self, request: web.Request, path: str) -> web.StreamResponse:
@@ -200,26 +202,26 @@ class Dispatcher:
         if path == "/api":
             if discovery.wants_aggregated(request):
                 return _aggregated(discovery.aggregated(reg, core=True))
-            return handlers.respond(discovery.api_versions(self.server_address))
+            return responses.respond(discovery.api_versions(self.server_address))
         if path == "/apis":
             if discovery.wants_aggregated(request):
                 return _aggregated(discovery.aggregated(reg, core=False))
-            return handlers.respond(discovery.api_group_list(reg))
+            return responses.respond(discovery.api_group_list(reg))
         if path == "/api/v1":
             doc = discovery.resource_list(reg, "", "v1")
             if doc is not None:
-                return handlers.respond(doc)
+                return responses.respond(doc)
         elif len(parts) == 2 and parts[0] == "apis":
             doc = discovery.api_group(reg, parts[1])
             if doc is not None:
-                return handlers.respond(doc)
+                return responses.respond(doc)
         elif len(parts) == 3 and parts[0] == "apis":
             doc = discovery.resource_list(reg, parts[1], parts[2])
             if doc is not None:
-                return handlers.respond(doc)
+                return responses.respond(doc)
         elif path == "/openapi/v3":
             index = await asyncio.to_thread(self.oapi.index)
-            return handlers.respond(index)
+            return responses.respond(index)
         elif len(parts) >= 4 and parts[:2] == ["openapi", "v3"]:
             group, version = (
                 ("", parts[3]) if parts[2] == "api" else (parts[3], parts[4] if len(parts) > 4 else "")

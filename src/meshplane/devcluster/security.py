@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from meshplane.devcluster import (
+    accessreview,
     admission,
     authn,
     errors,
@@ -83,6 +84,7 @@ class ClusterSecurity:
         self._admission = admission.Admission(st, self.name)
         self._token_api = tokenapi.TokenApi(st, self._authn, self._key, self.clock, self.name)
         self._token_api.register(registry)
+        accessreview.AccessReviews(self._authz, self.name).register(registry)
         self._controllers = sacontroller.ServiceAccountControllers(
             api, registry, self._key, ca_pem, self.name
         )

@@ -14,17 +14,17 @@ import copy
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from meshplane.devcluster import errors, persistence
+from meshplane.devcluster import errors, meta, persistence
 from meshplane.runtime import clock as clock_mod
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 
 
@@ -35,16 +35,6 @@ class Event:
     obj: Obj  # read-only
     rv: int
     old: Obj | None = None  # the previous state (MODIFIED, DELETED), read-only
-
-
-def split_key(key: str) -> tuple[str, str]:
-    """(group, plural) of a resource key."""
-    group, _, plural = key.rpartition("/")
-    return group, plural
-
-
-def timestamp(wall: float) -> str:
-    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(eq=False)
@@ -150,13 +140,16 @@ class Store:
         return copy.deepcopy(obj) if obj is not None else None
 
     def items(self, key: str, namespace: str | None = None) -> Iterator[Obj]:
-        """Stored objects (read-only), sorted by namespace then name."""
+        """Stored objects (read-only), sorted by namespace then name. Safe to interleave with
+        writes: objects deleted meanwhile are skipped."""
         by_ns = self._objs.get(key, {})
         spaces = [namespace] if namespace is not None else sorted(by_ns)
         for ns in spaces:
             names = by_ns.get(ns, {})
             for n in sorted(names):
-                yield names[n]
+                obj = names.get(n)
+                if obj is not None:
+                    yield obj
 
     def list(self, key: str, namespace: str | None = None) -> list[Obj]:
         return [copy.deepcopy(o) for o in self.items(key, namespace)]
@@ -173,7 +166,9 @@ class Store:
     def namespaced_items(self, namespace: str) -> Iterator[tuple[str, Obj]]:
         for key, by_ns in list(self._objs.items()):
             for name in sorted(by_ns.get(namespace, {})):
-                yield key, by_ns[namespace][name]
+                obj = by_ns.get(namespace, {}).get(name)
+                if obj is not None:
+                    yield key, obj
 
     def by_uid(self, uid: str) -> tuple[str, str, str] | None:
         return self._uids.get(uid)
@@ -199,20 +194,59 @@ class Store:
         self._subs.add(sub)
         return sub
 
-    # writes (internal API: no validation, no admission; the REST layer does those first)
+    # writes (internal API: no validation, no admission; the REST layer does those first).
+    # Each write runs in its own task under the lock: a caller cancelled halfway (a client that
+    # went away) cannot leave SQLite and memory apart, nor let another writer in early.
+
+    async def _guarded(self, coro: Coroutine[Any, Any, T]) -> T:
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(_consume)
+        return await asyncio.shield(task)
 
     async def create(self, key: str, obj: Obj, *, dry_run: bool = False) -> Obj:
         """Store a new object: uid, creationTimestamp, generation and resourceVersion are set here."""
-        meta = obj.setdefault("metadata", {})
-        ns, name = meta.get("namespace", "") or "", meta.get("name", "")
+        return await self._guarded(self._create(key, obj, dry_run))
+
+    async def update(
+        self, key: str, obj: Obj, *, expected_rv: int | None = None, dry_run: bool = False
+    ) -> Obj:
+        """Replace a stored object. `expected_rv` (if given) must be the stored RV, else 409.
+
+        generation is bumped when anything outside metadata and status changed. An object marked
+        for deletion whose last finalizer is removed is deleted here (a DELETED event). A write
+        that changes nothing is not stored (no new RV, no event)."""
+        return await self._guarded(self._update(key, obj, expected_rv, dry_run))
+
+    async def delete(
+        self,
+        key: str,
+        namespace: str,
+        name: str,
+        *,
+        expected_uid: str | None = None,
+        expected_rv: int | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        """Remove an object now (finalizers are the caller's business); returns its last state."""
+        return await self._guarded(self._delete(key, namespace, name, expected_uid, expected_rv, dry_run))
+
+    async def delete_many(
+        self, key: str, targets: builtins.list[tuple[str, str]], *, dry_run: bool = False
+    ) -> builtins.list[Obj]:
+        """Remove several objects in one transaction (all or nothing); missing ones are skipped."""
+        return await self._guarded(self._delete_many(key, targets, dry_run))
+
+    async def _create(self, key: str, obj: Obj, dry_run: bool) -> Obj:
+        md = obj.setdefault("metadata", {})
+        ns, name = md.get("namespace", "") or "", md.get("name", "")
         async with self._lock:
             if self.peek(key, ns, name) is not None:
-                group, plural = split_key(key)
+                group, plural = meta.split_key(key)
                 raise errors.already_exists(plural, group, name)
             new = copy.deepcopy(obj)
             m = new["metadata"]
             m["uid"] = str(uuid.uuid4())
-            m["creationTimestamp"] = timestamp(self._clock.wall())
+            m["creationTimestamp"] = meta.timestamp(self._clock.wall())
             m["generation"] = 1
             m.pop("deletionTimestamp", None)
             m.pop("deletionGracePeriodSeconds", None)
@@ -222,16 +256,10 @@ class Store:
             done = await self._commit([Event(ADDED, key, new, 0)])
             return copy.deepcopy(done[0].obj)
 
-    async def update(
-        self, key: str, obj: Obj, *, expected_rv: int | None = None, dry_run: bool = False
-    ) -> Obj:
-        """Replace a stored object. `expected_rv` (if given) must be the stored RV, else 409.
-
-        generation is bumped when anything outside metadata and status changed. An object marked
-        for deletion whose last finalizer is removed is deleted here (a DELETED event)."""
-        meta = obj.get("metadata") or {}
-        ns, name = meta.get("namespace", "") or "", meta.get("name", "")
-        group, plural = split_key(key)
+    async def _update(self, key: str, obj: Obj, expected_rv: int | None, dry_run: bool) -> Obj:
+        md = obj.get("metadata") or {}
+        ns, name = md.get("namespace", "") or "", md.get("name", "")
+        group, plural = meta.split_key(key)
         async with self._lock:
             old = self.peek(key, ns, name)
             if old is None:
@@ -248,44 +276,44 @@ class Store:
                 if "deletionGracePeriodSeconds" in old["metadata"]:
                     m["deletionGracePeriodSeconds"] = old["metadata"]["deletionGracePeriodSeconds"]
             gen = int(old["metadata"].get("generation") or 1)
-            if _spec_of(old) != _spec_of(new):
+            if meta.spec_of(old) != meta.spec_of(new):
                 gen += 1
             m["generation"] = gen
             if dry_run:
                 m["resourceVersion"] = old["metadata"]["resourceVersion"]
                 return new
             # a deletion mark without finalizers (and without a grace period to wait out) is a delete
-            gone = m.get("deletionTimestamp") and not finalizers_pending(key, new)
+            gone = m.get("deletionTimestamp") and not meta.finalizers_pending(key, new)
             etype = DELETED if gone and not (m.get("deletionGracePeriodSeconds") or 0) > 0 else MODIFIED
+            m["resourceVersion"] = old["metadata"]["resourceVersion"]
+            if etype == MODIFIED and new == old:
+                return copy.deepcopy(old)  # a no-op write: no new RV, no event (as the API server)
             done = await self._commit([Event(etype, key, new, 0)])
             return copy.deepcopy(done[0].obj)
 
-    async def delete(
+    async def _delete(
         self,
         key: str,
         namespace: str,
         name: str,
-        *,
-        expected_uid: str | None = None,
-        expected_rv: int | None = None,
-        dry_run: bool = False,
+        expected_uid: str | None,
+        expected_rv: int | None,
+        dry_run: bool,
     ) -> Obj:
-        """Remove an object now (finalizers are the caller's business); returns its last state."""
-        group, plural = split_key(key)
+        group, plural = meta.split_key(key)
         async with self._lock:
             old = self.peek(key, namespace, name)
             if old is None:
                 raise errors.not_found(plural, group, name)
-            _check_preconditions(old, plural, group, name, expected_uid, expected_rv)
+            meta.check_preconditions(old, plural, group, name, expected_uid, expected_rv)
             if dry_run:
                 return copy.deepcopy(old)
             ev = await self._commit([Event(DELETED, key, old, 0)])
             return copy.deepcopy(ev[0].obj)
 
-    async def delete_many(
-        self, key: str, targets: builtins.list[tuple[str, str]], *, dry_run: bool = False
+    async def _delete_many(
+        self, key: str, targets: builtins.list[tuple[str, str]], dry_run: bool
     ) -> builtins.list[Obj]:
-        """Remove several objects in one transaction (all or nothing); missing ones are skipped."""
         async with self._lock:
             events = [
                 Event(DELETED, key, o, 0) for ns, n in targets if (o := self.peek(key, ns, n)) is not None
@@ -354,33 +382,7 @@ class Store:
             del by_ns[ns]
 
 
-def finalizers_pending(key: str, obj: Obj) -> bool:
-    """metadata.finalizers, and for a Namespace also spec.finalizers (cleared once it is empty)."""
-    if obj["metadata"].get("finalizers"):
-        return True
-    return key == "namespaces" and bool((obj.get("spec") or {}).get("finalizers"))
-
-
-def _spec_of(obj: Obj) -> Obj:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
-
-
-def _check_preconditions(
-    old: Obj, plural: str, group: str, name: str, uid: str | None, rv: int | None
-) -> None:
-    m = old["metadata"]
-    if uid is not None and m.get("uid") != uid:
-        raise errors.conflict(
-            plural,
-            group,
-            name,
-            f"Precondition failed: UID in precondition: {uid}, UID in object meta: {m.get('uid')}",
-        )
-    if rv is not None and int(m.get("resourceVersion") or 0) != rv:
-        raise errors.conflict(
-            plural,
-            group,
-            name,
-            f"Precondition failed: ResourceVersion in precondition: {rv}, "
-            f"ResourceVersion in object meta: {m.get('resourceVersion')}",
-        )
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a write whose caller went away (so it is not reported as lost)."""
+    if not task.cancelled():
+        task.exception()

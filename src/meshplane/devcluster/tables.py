@@ -124,6 +124,28 @@ def _jsonpath_cell(path: str) -> Callable[[Obj], Any]:
     return cell
 
 
+def _event_object(o: Obj) -> str:
+    inv = o.get("involvedObject") or {}
+    return f"{str(inv.get('kind', '')).lower()}/{inv.get('name', '')}"
+
+
+def _event_last_seen(o: Obj) -> str:
+    ts = o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp")
+    return _age({"metadata": {"creationTimestamp": ts}}) if isinstance(ts, str) else "<unknown>"
+
+
+# Kinds whose table is not NAME ... AGE (as the API server prints them)
+_FULL: dict[str, list[Column]] = {
+    "events": [
+        ("Last Seen", "string", _event_last_seen),
+        ("Type", "string", lambda o: o.get("type", "")),
+        ("Reason", "string", lambda o: o.get("reason", "")),
+        ("Object", "string", _event_object),
+        ("Message", "string", lambda o: o.get("message", "")),
+    ],
+}
+
+
 def columns_for(rt: resources.ResourceType) -> list[Column]:
     if rt.printer_columns:
         return [(name, typ, _jsonpath_cell(path)) for name, typ, path in rt.printer_columns]
@@ -131,7 +153,11 @@ def columns_for(rt: resources.ResourceType) -> list[Column]:
 
 
 def table(rt: resources.ResourceType, items: list[Obj], rv: str, cont: str) -> Obj:
-    cols: list[Column] = [("Name", "string", _name), *columns_for(rt), ("Age", "date", _age)]
+    cols: list[Column] = _FULL.get(rt.key) or [
+        ("Name", "string", _name),
+        *columns_for(rt),
+        ("Age", "date", _age),
+    ]
     meta: Obj = {"resourceVersion": rv}
     if cont:
         meta["continue"] = cont

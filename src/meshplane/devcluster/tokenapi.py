@@ -108,7 +108,16 @@ class TokenApi:
             pod, secret, node = self._bound_object(namespace, name, bound)
         auds = list(audiences) or list(self._authn.api_audiences)
         now = self._clock.wall()
-        claims = tokens.bound_claims(sa, auds, expiration_seconds, now, pod=pod, secret=secret, node=node)
+        exp, warn_after = expiration_seconds, 0
+        if (
+            pod is not None
+            and exp == tokens.WARN_ONLY_EXPIRATION
+            and set(auds) <= set(self._authn.api_audiences)
+        ):
+            exp, warn_after = tokens.EXTENDED_EXPIRATION, expiration_seconds  # kubelet's API token
+        claims = tokens.bound_claims(
+            sa, auds, exp, now, pod=pod, secret=secret, node=node, warn_after=warn_after
+        )
         log.info(
             "issued token cluster=%s serviceaccount=%s/%s audiences=%s expires_in=%ss bound=%s",
             self._cluster,
@@ -118,7 +127,8 @@ class TokenApi:
             expiration_seconds,
             (bound or {}).get("kind", ""),
         )
-        return self._key.sign(claims), float(claims["exp"])
+        # the status reports the requested expiry, even for an extended token (as Kubernetes)
+        return self._key.sign(claims), float(claims["iat"] + expiration_seconds)
 
     def _bound_object(
         self, namespace: str, sa_name: str, ref: Obj

@@ -35,6 +35,10 @@ LEGACY_ISSUER = "kubernetes/serviceaccount"
 API_AUDIENCES: tuple[str, ...] = (ISSUER,)
 # go-jose's DefaultLeeway, which Kubernetes applies to exp/nbf/iat and to deletion times.
 LEEWAY_SECONDS = 60.0
+# kubelet asks for 3607 s; kube-apiserver (--service-account-extend-token-expiration, default on)
+# then issues such pod-bound API tokens for a year with a `warnafter` claim at 3607 s.
+WARN_ONLY_EXPIRATION = 60 * 60 + 7
+EXTENDED_EXPIRATION = 24 * 365 * 60 * 60
 KEY_FILE = "sa.key"
 
 SA_PREFIX = "system:serviceaccount:"
@@ -184,6 +188,7 @@ def bound_claims(
     secret: Obj | None = None,
     node: Obj | None = None,
     jti: str | None = None,
+    warn_after: int = 0,
 ) -> Obj:
     """The claims of a TokenRequest token (pkg/serviceaccount/claims.go), keys sorted as go-jose writes."""
     iat = int(now)
@@ -194,6 +199,8 @@ def bound_claims(
         k8s["secret"] = _ref(secret)
     if node is not None:  # bound to a Node, or the node of the bound Pod
         k8s["node"] = _ref(node)
+    if warn_after:
+        k8s["warnafter"] = iat + warn_after
     claims: Obj = {
         "aud": list(audiences),
         "exp": iat + int(expiration_seconds),

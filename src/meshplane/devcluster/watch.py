@@ -15,15 +15,45 @@ from typing import Any
 
 from aiohttp import web
 
-from meshplane.devcluster import bodies, context, errors, handlers, resources, routing, store
+from meshplane.devcluster import (
+    context,
+    errors,
+    reads,
+    resources,
+    responses,
+    routing,
+    store,
+    tables,
+    watchlines,
+)
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
 
-def _line(etype: str, obj: Obj) -> bytes:
-    return bodies.dumps({"type": etype, "object": obj}) + b"\n"
+_line = watchlines.encode
+
+
+class _Encoder:
+    """Objects as they are, or as one-row meta.k8s.io Tables when the client asked for tables
+    (`kubectl get -w`): column definitions in the first event only, as the API server sends them."""
+
+    def __init__(self, rt: resources.ResourceType, as_table: bool, cache: watchlines.LineCache) -> None:
+        self.rt = rt
+        self.as_table = as_table
+        self.first = True
+        self.cache = cache
+
+    def __call__(self, etype: str, obj: Obj) -> bytes:
+        obj = responses.present(self.rt, obj)
+        if not self.as_table:
+            return self.cache.get(etype, obj)
+        t = tables.table(self.rt, [obj], str(obj["metadata"].get("resourceVersion", "")), "")
+        if not self.first:
+            t["columnDefinitions"] = []
+        self.first = False
+        return _line(etype, t)
 
 
 def _bookmark(rt: resources.ResourceType, rv: int, initial_end: bool = False) -> bytes:
@@ -52,7 +82,7 @@ async def serve(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
     assert t.rt is not None
     rt = t.rt
     q = request.query
-    match = handlers.filters(request, rt, t)
+    match = reads.filters(request, rt, t)
     if t.name:
         base = match
 
@@ -71,15 +101,16 @@ async def serve(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
     except ValueError as e:
         raise errors.bad_request(f'resourceVersion: Invalid value: "{rv_param}": must be an integer') from e
 
+    encode = _Encoder(rt, tables.wants_table(request), ctx.watch_lines)
+    if since is not None and since > ctx.store.rv:
+        raise errors.ApiError(504, f"Too large resource version: {since}, current: {ctx.store.rv}", "Timeout")
     sub = ctx.store.subscribe({rt.key})
     initial: list[bytes] = []
     expired: errors.ApiError | None = None
     try:
         if since is None or send_initial:
             initial = [
-                _line(store.ADDED, handlers.present(rt, o))
-                for o in ctx.store.items(rt.key, t.namespace or None)
-                if match(o)
+                encode(store.ADDED, o) for o in ctx.store.items(rt.key, t.namespace or None) if match(o)
             ]
             start_rv = ctx.store.rv
             if send_initial:
@@ -95,7 +126,7 @@ async def serve(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
                     continue  # the history holds every kind; this watch wants one
                 etype = _translate(ev, match)
                 if etype is not None:
-                    initial.append(_line(etype, handlers.present(rt, ev.obj)))
+                    initial.append(encode(etype, ev.obj))
             start_rv = ctx.store.rv
     except BaseException:
         sub.close()
@@ -110,7 +141,7 @@ async def serve(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
             return resp
         for chunk in initial:
             await resp.write(chunk)
-        await _pump(ctx, resp, sub, rt, match, start_rv, timeout, bookmarks)
+        await _pump(ctx, resp, sub, rt, match, start_rv, timeout, bookmarks, encode)
     except (ConnectionResetError, asyncio.CancelledError):
         log.debug("watch closed by client cluster=%s resource=%s", ctx.settings.name, rt.key)
         raise
@@ -130,6 +161,7 @@ async def _pump(
     start_rv: int,
     duration: float,
     bookmarks: bool,
+    encode: _Encoder,
 ) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration
@@ -156,4 +188,4 @@ async def _pump(
             continue
         etype = _translate(ev, match)
         if etype is not None:
-            await resp.write(_line(etype, handlers.present(rt, ev.obj)))
+            await resp.write(encode(etype, ev.obj))

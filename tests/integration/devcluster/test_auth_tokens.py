@@ -167,9 +167,6 @@ def test_kubectl_create_token(cluster: clusters.ThreadedCluster, kubeconfig_path
     assert "may not specify a duration less than 10 minutes" in short.stderr
     # a token for the API works as kubectl's credential
     api_token = kubectl(kubeconfig_path, "create", "token", "robot", "-n", ns).stdout.strip()
-    who = kubectl(kubeconfig_path, "auth", "whoami", "--token", api_token, "-o", "json", check=False)
-    if who.returncode == 0:  # selfsubjectreviews served
-        assert json.loads(who.stdout)["status"]["userInfo"]["username"] == f"system:serviceaccount:{ns}:robot"
     denied = kubectl(kubeconfig_path, "get", "pods", "-n", ns, "--token", api_token, check=False)
     assert "Forbidden" in denied.stderr and f"system:serviceaccount:{ns}:robot" in denied.stderr
 

@@ -211,3 +211,23 @@ def test_invalid_crd_is_422(cluster: clusters.ThreadedCluster) -> None:
     )
     assert r.status == 422
     assert any(c["field"] == "metadata.name" for c in r.json()["details"]["causes"])
+
+
+def test_crd_cannot_take_over_a_builtin_group(cluster: clusters.ThreadedCluster) -> None:
+    api = rawhttp.for_cluster(cluster.cluster)
+    r = api.request(
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "roles.rbac.authorization.k8s.io"},
+            "spec": {
+                "group": "rbac.authorization.k8s.io",
+                "scope": "Namespaced",
+                "names": {"plural": "roles", "kind": "Role"},
+                "versions": [{"name": "v1", "served": True, "storage": True}],
+            },
+        },
+    )
+    assert r.status == 422 and "built-in API" in r.json()["message"]

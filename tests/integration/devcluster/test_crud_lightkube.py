@@ -90,12 +90,15 @@ async def test_resource_versions_increase_cluster_wide(client: Any, ns: str) -> 
 
 
 async def test_list_with_label_selectors(client: Any, ns: str) -> None:
-    await client.create(cm("l1", ns, labels={"app": "a", "tier": "web"}))
-    await client.create(cm("l2", ns, labels={"app": "b"}))
-    await client.create(cm("l3", ns))
+    # every object of the test carries set=t: other objects in the namespace (kube-root-ca.crt) stay out
+    await client.create(cm("l1", ns, labels={"set": "t", "app": "a", "tier": "web"}))
+    await client.create(cm("l2", ns, labels={"set": "t", "app": "b"}))
+    await client.create(cm("l3", ns, labels={"set": "t"}))
 
     async def names(sel: Any) -> set[str]:
-        return {o.metadata.name async for o in client.list(ConfigMap, namespace=ns, labels=sel)}
+        return {
+            o.metadata.name async for o in client.list(ConfigMap, namespace=ns, labels={"set": "t", **sel})
+        }
 
     from lightkube import operators as op
 
@@ -137,18 +140,18 @@ async def test_watch_from_list_rv_sees_changes_in_order(client: Any, ns: str) ->
 
 
 async def test_watch_without_rv_starts_with_current_objects(client: Any, ns: str) -> None:
-    await client.create(cm("pre", ns))
+    await client.create(cm("pre", ns, labels={"set": "t"}))
     seen: list[tuple[str, str]] = []
 
     async def watcher() -> None:
-        async for etype, obj in client.watch(ConfigMap, namespace=ns):
+        async for etype, obj in client.watch(ConfigMap, namespace=ns, labels={"set": "t"}):
             seen.append((etype, obj.metadata.name))
             if len(seen) == 2:
                 return
 
     task = asyncio.create_task(watcher())
     await wait.wait_for(lambda: seen, what="synthetic ADDED")
-    await client.create(cm("post", ns))
+    await client.create(cm("post", ns, labels={"set": "t"}))
     await asyncio.wait_for(task, 10)
     assert seen == [("ADDED", "pre"), ("ADDED", "post")]
 
@@ -222,6 +225,13 @@ async def test_service_gets_cluster_ip_headless_none(client: Any, ns: str) -> No
     with pytest.raises(ApiError) as err:
         await client.create(svc("c", clusterIP=a.spec.clusterIP))
     assert err.value.status.code == 422
+    with pytest.raises(ApiError) as err:
+        await client.patch(Service, "a", {"spec": {"clusterIP": "10.96.99.99"}}, namespace=ns)
+    assert err.value.status.code == 422 and "may not change once set" in err.value.status.message
+    kept = await client.replace(
+        Service.from_dict({"metadata": {"name": "a", "namespace": ns}, "spec": {"ports": [{"port": 81}]}})
+    )
+    assert kept.spec.clusterIP == a.spec.clusterIP  # an update without clusterIP keeps it
 
 
 async def test_clients_get_status_objects_for_errors(client: Any, ns: str) -> None:
@@ -248,3 +258,75 @@ async def test_unauthenticated_is_401(cluster: clusters.ThreadedCluster) -> None
         assert e.value.status.code == 401
     finally:
         await c.close()
+
+
+async def test_every_served_kind_round_trips(client: Any, ns: str) -> None:
+    from lightkube.resources import admissionregistration_v1 as adm
+    from lightkube.resources import apps_v1, coordination_v1, discovery_v1, rbac_authorization_v1
+    from lightkube.resources import core_v1 as core
+
+    sel = {"matchLabels": {"a": "b"}}
+    template = {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    hook = {
+        "name": "h.example.com",
+        "clientConfig": {"url": "https://127.0.0.1:1/x"},
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+    }
+    namespaced = [
+        (core.Endpoints, {"subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 80}]}]}),
+        (core.Secret, {"stringData": {"a": "b"}}),
+        (core.ServiceAccount, {}),
+        (core.Event, {"involvedObject": {"kind": "Pod", "name": "p"}, "reason": "R", "message": "m"}),
+        (discovery_v1.EndpointSlice, {"addressType": "IPv4", "endpoints": [{"addresses": ["127.0.0.1"]}]}),
+        (coordination_v1.Lease, {"spec": {"holderIdentity": "me", "leaseDurationSeconds": 15}}),
+        (apps_v1.ReplicaSet, {"spec": {"selector": sel, "template": template}}),
+        (
+            rbac_authorization_v1.Role,
+            {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]},
+        ),
+        (
+            rbac_authorization_v1.RoleBinding,
+            {
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+                "subjects": [{"kind": "User", "name": "u"}],
+            },
+        ),
+    ]
+    for res, body in namespaced:
+        name = res.__name__.lower()
+        obj = res.from_dict({"metadata": {"name": name, "namespace": ns}, **body})
+        created = await client.create(obj)
+        assert created.metadata.uid, res
+        got = await client.get(res, name, namespace=ns)
+        assert got.metadata.resourceVersion == created.metadata.resourceVersion
+        await client.delete(res, name, namespace=ns)
+    suffix = ns
+    cluster_scoped = [
+        (core.Node, {"spec": {"podCIDR": "10.0.0.0/24"}}),
+        (adm.MutatingWebhookConfiguration, {"webhooks": [hook]}),
+        (adm.ValidatingWebhookConfiguration, {"webhooks": [hook]}),
+        (rbac_authorization_v1.ClusterRole, {"rules": [{"nonResourceURLs": ["/x"], "verbs": ["get"]}]}),
+        (
+            rbac_authorization_v1.ClusterRoleBinding,
+            {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "r"}},
+        ),
+    ]
+    for res, body in cluster_scoped:
+        name = f"{res.__name__.lower()}-{suffix}"
+        created = await client.create(res.from_dict({"metadata": {"name": name}, **body}))
+        assert created.metadata.uid and created.metadata.namespace is None
+        await client.delete(res, name)
+
+
+async def test_server_side_apply_creates_then_merges(client: Any, ns: str) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "ssa", "namespace": ns},
+        "data": {"a": "1"},
+    }
+    first = await client.apply(ConfigMap.from_dict(body), field_manager="test")
+    assert first.data == {"a": "1"}
+    second = await client.apply(ConfigMap.from_dict(dict(body, data={"b": "2"})), field_manager="test")
+    assert second.metadata.uid == first.metadata.uid and second.data["b"] == "2"

@@ -104,7 +104,7 @@ def test_400_malformed_bodies(api: rawhttp.Api, ns: str) -> None:
     )
     assert "namespace of the provided object does not match" in body["message"]
     status(api.request("POST", path, {"metadata": {"name": "t"}, "data": "not-a-map"}), 400, "BadRequest")
-    assert api.get(path).json()["items"] == []
+    assert [i["metadata"]["name"] for i in api.get(path).json()["items"]] == ["kube-root-ca.crt"]
 
 
 def test_yaml_bodies_are_accepted(api: rawhttp.Api, ns: str) -> None:
@@ -190,8 +190,15 @@ def test_dry_run_writes_nothing(api: rawhttp.Api, ns: str) -> None:
     )
     assert r.status == 200 and r.json()["data"] == {"a": "2"}
     assert api.get(f"{path}/real").json()["data"] == {"a": "1"}
+    current = api.get(f"{path}/real").json()
+    r = api.request("PUT", f"{path}/real?dryRun=All", dict(current, data={"a": "3"}))
+    assert r.status == 200 and r.json()["data"] == {"a": "3"}
+    assert api.get(f"{path}/real").json() == current
     assert api.request("DELETE", f"{path}/real?dryRun=All").status == 200
+    assert api.request("DELETE", f"{path}/real", {"kind": "DeleteOptions", "dryRun": ["All"]}).status == 200
     assert api.get(f"{path}/real").status == 200
+    status(api.request("DELETE", f"{path}/real", {"preconditions": ["x"]}), 400, "BadRequest")
+    status(api.request("DELETE", f"{path}/real", {"propagationPolicy": "Sideways"}), 400, "BadRequest")
 
 
 def test_patch_errors(api: rawhttp.Api, ns: str) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 from pathlib import Path
 
 import yaml
 
-from tests.support import clusters
+from tests.support import clusters, wait
 from tests.support.clusters import kubectl, kubectl_json
 
 MANIFEST = """\
@@ -198,3 +200,151 @@ def test_typed_create_commands_send_protobuf(kubeconfig_path: Path, ns: str) -> 
     rb = kubectl_json(kubeconfig_path, "get", "rolebinding", "rb1", "-n", ns)
     assert rb["subjects"] == [{"kind": "ServiceAccount", "name": "sa1", "namespace": ns}]
     assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r1"}
+
+
+def test_get_watch_and_wait_for_condition(kubeconfig_path: Path, ns: str) -> None:
+    kubectl(kubeconfig_path, "create", "configmap", "watched", "-n", ns, "--from-literal=a=1")
+    home = kubeconfig_path.parent / ".kubectl-home"
+    env = {"HOME": str(home), "KUBECONFIG": str(kubeconfig_path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen(
+        [clusters.KUBECTL, "get", "cm", "watched", "-n", ns, "-w"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    out_stream = proc.stdout
+    reader = threading.Thread(target=lambda: lines.extend(iter(out_stream.readline, "")), daemon=True)
+    reader.start()
+    try:
+        wait.wait_until(lambda: len(lines) >= 2, what="initial watch output")
+        kubectl(kubeconfig_path, "patch", "cm", "watched", "-n", ns, "-p", '{"data":{"b":"2"}}')
+        wait.wait_until(lambda: len(lines) >= 3, what="watch update line")
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert lines[0].split() == ["NAME", "DATA", "AGE"]
+    assert lines[1].split()[:2] == ["watched", "1"] and lines[2].split()[:2] == ["watched", "2"]
+    kubectl(
+        kubeconfig_path,
+        "create",
+        "-f",
+        "-",
+        input_text=(
+            f"apiVersion: v1\nkind: Pod\nmetadata: {{name: w, namespace: {ns}}}\n"
+            "spec: {containers: [{name: c, image: x}]}\n"
+        ),
+    )
+    waiter = subprocess.Popen(
+        [clusters.KUBECTL, "wait", "--for=condition=Ready", "pod/w", "-n", ns, "--timeout=20s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        kubectl(
+            kubeconfig_path,
+            "patch",
+            "pod",
+            "w",
+            "-n",
+            ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}',
+        )
+        out, _ = waiter.communicate(timeout=30)
+    finally:
+        waiter.kill()
+    assert waiter.returncode == 0 and "condition met" in out
+
+
+def test_describe_lists_events(kubeconfig_path: Path, ns: str) -> None:
+    kubectl(
+        kubeconfig_path,
+        "create",
+        "-f",
+        "-",
+        input_text=(
+            f"apiVersion: v1\nkind: Pod\nmetadata: {{name: ev, namespace: {ns}}}\n"
+            "spec: {containers: [{name: c, image: x}]}\n"
+        ),
+    )
+    uid = kubectl_json(kubeconfig_path, "get", "pod", "ev", "-n", ns)["metadata"]["uid"]
+    kubectl(
+        kubeconfig_path,
+        "create",
+        "-f",
+        "-",
+        input_text=(
+            f"apiVersion: v1\nkind: Event\nmetadata: {{name: ev.1, namespace: {ns}}}\n"
+            f"involvedObject: {{kind: Pod, name: ev, namespace: {ns}, uid: '{uid}', apiVersion: v1}}\n"
+            "reason: Scheduled\nmessage: assigned to node1\ntype: Normal\n"
+            "source: {component: default-scheduler}\n"
+        ),
+    )
+    described = kubectl(kubeconfig_path, "describe", "pod", "ev", "-n", ns).stdout
+    assert "Scheduled" in described and "assigned to node1" in described
+    table = kubectl(kubeconfig_path, "get", "events", "-n", ns).stdout.splitlines()
+    assert table[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert "pod/ev" in table[1]
+
+
+def test_reapply_removes_what_the_manifest_dropped(kubeconfig_path: Path, ns: str) -> None:
+    """kubectl's three-way strategic merge patch ($patch: delete, $setElementOrder) as Istio's
+    installer re-applies manifests; also the extra kinds istiod's chart renders (PDB, HPA)."""
+    full = MANIFEST.format(ns=ns, mode="a")
+    kubectl(kubeconfig_path, "apply", "-f", "-", input_text=full)
+    slim = full.replace("      - name: sidecar\n        image: busybox:1.36\n", "").replace(
+        "        env:\n        - name: MODE\n          value: a\n", ""
+    )
+    assert slim != full
+    kubectl(kubeconfig_path, "apply", "-f", "-", input_text=slim)
+    dep = kubectl_json(kubeconfig_path, "get", "deploy", "web", "-n", ns)
+    containers = dep["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["web"] and "env" not in containers[0]
+    extra = f"""\
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {{name: web, namespace: {ns}}}
+spec: {{minAvailable: 1, selector: {{matchLabels: {{app: web}}}}}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource: {{name: cpu, target: {{type: Utilization, averageUtilization: 80}}}}
+"""
+    out = kubectl(kubeconfig_path, "apply", "-f", "-", input_text=extra).stdout
+    assert "poddisruptionbudget.policy/web created" in out
+    assert "horizontalpodautoscaler.autoscaling/web created" in out
+    before = kubectl_json(kubeconfig_path, "get", "pdb,hpa", "-n", ns)["items"]
+    again = kubectl(kubeconfig_path, "apply", "-f", "-", input_text=extra).stdout
+    # kubectl always sends the PDB selector (patchStrategy replace), as against any API server; the
+    # server sees a no-op and writes nothing
+    assert "horizontalpodautoscaler.autoscaling/web unchanged" in again
+    after = kubectl_json(kubeconfig_path, "get", "pdb,hpa", "-n", ns)["items"]
+    assert [o["metadata"]["resourceVersion"] for o in before] == [
+        o["metadata"]["resourceVersion"] for o in after
+    ]
+
+
+def test_kubectl_field_validation(kubeconfig_path: Path, ns: str) -> None:
+    bad = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: fv, namespace: {ns}}}\nbogus: 1\n"
+    strict = kubectl(kubeconfig_path, "apply", "-f", "-", input_text=bad, check=False)
+    assert strict.returncode == 1 and 'strict decoding error: unknown field "bogus"' in strict.stderr
+    warn = kubectl(kubeconfig_path, "apply", "--validate=warn", "-f", "-", input_text=bad)
+    assert 'Warning: unknown field "bogus"' in warn.stderr and "configmap/fv created" in warn.stdout
+    ignored = kubectl(
+        kubeconfig_path, "apply", "--validate=false", "-f", "-", input_text=bad.replace("fv", "fi")
+    )
+    assert "Warning" not in ignored.stderr

@@ -178,8 +178,14 @@ async def test_deletecollection_with_selectors(
     await client.deletecollection(ConfigMap, namespace=ns, dry_run=True)
     r = api.request("DELETE", f"/api/v1/namespaces/{ns}/configmaps?labelSelector=batch%3Da")
     assert [i["metadata"]["name"] for i in r.json()["items"]] == ["a2"]
-    left = sorted([o.metadata.name async for o in client.list(ConfigMap, namespace=ns)])
+    left = sorted(
+        [o.metadata.name async for o in client.list(ConfigMap, namespace=ns, labels={"batch": "b"})]
+    )
     assert left == ["b0"]
+    assert sorted([o.metadata.name async for o in client.list(ConfigMap, namespace=ns)]) == [
+        "b0",
+        "kube-root-ca.crt",
+    ]
 
 
 async def test_namespace_deletion(cluster: clusters.ThreadedCluster, client: Any) -> None:

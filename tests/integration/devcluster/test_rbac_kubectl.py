@@ -39,6 +39,11 @@ def binding(
     }
 
 
+def issue(cluster: clusters.ThreadedCluster, ns: str, sa: str, audiences: tuple[str, ...] = ()) -> str:
+    """A TokenRequest token issued in-process, on the cluster's own loop thread."""
+    return cluster.run(lambda: cluster.cluster.security.issue_token(ns, sa, audiences))
+
+
 @pytest.fixture
 def sa_token(cluster: clusters.ThreadedCluster, kubeconfig_path: Path, ns: str) -> str:
     apply(
@@ -145,7 +150,7 @@ async def test_lightkube_as_service_account(cluster: clusters.ThreadedCluster, c
             spec=PodSpec(serviceAccountName="app", containers=[Container(name="c", image="i")]),
         )
     )
-    token = cluster.cluster.security.issue_token(ns, "app")
+    token = issue(cluster, ns, "app")
     cfg = cluster.kubeconfig
     cfg["users"][0]["user"]["token"] = token
     sa_client = clusters.lightkube_client(cfg)
@@ -182,7 +187,7 @@ async def test_token_for_other_audience_is_unauthorized(
 ) -> None:
     await client.create(ServiceAccount(metadata=ObjectMeta(name="app", namespace=ns)))
     cfg = cluster.kubeconfig
-    cfg["users"][0]["user"]["token"] = cluster.cluster.security.issue_token(ns, "app", ["istio-ca"])
+    cfg["users"][0]["user"]["token"] = issue(cluster, ns, "app", ("istio-ca",))
     sa_client = clusters.lightkube_client(cfg)
     try:
         with pytest.raises(ApiError) as e:
@@ -202,3 +207,63 @@ def _rb(ns: str, cluster_role: str) -> Any:
     from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
     return RoleBinding.from_dict(binding("RoleBinding", "status", "ClusterRole", cluster_role, ns, ns))  # type: ignore[attr-defined]
+
+
+async def test_access_reviews(cluster: clusters.ThreadedCluster, client: Any, ns: str) -> None:
+    from lightkube.models.authorization_v1 import (
+        NonResourceAttributes,
+        ResourceAttributes,
+        SelfSubjectAccessReviewSpec,
+        SubjectAccessReviewSpec,
+    )
+    from lightkube.resources.authentication_v1 import SelfSubjectReview
+    from lightkube.resources.authorization_v1 import SelfSubjectAccessReview, SubjectAccessReview
+
+    await client.create(ServiceAccount(metadata=ObjectMeta(name="app", namespace=ns)))
+    cfg = cluster.kubeconfig
+    cfg["users"][0]["user"]["token"] = issue(cluster, ns, "app")
+    sa_client = clusters.lightkube_client(cfg)
+    user = f"system:serviceaccount:{ns}:app"
+    list_pods = ResourceAttributes(namespace=ns, verb="list", resource="pods")
+    try:
+        me = await sa_client.create(SelfSubjectReview())
+        assert me.status.userInfo.username == user
+        assert me.status.userInfo.groups == [
+            "system:serviceaccounts",
+            f"system:serviceaccounts:{ns}",
+            "system:authenticated",
+        ]
+
+        async def can_i(attrs: Any) -> bool:
+            spec = SelfSubjectAccessReviewSpec(**attrs)
+            review = await sa_client.create(SelfSubjectAccessReview(spec=spec))
+            return bool(review.status.allowed)
+
+        assert not await can_i({"resourceAttributes": list_pods})
+        assert await can_i({"nonResourceAttributes": NonResourceAttributes(path="/api", verb="get")})
+        await client.create(
+            _cr(f"{ns}-lister", [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}])
+        )
+        await client.create(_rb(ns, f"{ns}-lister"))
+        assert await can_i({"resourceAttributes": list_pods})
+        # asked by the admin about someone else
+        sar = await client.create(
+            SubjectAccessReview(
+                spec=SubjectAccessReviewSpec(
+                    user=user, groups=["system:serviceaccounts"], resourceAttributes=list_pods
+                )
+            )
+        )
+        assert sar.status.allowed is True
+        sar = await client.create(
+            SubjectAccessReview(spec=SubjectAccessReviewSpec(user="nobody", resourceAttributes=list_pods))
+        )
+        assert not sar.status.allowed
+        # the service account itself may not ask about others
+        with pytest.raises(ApiError) as e:
+            await sa_client.create(
+                SubjectAccessReview(spec=SubjectAccessReviewSpec(user="nobody", resourceAttributes=list_pods))
+            )
+        assert e.value.status.code == 403
+    finally:
+        await sa_client.close()

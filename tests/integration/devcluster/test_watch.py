@@ -38,32 +38,39 @@ def cm(name: str, ns: str, labels: dict[str, str] | None = None) -> ConfigMap:
     return ConfigMap(metadata=ObjectMeta(name=name, namespace=ns, labels=labels), data={"k": "v"})
 
 
+# Objects made by these tests carry set=t; selecting on it keeps others (kube-root-ca.crt) out.
+OURS = "labelSelector=set%3Dt"
+NOTHING = "labelSelector=set%3Dnothing"
+
+
 def churn(api: rawhttp.Api, ns: str, n: int) -> None:
     for i in range(n):
         r = api.request(
             "POST",
             f"/api/v1/namespaces/{ns}/configmaps",
-            {"metadata": {"generateName": "churn-"}, "data": {"i": str(i)}},
+            {"metadata": {"generateName": "churn-", "labels": {"set": "t"}}, "data": {"i": str(i)}},
         )
         assert r.status == 201
 
 
 async def test_paging_with_limit_and_continue(client: Any, api: rawhttp.Api, ns: str) -> None:
     for i in range(5):
-        await client.create(cm(f"p{i}", ns))
-    first = api.get(f"/api/v1/namespaces/{ns}/configmaps?limit=2").json()
+        await client.create(cm(f"p{i}", ns, {"set": "t"}))
+    first = api.get(f"/api/v1/namespaces/{ns}/configmaps?limit=2&{OURS}").json()
     assert [o["metadata"]["name"] for o in first["items"]] == ["p0", "p1"]
     assert first["metadata"]["remainingItemCount"] == 3
     token = first["metadata"]["continue"]
-    second = api.get(f"/api/v1/namespaces/{ns}/configmaps?limit=2&continue={token}").json()
+    second = api.get(f"/api/v1/namespaces/{ns}/configmaps?limit=2&{OURS}&continue={token}").json()
     assert [o["metadata"]["name"] for o in second["items"]] == ["p2", "p3"]
     assert second["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
     third = api.get(
-        f"/api/v1/namespaces/{ns}/configmaps?limit=2&continue={second['metadata']['continue']}"
+        f"/api/v1/namespaces/{ns}/configmaps?limit=2&{OURS}&continue={second['metadata']['continue']}"
     ).json()
     assert [o["metadata"]["name"] for o in third["items"]] == ["p4"] and "continue" not in third["metadata"]
     # lightkube pages through the same API
-    names = [o.metadata.name async for o in client.list(ConfigMap, namespace=ns, chunk_size=2)]
+    names = [
+        o.metadata.name async for o in client.list(ConfigMap, namespace=ns, chunk_size=2, labels={"set": "t"})
+    ]
     assert names == [f"p{i}" for i in range(5)]
 
 
@@ -108,7 +115,9 @@ async def test_watch_from_rv_delivers_every_later_change_in_order(api: rawhttp.A
 
 
 async def test_bookmarks_when_allowed(api: rawhttp.Api, ns: str) -> None:
-    w = api.watch(f"/api/v1/namespaces/{ns}/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=0")
+    w = api.watch(
+        f"/api/v1/namespaces/{ns}/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=0&{NOTHING}"
+    )
     try:
         ev = w.next()
     finally:
@@ -120,7 +129,7 @@ async def test_bookmarks_when_allowed(api: rawhttp.Api, ns: str) -> None:
 async def test_send_initial_events_ends_with_marked_bookmark(api: rawhttp.Api, ns: str) -> None:
     churn(api, ns, 2)
     w = api.watch(
-        f"/api/v1/namespaces/{ns}/configmaps?watch=1&sendInitialEvents=true"
+        f"/api/v1/namespaces/{ns}/configmaps?watch=1&sendInitialEvents=true&{OURS}"
         "&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
     )
     try:
@@ -134,7 +143,7 @@ async def test_send_initial_events_ends_with_marked_bookmark(api: rawhttp.Api, n
 
 async def test_timeout_seconds_ends_the_watch(api: rawhttp.Api, ns: str) -> None:
     start = time.monotonic()
-    w = api.watch(f"/api/v1/namespaces/{ns}/configmaps?watch=1&timeoutSeconds=1&resourceVersion=0")
+    w = api.watch(f"/api/v1/namespaces/{ns}/configmaps?watch=1&timeoutSeconds=1&resourceVersion=0&{NOTHING}")
     try:
         assert list(w.events()) == []
     finally:
@@ -184,4 +193,46 @@ async def test_disconnected_watchers_leave_nothing_behind(
     assert counts()[1] >= tasks_before + 5
     for w in watches:
         w.close()
-    await wait.wait_for(lambda: counts() == (subs_before, tasks_before), what="watchers and their tasks gone")
+    await wait.wait_for(
+        lambda: counts()[0] == subs_before and counts()[1] <= tasks_before,
+        what="watchers and their tasks gone",
+    )
+
+
+async def test_future_resource_version_is_rejected(api: rawhttp.Api, ns: str) -> None:
+    rv = int(api.get(f"/api/v1/namespaces/{ns}/configmaps").json()["metadata"]["resourceVersion"])
+    r = api.get(f"/api/v1/namespaces/{ns}/configmaps?watch=1&resourceVersion={rv + 1000}")
+    assert r.status == 504 and r.json()["message"].startswith("Too large resource version")
+    r = api.get(
+        f"/api/v1/namespaces/{ns}/configmaps?resourceVersion={rv + 1000}&resourceVersionMatch=NotOlderThan"
+    )
+    assert r.status == 504
+    r = api.get(f"/api/v1/namespaces/{ns}/configmaps?resourceVersion={rv - 1}&resourceVersionMatch=Exact")
+    assert r.status == 410
+
+
+async def test_paging_across_namespaces_returns_everything_once(api: rawhttp.Api) -> None:
+    base = clusters.unique("pg")
+    label = base.replace("-", "")
+    spaces = [base, f"{base}-b"]  # "-" sorts before "/": paging must follow (namespace, name) order
+    for ns in spaces:
+        assert api.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}}).status == 201
+        for name in ("a", "z"):
+            r = api.request(
+                "POST",
+                f"/api/v1/namespaces/{ns}/configmaps",
+                {"metadata": {"name": name, "labels": {"page": label}}},
+            )
+            assert r.status == 201
+    seen: list[tuple[str, str]] = []
+    token = ""
+    for _ in range(10):
+        q = f"/api/v1/configmaps?labelSelector=page%3D{label}&limit=1" + (
+            f"&continue={token}" if token else ""
+        )
+        page = api.get(q).json()
+        seen += [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in page["items"]]
+        token = page["metadata"].get("continue", "")
+        if not token:
+            break
+    assert seen == [(base, "a"), (base, "z"), (f"{base}-b", "a"), (f"{base}-b", "z")]

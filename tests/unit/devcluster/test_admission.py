@@ -630,3 +630,27 @@ def test_garbage_responses_are_call_errors(raw: bytes) -> None:
         admission.parse_response(raw, "u", True)
     except webhookclient.CallError as e:
         assert str(e)
+
+
+async def test_admission_review_versions(
+    st: store.Store, server: webhooks.WebhookServer, certs: webhooks.Certs
+) -> None:
+    url = f"https://127.0.0.1:{server.port}/mutate"
+    cc = {"url": url, "caBundle": certs.ca_bundle}
+    await configure(st, MWC, "ver", hook("old.example.com", cc, admissionReviewVersions=["v1beta1"]))
+    out = await admission.Admission(st).mutate(request(pod()))
+    assert server.reviews[-1]["apiVersion"] == "admission.k8s.io/v1beta1"
+    assert out is not None and out["metadata"]["labels"]["injected"] == "yes"
+    await configure(
+        st, MWC, "ver", hook("new.example.com", cc, admissionReviewVersions=["v2", "v1", "v1beta1"])
+    )
+    await admission.Admission(st).mutate(request(pod()))
+    assert server.reviews[-1]["apiVersion"] == "admission.k8s.io/v1"
+    await configure(st, MWC, "ver", hook("none.example.com", cc, admissionReviewVersions=["v2"]))
+    with pytest.raises(seams.AdmissionDenied) as e:
+        await admission.Admission(st).mutate(request(pod()))
+    assert str(e.value) == (
+        'Internal error occurred: failed calling webhook "none.example.com": '
+        "could not create admission objects: webhook does not accept known AdmissionReview versions"
+    )
+    assert len(server.reviews) == 2

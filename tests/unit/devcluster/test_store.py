@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -119,4 +120,75 @@ async def test_slow_subscriber_is_closed_not_unbounded() -> None:
     for i in range(4):
         await s.create("configmaps", cm(f"x{i}"))
     assert sub.overflowed and s.subscriber_count == 0
+    await s.close()
+
+
+async def test_no_op_update_writes_nothing() -> None:
+    s = await open_store(None)
+    sub = s.subscribe()
+    a = await s.create("configmaps", cm("a", k="1"))
+    same = await s.update("configmaps", a)
+    assert same["metadata"]["resourceVersion"] == a["metadata"]["resourceVersion"] and s.rv == 1
+    await s.update("configmaps", dict(a, data={"k": "2"}))
+    assert s.rv == 2
+    assert [(await sub.get()).type for _ in range(2)] == ["ADDED", "MODIFIED"]  # type: ignore[union-attr]
+    await s.close()
+
+
+class FailingPersistence(persistence.MemoryPersistence):
+    """Storage that fails on demand (a full disk, a broken file)."""
+
+    def __init__(self) -> None:
+        self.fail = False
+
+    async def write(self, rv: int, puts: list[persistence.Row], deletes: list[persistence.Key]) -> None:
+        if self.fail:
+            raise OSError("disk full")
+
+
+async def test_failed_batch_write_changes_nothing() -> None:
+    p = FailingPersistence()
+    s = store.Store(p, clock.SystemClock())
+    await s.open()
+    for i in range(3):
+        await s.create("configmaps", cm(f"c{i}"))
+    sub = s.subscribe()
+    p.fail = True
+    with pytest.raises(errors.ApiError) as e:
+        await s.delete_many("configmaps", [("n", "c0"), ("n", "c1"), ("n", "c2")])
+    assert e.value.code == 500
+    with pytest.raises(errors.ApiError):
+        await s.create("configmaps", cm("d"))
+    assert s.rv == 3 and s.count("configmaps") == 3 and sub.queue.empty()
+    p.fail = False
+    await s.delete_many("configmaps", [("n", "c0"), ("n", "c1")])
+    assert s.rv == 5 and [o["metadata"]["name"] for o in s.items("configmaps")] == ["c2"]
+    await s.close()
+
+
+class GatedPersistence(persistence.MemoryPersistence):
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def write(self, rv: int, puts: list[persistence.Row], deletes: list[persistence.Key]) -> None:
+        self.entered.set()
+        await self.gate.wait()
+
+
+async def test_a_cancelled_caller_does_not_split_storage_and_memory() -> None:
+    p = GatedPersistence()
+    s = store.Store(p, clock.SystemClock())
+    await s.open()
+    caller = asyncio.create_task(s.create("configmaps", cm("a")))
+    await p.entered.wait()
+    caller.cancel()  # the client went away while its write was being persisted
+    second = asyncio.create_task(s.create("configmaps", cm("a")))
+    p.gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    with pytest.raises(errors.ApiError) as e:
+        await second
+    assert e.value.reason == "AlreadyExists"  # the first write completed before the second ran
+    assert s.rv == 1 and s.peek("configmaps", "n", "a") is not None
     await s.close()

@@ -118,3 +118,30 @@ async def test_bad_bodies_get_status_errors(api: tuple[store.Store, tokenapi.Tok
         else:
             assert code == 201 and isinstance(out["status"], dict)
     assert st.rv == before  # nothing is ever written
+
+
+async def test_kubelet_api_tokens_are_extended(api: tuple[store.Store, tokenapi.TokenApi]) -> None:
+    _st, t = api
+    ref = {"kind": "Pod", "apiVersion": "v1", "name": "p"}
+    token, expiry = t.issue("ns", "sa", (), 3607, ref)
+    claims = _claims(token)
+    assert claims["exp"] - claims["iat"] == tokens.EXTENDED_EXPIRATION
+    assert claims["kubernetes.io"]["warnafter"] == claims["iat"] + 3607
+    assert expiry == claims["iat"] + 3607
+    # other audiences, other durations, or no pod: not extended
+    for args in (
+        ("ns", "sa", ("istio-ca",), 3607, ref),
+        ("ns", "sa", (), 3608, ref),
+        ("ns", "sa", (), 3607, None),
+    ):
+        c = _claims(t.issue(*args)[0])  # type: ignore[arg-type]
+        assert c["exp"] - c["iat"] in (3607, 3608) and "warnafter" not in c["kubernetes.io"]
+
+
+def _claims(token: str) -> Obj:
+    import base64
+    import json
+
+    part = token.split(".")[1]
+    out: Obj = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return out
