@@ -34,12 +34,14 @@ def version() -> None:
 def _register() -> None:
     # Command groups are imported here so that importing meshplane.cli.main stays cheap.
     # One line per group: `from meshplane.cli import X` then `app.add_typer(X.app, name=...)`.
-    from meshplane.cli import demo, devcluster, eastwest, lab
+    from meshplane.cli import demo, devcluster, eastwest, install, lab, remote_secret
 
     app.add_typer(devcluster.app, name="devcluster")
     app.add_typer(lab.app, name="lab")
     app.command(name="demo")(demo.demo)
     eastwest.register(app)
+    install.register(app)
+    remote_secret.register(app)
 
 
 def main() -> None:

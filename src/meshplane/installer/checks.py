@@ -241,6 +241,7 @@ def semantic(final: Mapping[str, Any]) -> list[errors.Issue]:
 
     c.k8s(_get(final, "components", "pilot", "k8s"), "spec.components.pilot.k8s")
     c.resources(_get(final, "values", "pilot", "resources"), "spec.values.pilot.resources")
+    c.resources(_get(glob, "proxy", "resources"), "spec.values.global.proxy.resources")
     for key in ("ingressGateways", "egressGateways"):
         names: set[tuple[str, str]] = set()
         for i, gw in enumerate(_get(final, "components", key) or []):

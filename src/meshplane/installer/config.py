@@ -86,6 +86,8 @@ class InstallConfig:
     ca_address: str
     token_audience: str
     log_level: str
+    proxy_log_level: str
+    proxy_component_log_level: str
     mesh_config: dict[str, Any]
     gateways: tuple[Gateway, ...]
     enable_namespaces_by_default: bool
@@ -142,7 +144,7 @@ def _k8s(raw: Mapping[str, Any] | None) -> K8s:
         ServicePort(
             name=p.get("name", ""),
             port=int(p["port"]),
-            target_port=p.get("targetPort", p["port"]),
+            target_port=p["port"] if p.get("targetPort") is None else p["targetPort"],
             protocol=p.get("protocol") or "TCP",
             node_port=p.get("nodePort"),
         )
@@ -199,6 +201,9 @@ def _gateways(spec: Mapping[str, Any], namespace: str, hub: str, tag: str, proxy
 
 def _pilot_env(values: Mapping[str, Any]) -> dict[str, str]:
     env = {str(k): go_str(v) for k, v in (_get(values, "pilot", "env", default={}) or {}).items()}
+    sampling = _get(values, "pilot", "traceSampling")
+    if sampling is not None and "PILOT_TRACE_SAMPLING" not in env:
+        env["PILOT_TRACE_SAMPLING"] = go_str(sampling)
     if _get(values, "global", "externalIstiod", default=False) and "EXTERNAL_ISTIOD" not in env:
         env["EXTERNAL_ISTIOD"] = "true"  # the chart sets it from the global unless pilot.env does
     return env
@@ -243,7 +248,8 @@ def from_spec(spec: Mapping[str, Any], owner: str = "") -> InstallConfig:
         injection_ca_bundle=_get(values, "istiodRemote", "injectionCABundle", default=""),
         validation_url=_get(values, "base", "validationURL", default=""),
         base_enabled=bool(_get(spec, "components", "base", "enabled", default=True)),
-        pilot_enabled=bool(pilot_comp.get("enabled", True)),
+        pilot_enabled=pilot_comp.get("enabled") is not False
+        and _get(values, "pilot", "enabled") is not False,
         pilot_env=env,
         pilot_replicas=pilot_k8s.replicas or _get(values, "pilot", "replicaCount", default=1),
         pilot_k8s=pilot_k8s,
@@ -253,6 +259,8 @@ def from_spec(spec: Mapping[str, Any], owner: str = "") -> InstallConfig:
         ca_address=glob.get("caAddress") or "",
         token_audience=_get(glob, "sds", "token", "aud", default="istio-ca"),
         log_level=_get(glob, "logging", "level", default="default:info"),
+        proxy_log_level=_get(glob, "proxy", "logLevel", default="warning"),
+        proxy_component_log_level=_get(glob, "proxy", "componentLogLevel", default="misc:error"),
         mesh_config=mesh,
         gateways=_gateways(spec, namespace, hub, tag, proxy_name),
         enable_namespaces_by_default=bool(

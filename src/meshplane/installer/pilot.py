@@ -134,7 +134,9 @@ def _discovery_env(cfg: config.InstallConfig) -> list[dict[str, Any]]:
         {"name": "INJECTION_WEBHOOK_CONFIG_NAME", "value": injector_name(cfg)},
         {"name": "ISTIOD_ADDR", "value": cfg.discovery_address},
         {"name": "CLUSTER_ID", "value": cfg.cluster_id},
+        {"name": "TRUST_DOMAIN", "value": cfg.trust_domain},
     ]
+    env += [{"name": k, "value": v} for k, v in (("NETWORK", cfg.network), ("MESH_ID", cfg.mesh_id)) if v]
     # components.pilot.k8s.env overrides by name, like Istio's k8s overlay
     overrides = {e["name"]: e for e in cfg.pilot_k8s.env}
     env = [overrides.pop(e["name"], e) for e in env]
@@ -143,12 +145,8 @@ def _discovery_env(cfg: config.InstallConfig) -> list[dict[str, Any]]:
 
 
 def _discovery_args(cfg: config.InstallConfig) -> list[str]:
-    args = ["discovery"]
-    if cfg.network:
-        args += ["--network", cfg.network]
-    if cfg.mesh_id:
-        args += ["--mesh-id", cfg.mesh_id]
-    return args
+    # plaintext xDS (15010) is for local debugging only; the deployed control plane serves TLS on 15012
+    return ["discovery", "--disable-plaintext-xds"]
 
 
 def deployment(cfg: config.InstallConfig) -> dict[str, Any]:
@@ -179,9 +177,10 @@ def deployment(cfg: config.InstallConfig) -> dict[str, Any]:
             {"containerPort": 15017, "name": "https-webhooks", "protocol": "TCP"},
             {"containerPort": 15014, "name": "http-monitoring", "protocol": "TCP"},
         ],
+        # meshplane serves /ready on its monitoring port (Istio's pilot on 8080)
         "readinessProbe": k8s.readiness_probe
         or {
-            "httpGet": {"path": "/ready", "port": 8080},
+            "httpGet": {"path": "/ready", "port": 15014},
             "initialDelaySeconds": 1,
             "periodSeconds": 3,
             "timeoutSeconds": 5,

@@ -43,6 +43,11 @@ def _components(cfg: config.InstallConfig, mesh: gateways.MeshDefaults) -> list[
     if cfg.pilot_enabled:
         out += [(labels.PILOT, o) for o in rbac.reader_cluster_role(cfg.namespace, cfg.revision, cfg.remote)]
         if cfg.remote:
+            if cfg.config_cluster:  # the remote also holds config: istiod's identity and RBAC, as Istio's
+                out += [
+                    (labels.PILOT, o)
+                    for o in rbac.istiod_objects(cfg.namespace, cfg.revision, pilot.ISTIOD_SERVICE_ACCOUNT)
+                ]
             out.append((labels.PILOT, remote.istiod_service(cfg)))
             slice_ = remote.istiod_endpointslice(cfg)
             if slice_ is not None:

@@ -153,20 +153,18 @@ PILOT_VALUES = _obj(
     "autoscaleMin autoscaleMax autoscaleBehavior cpu memory rollingMaxSurge rollingMaxUnavailable "
     "configMap nodeSelector podLabels seccompProfile topologySpreadConstraints extraContainerArgs "
     "volumeMounts volumes ipFamilies ipFamilyPolicy cni taint trustedZtunnelNamespace "
-    "jwksResolverExtraRootCA",
+    "jwksResolverExtraRootCA autoscaleEnabled keepaliveMaxServerConnectionAge",
     enabled=BOOL,
     env=MapOf(SCALAR),
     hub=STR,
     tag=SCALAR,
     image=STR,
     replicaCount=INT,
-    autoscaleEnabled=BOOL,
     resources=RESOURCES,
     podAnnotations=MapOf(STR),
     deploymentLabels=MapOf(STR),
     serviceAnnotations=MapOf(STR),
     traceSampling=NUM,
-    keepaliveMaxServerConnectionAge=STR,
 )
 
 VALUES = _obj(
@@ -234,7 +232,7 @@ SPEC = _obj(
     values=VALUES,
     components=_obj(
         "cni ztunnel istiodRemote",
-        base=_obj(enabled=BOOL, k8s=K8S),
+        base=_obj(enabled=BOOL),
         pilot=COMPONENT,
         ingressGateways=ListOf(GATEWAY_COMPONENT),
         egressGateways=ListOf(GATEWAY_COMPONENT),

@@ -33,10 +33,12 @@ _THREAD_OVER = 64 * 1024  # bodies larger than this are decoded and patched off 
 NamespaceLabels = Callable[[str], Mapping[str, str] | None]
 
 
-def _response(uid: str, allowed: bool, message: str = "", patch: list[Any] | None = None) -> dict[str, Any]:
+def _response(
+    uid: str, allowed: bool, message: str = "", patch: list[Any] | None = None, code: int = 400
+) -> dict[str, Any]:
     resp: dict[str, Any] = {"uid": uid, "allowed": allowed}
     if message and not allowed:
-        resp["status"] = {"code": 400 if "request" in message else 500, "message": message}
+        resp["status"] = {"code": code, "message": message}
     if patch:
         resp["patchType"] = "JSONPatch"
         resp["patch"] = base64.b64encode(json.dumps(patch, separators=(",", ":")).encode()).decode()
@@ -113,7 +115,7 @@ class Injector:
             return _response(uid, False, str(e))
         except Exception as e:  # a bug must not take the webhook down; the pod is refused with the reason
             log.exception("injection failed %s", rlog.kv(path=path, uid=uid))
-            return _response(uid, False, f"injection failed: {e!r}")
+            return _response(uid, False, f"injection failed: {e!r}", code=500)
 
     def _review(self, req: dict[str, Any], path: str) -> dict[str, Any]:
         uid: str = req["uid"]

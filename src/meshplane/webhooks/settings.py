@@ -33,6 +33,8 @@ class InjectionSettings:
     image_pull_secrets: tuple[str, ...] = ()
     proxy_resources: Mapping[str, Any] | None = None
     log_level: str = "default:info"
+    proxy_log_level: str = "warning"
+    proxy_component_log_level: str = "misc:error"
     status_port: int = 15020
     namespaces_by_default: bool = False
 
@@ -97,6 +99,8 @@ class InjectionSettings:
             image_pull_secrets=tuple(secrets),
             proxy_resources=resources if isinstance(resources, Mapping) else None,
             log_level=s(logging_, "level", "default:info"),
+            proxy_log_level=s(proxy, "logLevel", "warning"),
+            proxy_component_log_level=s(proxy, "componentLogLevel", "misc:error"),
             status_port=status_port,
             namespaces_by_default=bool(
                 isinstance(webhook, Mapping) and webhook.get("enableNamespacesByDefault") is True

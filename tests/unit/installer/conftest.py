@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import pytest
-
 CLUSTER1 = """\
 apiVersion: install.istio.io/v1alpha1
 kind: IstioOperator
@@ -25,13 +23,3 @@ spec:
     global:
       remotePilotAddress: {addr}
 """
-
-
-@pytest.fixture
-def cluster1_yaml() -> str:
-    return CLUSTER1
-
-
-@pytest.fixture
-def cluster2_yaml() -> str:
-    return CLUSTER2.format(addr="127.0.3.1")

@@ -104,7 +104,9 @@ def test_primary_objects(primary: list[dict[str, Any]]) -> None:
     assert env["CLUSTER_ID"] == "cluster1" and env["EXTERNAL_ISTIOD"] == "true"
     assert env["POD_NAMESPACE"] == {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}
     assert {p["containerPort"] for p in container["ports"]} == {8080, 15010, 15012, 15014, 15017}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8080}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 15014}
+    assert (env["NETWORK"], env["MESH_ID"], env["TRUST_DOMAIN"]) == ("network1", "mesh1", "cluster.local")
+    assert container["args"] == ["discovery", "--disable-plaintext-xds"]
     assert pod["spec"]["serviceAccountName"] == "istiod"
     assert _find(primary, "ServiceAccount", "istiod")
     mesh = yaml.safe_load(_find(primary, "ConfigMap", "istio")["data"]["mesh"])
@@ -366,3 +368,39 @@ def test_revision_suffixes_names() -> None:
     ]
     assert hooks[0]["clientConfig"]["service"]["name"] == "istiod-canary"
     assert all(o["metadata"]["labels"].get(labels.REV) == "canary" for o in objs if o["kind"] != "Namespace")
+
+
+def test_image_roles() -> None:
+    from meshplane.installer import images
+
+    assert images.role("docker.io/meshplane/pilot:0.1.0") == "pilot"
+    assert images.role("docker.io/istio/proxyv2:1.24.0@sha256:abc") == "proxyv2"
+    assert images.role("localhost:5000/meshplane/proxyv2") == "proxyv2"
+    assert images.role("registry.istio.io/release/examples-helloworld-v1:1.0") is None
+    assert images.default(images.PROXY) == "docker.io/meshplane/proxyv2:0.1.0"
+
+
+def test_knobs_reach_the_objects() -> None:
+    objs = _render(CLUSTER1, ("values.pilot.traceSampling=1.5", "values.global.proxy.logLevel=debug"))
+    env = {
+        e["name"]: e.get("value")
+        for e in _find(objs, "Deployment", "istiod")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["PILOT_TRACE_SAMPLING"] == "1.5"
+    values = json.loads(_find(objs, "ConfigMap", "istio-sidecar-injector")["data"]["values"])
+    assert values["global"]["proxy"]["logLevel"] == "debug"
+    remote_cc = _render(CLUSTER2.format(addr="10.0.0.1"), ("values.global.configCluster=true",))
+    assert _find(remote_cc, "ServiceAccount", "istiod") and _find(
+        remote_cc, "ClusterRole", "istiod-clusterrole-istio-system"
+    )
+    assert not [
+        o
+        for o in _render(CLUSTER2.format(addr="10.0.0.1"))
+        if o["metadata"]["name"] == "istiod-clusterrole-istio-system"
+    ]
+    assert "Deployment" not in {o["kind"] for o in _render(CLUSTER1, ("values.pilot.enabled=false",))}
+    ew = _render(eastwest.generate("network1"), ("values.global.proxy.logLevel=debug",))
+    args = _find(ew, "Deployment", "istio-eastwestgateway")["spec"]["template"]["spec"]["containers"][0][
+        "args"
+    ]
+    assert "--proxyLogLevel=debug" in args
