@@ -247,3 +247,88 @@ async def _get_pod(kubeconfig: Path, namespace: str, name: str) -> dict[str, Any
         return dict((await client.get(Pod, name, namespace=namespace)).to_dict())
     finally:
         await client.close()
+
+
+def _samples_dir(given: Path | None) -> Path:
+    import meshplane
+
+    candidates = (
+        [given]
+        if given
+        else [Path.cwd() / "samples", Path(meshplane.__file__).resolve().parents[2] / "samples"]
+    )
+    for c in candidates:
+        if c is not None and (c / "helloworld" / "helloworld.yaml").is_file():
+            return c.resolve()
+    raise common.fail("cannot find the samples folder (pass --samples PATH)")
+
+
+SamplesOpt = Annotated[Path | None, typer.Option("--samples", help="the samples folder (default: ./samples)")]
+
+
+@app.command()
+def guide(directory: DirOpt = DEFAULT_DIR, samples: SamplesOpt = None) -> None:
+    """Perform the primary-remote install guide on the lab, printing each command before it runs."""
+    from rich.console import Console
+
+    from meshplane.lab import guide as guide_mod
+    from meshplane.lab import lab
+
+    mlogging.setup("WARNING")
+    paths = lab.LabPaths(directory.resolve())
+    if not lab.load_state(paths).procs:
+        raise common.fail(f"no lab in {paths.dir} (run: meshplane lab up --dir {directory})")
+    guide_mod.link_samples(paths.dir, _samples_dir(samples))
+    out = Console(highlight=False, soft_wrap=True)
+    results = asyncio.run(
+        guide_mod.run(
+            guide_mod.STEPS,
+            paths.dir,
+            guide_mod.command_env(paths.dir),
+            lambda s: out.print(s, markup=False, style="bold" if s.startswith("[") else None),
+            lambda s: out.print(f"    {s}", markup=False, style="dim"),
+        )
+    )
+    total = sum(r.seconds for r in results)
+    if not all(r.ok for r in results) or len(results) != len(guide_mod.STEPS):
+        raise common.fail(f"the guide stopped at: {results[-1].title} (after {total:.1f}s)")
+    out.print(f"guide done in {total:.1f}s: cluster2 is attached to the control plane in cluster1")
+
+
+@app.command()
+def verify(
+    directory: DirOpt = DEFAULT_DIR,
+    samples: SamplesOpt = None,
+    requests: Annotated[int, typer.Option("--requests", help="requests from each sleep pod")] = 20,
+    timeout: Annotated[int, typer.Option("--timeout", help="seconds to wait for the sample pods")] = 180,
+) -> None:
+    """Deploy helloworld v1/v2 and sleep, send requests from each cluster's sleep pod through its
+    sidecar, and fail unless both clusters reach both versions."""
+    from rich.console import Console
+
+    from meshplane.lab import guide as guide_mod
+    from meshplane.lab import lab
+    from meshplane.lab import verify as verify_mod
+
+    mlogging.setup("WARNING")
+    if requests < 1 or timeout < 1:
+        raise common.fail("--requests and --timeout must be positive", 2)
+    paths = lab.LabPaths(directory.resolve())
+    if not lab.load_state(paths).procs:
+        raise common.fail(f"no lab in {paths.dir} (run: meshplane lab up --dir {directory})")
+    guide_mod.link_samples(paths.dir, _samples_dir(samples))
+    out = Console(highlight=False, soft_wrap=True)
+    ok, lines = asyncio.run(
+        verify_mod.run(
+            paths.dir,
+            lambda s: out.print(s, markup=False, style="bold" if s.startswith("[") else None),
+            lambda s: out.print(f"    {s}", markup=False, style="dim"),
+            requests,
+            timeout,
+        )
+    )
+    for line in lines:
+        out.print(line, markup=False)
+    if not ok:
+        raise common.fail("verification failed: each cluster must reach both helloworld versions")
+    out.print("verified: both clusters reach helloworld v1 and v2")
