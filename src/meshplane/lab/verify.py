@@ -25,7 +25,7 @@ VERSION = re.compile(r"Hello version: (v\d+), instance: (\S+)")
 
 def setup_steps(ready_timeout: int) -> tuple[guide.Step, ...]:
     def both(cmd: str) -> tuple[str, ...]:
-        return tuple(cmd.replace("CTX", f"${{CTX_CLUSTER{i}}}") for i in (1, 2))
+        return tuple(cmd.replace("CTX", f"${{CTX_CLUSTER{i}}}").replace("{v}", f"v{i}") for i in (1, 2))
 
     hello = "samples/helloworld/helloworld.yaml"
     return (
@@ -55,8 +55,8 @@ def setup_steps(ready_timeout: int) -> tuple[guide.Step, ...]:
         guide.Step(
             "Wait for the pods (READY 2/2 with their sidecars)",
             both(
-                'kubectl wait --context="CTX" -n sample --for=condition=Ready pod '
-                f'-l "app in (helloworld,sleep)" --timeout={ready_timeout}s'
+                'kubectl wait --context="CTX" -n sample --for=condition=Available deployment '
+                f"helloworld-{{v}} sleep --timeout={ready_timeout}s"
             )
             + both('kubectl get pod --context="CTX" -n sample'),
         ),
