@@ -30,12 +30,12 @@ from meshplane.lab import (
     addresses,
     errors,
     images,
-    kubeapi,
     podspec,
     podstatus,
     probes,
     process,
     rollout,
+    statuswriter,
     volumes,
 )
 from meshplane.runtime import backoff as backoff_mod
@@ -82,16 +82,21 @@ class PodWorker:
         self.done = asyncio.Event()
         self._stopping = asyncio.Event()
         self._changed = asyncio.Event()  # pod update or a volume source changed
-        self._dirty = asyncio.Event()
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._group = tasks.TaskGroup(f"pod/{self.k.cluster}/{self.id}")
-        self._sent: Obj = dict(pod.get("status") or {})
-        self._pushed = asyncio.Event()
+        self.status = statuswriter.StatusWriter(
+            kubelet.api,
+            self.ns,
+            self.name,
+            lambda sent: podstatus.build(self.state, self.now(), sent),
+            dict(pod.get("status") or {}),
+            kubelet.cluster,
+        )
 
     # lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._group.start(self._status_loop(), "status")
+        self._group.start(self.status.run(), "status")
         self._group.start(self._run(), "run")
 
     def update(self, pod: Obj) -> None:
@@ -123,7 +128,7 @@ class PodWorker:
         await self._group.stop()
 
     def mark(self) -> None:
-        self._dirty.set()
+        self.status.mark()
 
     def now(self) -> str:
         return rollout.now_iso(self.k.clock.wall())
@@ -395,39 +400,6 @@ class PodWorker:
             if await self._sleep(period):
                 return
 
-    # status -----------------------------------------------------------------------------------
-
-    async def _status_loop(self) -> None:
-        backoff = backoff_mod.Backoff(initial=0.2, maximum=5.0)
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            status = podstatus.build(self.state, self.now(), self._sent)
-            if _comparable(status) == _comparable(self._sent):
-                self._pushed.set()
-                continue
-            try:
-                await self.k.api.patch(Pod.Status, self.name, {"status": status}, namespace=self.ns)
-                self._sent = status
-                self._pushed.set()
-                backoff.reset()
-            except Exception as e:
-                if kubeapi.not_found(e):
-                    self._pushed.set()
-                    return
-                log.warning(
-                    "pod status write failed %s", kv(cluster=self.k.cluster, pod=self.id, error=repr(e))
-                )
-                await asyncio.sleep(backoff.next())
-                self._dirty.set()
-
-    async def _push_now(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - bounded wait on our own writer
-        self._pushed.clear()
-        self.mark()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._pushed.wait()
-
     # termination ------------------------------------------------------------------------------
 
     async def _terminate(self, force: bool) -> None:
@@ -441,7 +413,7 @@ class PodWorker:
         for c in [*self.state.containers]:
             c.ready = False
         if not force:
-            await self._push_now()
+            await self.status.flush()
             listed = await self.k.endpoints_gate(self.pod)
             if listed and s.termination_delay > 0:
                 await asyncio.sleep(s.termination_delay)
@@ -460,8 +432,3 @@ class PodWorker:
         log.info("pod deleted %s", kv(cluster=self.k.cluster, pod=self.id))
         self.done.set()
         self.k.forget(self)
-
-
-def _comparable(status: Obj) -> Obj:
-    """The status without volatile fields (condition transition times are kept by `build`)."""
-    return {k: v for k, v in status.items() if v is not None}

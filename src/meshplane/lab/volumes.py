@@ -332,7 +332,8 @@ def mount(paths: PodPaths, container: Obj, hosts_file: Path) -> Path:
         source = paths.volume(str(m.get("name")))
         if m.get("subPath"):
             source = source / _safe_rel(str(m["subPath"]))
-            source.mkdir(parents=True, exist_ok=True) if not source.exists() else None
+            if not source.exists():
+                source.mkdir(parents=True, exist_ok=True)
         link = root / mount_path.lstrip("/")
         if any(p.is_symlink() for p in link.parents if root in p.parents):
             log.warning("nested mount not supported path=%s container=%s", mount_path, container.get("name"))

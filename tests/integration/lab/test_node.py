@@ -367,3 +367,79 @@ def test_node_shutdown_stops_every_process(tmp_path: Path) -> None:
         assert conftest.listening(f"127.{base}.") == []
     finally:
         c.close()
+
+
+def test_scale_and_rolling_update(node: LabNode, ns: str) -> None:
+    hello = str(SAMPLES / "helloworld" / "helloworld.yaml")
+    node.kubectl("apply", "-f", hello, "-l", "service=helloworld", "-n", ns)
+    node.kubectl("apply", "-f", hello, "-l", "version=v1", "-n", ns)
+    # (`kubectl scale` needs the deployments/scale subresource, which the dev cluster does not serve)
+    node.kubectl(
+        "patch", "deployment/helloworld-v1", "-n", ns, "--type=merge", "-p", '{"spec":{"replicas":2}}'
+    )
+    node.kubectl("rollout", "status", "deployment/helloworld-v1", "-n", ns, "--timeout=60s")
+    wait.wait_until(
+        lambda: len([e for e in slice_endpoints(node, ns, "helloworld") if e["conditions"]["ready"]]) == 2,
+        timeout=20,
+        what="two ready endpoints",
+    )
+    (old_rs,) = node.get("replicasets", "-n", ns)["items"]
+    node.kubectl("set", "env", "deployment/helloworld-v1", "GREETING=hi", "-n", ns)
+    node.kubectl("rollout", "status", "deployment/helloworld-v1", "-n", ns, "--timeout=90s")
+    rss = {r["metadata"]["name"]: r for r in node.get("replicasets", "-n", ns)["items"]}
+    assert len(rss) == 2 and rss[old_rs["metadata"]["name"]]["spec"]["replicas"] == 0
+    (new_rs,) = [r for n, r in rss.items() if n != old_rs["metadata"]["name"]]
+    assert new_rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+    pods = wait.wait_until(
+        lambda: (ps := node.pods(ns, "app=helloworld")) and len(ps) == 2 and all(ready(p) for p in ps) and ps,
+        timeout=30,
+        what="new pods",
+    )
+    for p in pods:
+        assert (
+            p["metadata"]["labels"]["pod-template-hash"] == new_rs["metadata"]["labels"]["pod-template-hash"]
+        )
+        assert environ(node.pid(ns, p["metadata"]["name"], "helloworld"))["GREETING"] == "hi"  # type: ignore[arg-type]
+    deploy = node.get("deployment", "helloworld-v1", "-n", ns)["status"]
+    assert (deploy["replicas"], deploy["updatedReplicas"], deploy["availableReplicas"]) == (2, 2, 2)
+
+
+def test_readiness_probes(node: LabNode, ns: str) -> None:
+    def probed(name: str, probe: str) -> str:
+        return f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  containers:
+  - name: app
+    image: docker.io/istio/examples-helloworld-v1
+    ports: [{{name: http, containerPort: 5000}}]
+    readinessProbe: {probe}
+---
+"""
+
+    node.apply(
+        probed("http-ok", "{httpGet: {path: /health, port: http}, periodSeconds: 1}")
+        + probed("http-404", "{httpGet: {path: /nope, port: 5000}, periodSeconds: 1}")
+        + probed("tcp-ok", "{tcpSocket: {port: 5000}, periodSeconds: 1}")
+        + probed("exec", "{exec: {command: [cat, /tmp/healthy]}}"),
+        ns,
+    )
+    for name in ("http-ok", "tcp-ok"):
+        wait.wait_until(lambda name=name: ready(node.get("pod", name, "-n", ns)), timeout=30, what=name)
+
+    def condition(name: str) -> dict[str, Any] | None:
+        pod = node.get("pod", name, "-n", ns)
+        cs = (pod.get("status") or {}).get("containerStatuses") or []
+        if not cs or not cs[0].get("started"):
+            return None
+        conds = {c["type"]: c for c in pod["status"]["conditions"]}
+        return conds["Ready"] if "message" in conds["Ready"] else None
+
+    failing = wait.wait_until(lambda: condition("http-404"), timeout=30, what="http-404 condition")
+    assert failing["status"] == "False" and "statuscode: 404" in failing["message"]
+    unsupported = wait.wait_until(lambda: condition("exec"), timeout=30, what="exec condition")
+    assert (
+        unsupported["status"] == "False" and "uses exec, which the lab does not run" in unsupported["message"]
+    )
