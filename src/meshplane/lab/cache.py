@@ -164,6 +164,10 @@ class WatchCache:
             except (httpx2.HTTPError, OSError, lk_exceptions.ConfigError) as e:
                 need_list = True
                 await self._failed(f"{type(e).__name__}: {e}")
+            except Exception as e:  # an object lightkube cannot decode: keep serving, relist later
+                log.exception("unexpected watch failure %s", kv(cluster=self.cluster, kind=self.kind))
+                need_list = True
+                await self._failed(f"{type(e).__name__}: {e}")
 
     async def _failed(self, reason: str) -> None:
         delay = self._backoff.next()

@@ -230,7 +230,7 @@ def _grace(pod: Obj) -> float:
 def uses(pod: Obj, kind: str, name: str) -> bool:
     """The pod mounts that ConfigMap or Secret (directly or in a projected volume)."""
     key, field = ("configMap", "name") if kind == "configmap" else ("secret", "secretName")
-    for vol in podspec.spec(pod).get("volumes") or []:
+    for vol in podspec.as_list(podspec.spec(pod).get("volumes")):
         if not isinstance(vol, dict):
             continue
         src = vol.get(key)
@@ -238,7 +238,7 @@ def uses(pod: Obj, kind: str, name: str) -> bool:
             return True
         proj = vol.get("projected")
         if isinstance(proj, dict):
-            for s in proj.get("sources") or []:
+            for s in podspec.as_list(proj.get("sources")):
                 inner = s.get(key) if isinstance(s, dict) else None
                 if isinstance(inner, dict) and inner.get("name") == name:
                     return True

@@ -25,12 +25,17 @@ PROXY_CONTAINER = "istio-proxy"
 _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
-def _dict(v: Any) -> Obj:
+def as_dict(v: Any) -> Obj:
+    """`v` if it is a JSON object, else {} (API objects are typed, but these functions are total)."""
     return v if isinstance(v, dict) else {}
 
 
-def _list(v: Any) -> list[Any]:
+def as_list(v: Any) -> list[Any]:
+    """`v` if it is a JSON array, else []."""
     return v if isinstance(v, list) else []
+
+
+_dict, _list = as_dict, as_list
 
 
 def meta(pod: Obj) -> Obj:

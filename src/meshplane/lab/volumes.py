@@ -195,7 +195,7 @@ def _downward(
     pod: Obj, container_of: Callable[[str], Obj], src: Obj, default_mode: int
 ) -> dict[str, tuple[bytes, int]]:
     out: dict[str, tuple[bytes, int]] = {}
-    for item in src.get("items") or []:
+    for item in podspec.as_list(src.get("items")):
         item = item if isinstance(item, dict) else {}
         path = str(item.get("path") or "")
         raw_mode = item.get("mode")
@@ -223,10 +223,10 @@ class TokenWant:
 
 def token_wants(pod: Obj) -> list[TokenWant]:
     out: list[TokenWant] = []
-    for vol in podspec.spec(pod).get("volumes") or []:
+    for vol in podspec.as_list(podspec.spec(pod).get("volumes")):
         if not isinstance(vol, dict) or not isinstance(vol.get("projected"), dict):
             continue
-        for s in vol["projected"].get("sources") or []:
+        for s in podspec.as_list(vol["projected"].get("sources")):
             sat = s.get("serviceAccountToken") if isinstance(s, dict) else None
             if isinstance(sat, dict):
                 seconds = sat.get("expirationSeconds")
@@ -250,7 +250,7 @@ def render(pod: Obj, sources: Sources) -> dict[str, dict[str, tuple[bytes, int]]
         return by_name.get(name) or next(iter(by_name.values()), {})
 
     out: dict[str, dict[str, tuple[bytes, int]] | None] = {}
-    for vol in podspec.spec(pod).get("volumes") or []:
+    for vol in podspec.as_list(podspec.spec(pod).get("volumes")):
         if not isinstance(vol, dict) or not isinstance(vol.get("name"), str):
             raise errors.PodSpecError("a volume has no name")
         name = vol["name"]
@@ -285,7 +285,7 @@ def _projected(
 ) -> dict[str, tuple[bytes, int]]:
     mode = _mode(proj)
     files: dict[str, tuple[bytes, int]] = {}
-    for s in proj.get("sources") or []:
+    for s in podspec.as_list(proj.get("sources")):
         s = s if isinstance(s, dict) else {}
         if isinstance(s.get("configMap"), dict):
             files.update(_keyed("configmap", s["configMap"], ns, sources.configmaps, mode))
@@ -323,7 +323,7 @@ def mount(paths: PodPaths, container: Obj, hosts_file: Path) -> Path:
     """The container's root, with its volume mounts and etc/hosts in place."""
     root = paths.root(str(container.get("name")))
     root.mkdir(parents=True, exist_ok=True)
-    mounts = [m for m in container.get("volumeMounts") or [] if isinstance(m, dict)]
+    mounts = [m for m in podspec.as_list(container.get("volumeMounts")) if isinstance(m, dict)]
     for m in sorted(mounts, key=lambda m: len(str(m.get("mountPath") or ""))):
         mount_path = str(m.get("mountPath") or "")
         if not mount_path.startswith("/") or ".." in Path(mount_path).parts or mount_path == "/etc/hosts":
