@@ -159,8 +159,8 @@ class DevCluster:
         if self._pki is None:
             self._pki = await asyncio.to_thread(pki.load_or_create, self.name, self.data_dir)
         if self.schemas is None:
+            await asyncio.to_thread(schemas.builtin_components)  # load (once) off the loop
             self.schemas = schemas.Schemas()
-            await asyncio.to_thread(schemas.builtin_components)
         if self._used:  # a restart: a fresh store (and registry) over the same data
             self.store = self._new_store()
             self.registry = resources.Registry.with_builtins()

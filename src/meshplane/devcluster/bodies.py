@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,16 +147,36 @@ async def read_object(request: web.BaseRequest) -> Decoded:
     raw = await read_limited(request)
     if not raw.strip():
         raise errors.bad_request("the body of the request is empty")
-    dups: list[str] = []
-    if mt == k8sproto.MEDIA_TYPE:
-        value: Any = k8sproto.decode(raw)
-    elif mt == JSON:
-        value, dups = decode_json(raw)
-    else:
-        value = decode_yaml(raw)
+    value, dups = await _off_loop_if_large(_decode_object, mt, raw)
     if not isinstance(value, dict):
         raise errors.bad_request(f"the body of the request must be an object, not {type(value).__name__}")
     return Decoded(value, mt, dups)
+
+
+def _decode_object(mt: str, raw: bytes) -> tuple[Any, list[str]]:
+    if mt == k8sproto.MEDIA_TYPE:
+        return k8sproto.decode(raw), []
+    if mt == JSON:
+        return decode_json(raw)
+    return decode_yaml(raw), []
+
+
+def _decode_patch(mt: str, raw: bytes) -> tuple[Any, list[str]]:
+    if mt == APPLY_PATCH:
+        return decode_yaml(raw), []
+    return decode_json(raw)
+
+
+LARGE = 256 * 1024  # bodies above this are decoded on a worker thread
+
+
+async def _off_loop_if_large(fn: Any, mt: str, raw: bytes) -> tuple[Any, list[str]]:
+    """Decoding megabytes of YAML takes a while: keep the event loop free for everyone else."""
+    if len(raw) > LARGE:
+        result: tuple[Any, list[str]] = await asyncio.to_thread(fn, mt, raw)
+        return result
+    out: tuple[Any, list[str]] = fn(mt, raw)
+    return out
 
 
 async def read_patch(request: web.BaseRequest) -> Decoded:
@@ -169,11 +190,7 @@ async def read_patch(request: web.BaseRequest) -> Decoded:
     raw = await read_limited(request)
     if not raw.strip():
         raise errors.bad_request("the body of the patch request is empty")
-    dups: list[str] = []
-    if mt == APPLY_PATCH:
-        value = decode_yaml(raw)
-    else:
-        value, dups = decode_json(raw)
+    value, dups = await _off_loop_if_large(_decode_patch, mt, raw)
     if mt == JSON_PATCH and not isinstance(value, list):
         raise errors.bad_request("a JSON patch must be a list of operations")
     if mt != JSON_PATCH and not isinstance(value, dict):

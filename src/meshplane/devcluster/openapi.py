@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 from meshplane.devcluster import resources, schemas
@@ -54,7 +56,7 @@ def _refs(node: Any, out: set[str]) -> None:
             _refs(v, out)
 
 
-def _closure(sch: schemas.Schemas, roots: list[str]) -> dict[str, Obj]:
+def _closure(sch: Snapshot, roots: list[str]) -> dict[str, Obj]:
     out: dict[str, Obj] = {}
     todo = list(roots)
     while todo:
@@ -135,30 +137,49 @@ def _paths(rt: resources.ResourceType) -> Obj:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the documents are built from, taken on the event loop so that building them in a
+    thread never races with a CRD being added or removed."""
+
+    stamp: tuple[int, int]
+    types: tuple[resources.ResourceType, ...]
+    group_versions: dict[str, list[str]]
+    components: dict[str, Obj]
+
+    def component(self, name: str) -> Obj | None:
+        return self.components.get(name)
+
+
 class OpenApi:
-    """Builds and caches documents; the cache is dropped whenever the served kinds change."""
+    """Builds and caches documents; the cache is keyed by the registry/schema generation."""
 
     def __init__(self, reg: resources.Registry, sch: schemas.Schemas, git_version: str) -> None:
         self._reg = reg
         self._sch = sch
         self._git_version = git_version
-        self._cache: dict[str, tuple[bytes, str]] = {}
-        self._stamp = (-1, -1)
+        self._cache: dict[tuple[tuple[int, int], str], tuple[bytes, str]] = {}
+        self._lock = threading.Lock()
 
-    def _fresh(self) -> None:
+    def snapshot(self) -> Snapshot:
+        """Call on the event loop; cheap (the component dicts are shared, never mutated)."""
         stamp = (self._reg.generation, self._sch.generation)
-        if stamp != self._stamp:
-            self._cache.clear()
-            self._stamp = stamp
+        comps = dict(self._sch.builtin())
+        comps.update(self._sch.crd_all())
+        return Snapshot(stamp, tuple(self._reg), self._reg.group_versions(), comps)
 
-    def document(self, group: str, version: str) -> tuple[bytes, str] | None:
-        """(JSON bytes, hash) of one group-version's document, None if not served."""
-        self._fresh()
-        key = gv_path(group, version)
-        if key in self._cache:
-            return self._cache[key]
-        rts = [rt for rt in self._reg.in_group_version(group, version) if rt.schema_name]
-        if not rts and version not in self._reg.group_versions().get(group, []):
+    def document(self, snap: Snapshot, group: str, version: str) -> tuple[bytes, str] | None:
+        """(JSON bytes, hash) of one group-version's document, None if not served. Thread-safe."""
+        key = (snap.stamp, gv_path(group, version))
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        rts = sorted(
+            (rt for rt in snap.types if rt.group == group and rt.version == version and rt.schema_name),
+            key=lambda r: r.plural,
+        )
+        if not rts and version not in snap.group_versions.get(group, []):
             return None
         paths: Obj = {}
         for rt in rts:
@@ -172,18 +193,21 @@ class OpenApi:
             "openapi": "3.0.0",
             "info": {"title": "Kubernetes", "version": self._git_version},
             "paths": paths,
-            "components": {"schemas": _closure(self._sch, roots)},
+            "components": {"schemas": _closure(snap, roots)},
         }
         raw = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
         digest = hashlib.sha512(raw).hexdigest()[:128].upper()
-        self._cache[key] = (raw, digest)
+        with self._lock:
+            for old in [k for k in self._cache if k[0] != snap.stamp]:
+                del self._cache[old]
+            self._cache[key] = (raw, digest)
         return raw, digest
 
-    def index(self) -> Obj:
+    def index(self, snap: Snapshot) -> Obj:
         paths: Obj = {}
-        for group, versions in self._reg.group_versions().items():
+        for group, versions in snap.group_versions.items():
             for v in versions:
-                doc = self.document(group, v)
+                doc = self.document(snap, group, v)
                 if doc is None:
                     continue
                 path = gv_path(group, v)

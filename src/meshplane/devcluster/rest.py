@@ -220,13 +220,13 @@ class Dispatcher:
             if doc is not None:
                 return responses.respond(doc)
         elif path == "/openapi/v3":
-            index = await asyncio.to_thread(self.oapi.index)
+            index = await asyncio.to_thread(self.oapi.index, self.oapi.snapshot())
             return responses.respond(index)
         elif len(parts) >= 4 and parts[:2] == ["openapi", "v3"]:
             group, version = (
                 ("", parts[3]) if parts[2] == "api" else (parts[3], parts[4] if len(parts) > 4 else "")
             )
-            found = await asyncio.to_thread(self.oapi.document, group, version)
+            found = await asyncio.to_thread(self.oapi.document, self.oapi.snapshot(), group, version)
             if found is not None:
                 raw, digest = found
                 headers = {"Content-Type": "application/json"}

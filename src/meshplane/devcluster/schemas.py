@@ -90,6 +90,10 @@ class Schemas:
     def builtin(self) -> dict[str, Obj]:
         return self._builtin
 
+    def crd_all(self) -> dict[str, Obj]:
+        """A copy of the CRD component map (the schemas themselves are replaced, never mutated)."""
+        return dict(self._crd)
+
     def crd_components(self, group: str, version: str) -> dict[str, Obj]:
         return {n: s for n, s in self._crd.items() if self._crd_gv.get(n) == (group, version)}
 

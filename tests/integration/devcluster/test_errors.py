@@ -228,3 +228,21 @@ def test_patch_errors(api: rawhttp.Api, ns: str) -> None:
         "NotFound",
     )
     assert api.get(f"{path}/p").json()["data"] == {"a": "1"}
+
+
+def test_large_bodies_under_the_limit_are_accepted(api: rawhttp.Api, ns: str) -> None:
+    big = "x" * (1024 * 1024)
+    r = api.request(
+        "POST",
+        f"/api/v1/namespaces/{ns}/configmaps",
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata: {{k: {big}}}\n",
+        content_type="application/yaml",
+    )
+    assert r.status == 201 and len(r.json()["data"]["k"]) == len(big)
+    r = api.request(
+        "PATCH",
+        f"/api/v1/namespaces/{ns}/configmaps/big",
+        {"data": {"k": big + "y"}},
+        content_type="application/merge-patch+json",
+    )
+    assert r.status == 200 and r.json()["data"]["k"].endswith("y")

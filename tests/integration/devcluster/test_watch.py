@@ -236,3 +236,16 @@ async def test_paging_across_namespaces_returns_everything_once(api: rawhttp.Api
         if not token:
             break
     assert seen == [(base, "a"), (base, "z"), (f"{base}-b", "a"), (f"{base}-b", "z")]
+
+
+async def test_resumed_watch_replays_only_its_own_kind(api: rawhttp.Api, ns: str) -> None:
+    rv = api.get(f"/api/v1/namespaces/{ns}/configmaps").json()["metadata"]["resourceVersion"]
+    secret = {"metadata": {"name": "s", "labels": {"set": "t"}}, "stringData": {"a": "b"}}
+    assert api.request("POST", f"/api/v1/namespaces/{ns}/secrets", secret).status == 201
+    churn(api, ns, 1)
+    w = api.watch(f"/api/v1/namespaces/{ns}/configmaps?watch=1&resourceVersion={rv}&{OURS}")
+    try:
+        ev = w.next()
+    finally:
+        w.close()
+    assert ev["object"]["kind"] == "ConfigMap" and ev["object"]["metadata"]["name"].startswith("churn-")

@@ -81,7 +81,8 @@ def test_required_fields_names_and_labels() -> None:
 
 def test_openapi_document_paths_and_closure() -> None:
     doc = openapi.OpenApi(REG, SCH, "v1.32.0")
-    found = doc.document("apps", "v1")
+    snap = doc.snapshot()
+    found = doc.document(snap, "apps", "v1")
     assert found is not None
     raw, digest = found
     parsed = json.loads(raw)
@@ -90,8 +91,26 @@ def test_openapi_document_paths_and_closure() -> None:
     assert "io.k8s.api.core.v1.Pod" not in parsed["components"]["schemas"]
     patch_op = parsed["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
     assert patch_op["x-kubernetes-group-version-kind"]["kind"] == "Deployment"
-    assert doc.index()["paths"]["apis/apps/v1"]["serverRelativeURL"].endswith(digest)
-    assert doc.document("nope", "v1") is None
+    assert doc.index(snap)["paths"]["apis/apps/v1"]["serverRelativeURL"].endswith(digest)
+    assert doc.document(snap, "nope", "v1") is None
+    REG.add(
+        resources.ResourceType(
+            "example.com",
+            "v1",
+            "Thing",
+            "things",
+            "thing",
+            True,
+            schema_name="com.example.v1.Thing",
+            crd=True,
+        )
+    )
+    try:
+        later = doc.snapshot()
+        assert later.stamp != snap.stamp and "apis/example.com/v1" in doc.index(later)["paths"]
+        assert "apis/example.com/v1" not in doc.index(snap)["paths"]  # a snapshot never changes
+    finally:
+        REG.remove("example.com", "things")
 
 
 def test_discovery_documents() -> None:
