@@ -39,6 +39,7 @@ def _register() -> None:
         devcluster,
         eastwest,
         install,
+        lab,
         proxy_status,
         remote_clusters,
         remote_secret,
@@ -47,6 +48,7 @@ def _register() -> None:
 
     app.add_typer(agent.app, name="agent")
     app.add_typer(devcluster.app, name="devcluster")
+    app.add_typer(lab.app, name="lab")
     app.command("discovery", help="Run the control plane (pilot-discovery).")(discovery_cli.discovery)
     app.command(name="demo")(demo.demo)
     app.command("proxy-status")(proxy_status.proxy_status)
