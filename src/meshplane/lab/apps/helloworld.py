@@ -25,8 +25,21 @@ def hello_text(version: str, instance: str) -> str:
     return f"Hello version: {version}, instance: {instance}\n"
 
 
+def caller(xfcc: str) -> str:
+    """The calling workload's SPIFFE ID from the sidecar's x-forwarded-client-cert (last element)."""
+    if not xfcc:
+        return ""
+    for pair in xfcc.split(",")[-1].split(";"):
+        key, _, value = pair.strip().partition("=")
+        if key == "URI":
+            return value.strip('"')
+    return ""
+
+
 def make_app(version: str, instance: str) -> web.Application:
-    async def hello(_: web.Request) -> web.Response:
+    async def hello(request: web.Request) -> web.Response:
+        who = caller(request.headers.get("x-forwarded-client-cert", ""))
+        log.info("GET /hello caller=%s", who or "-")
         return web.Response(text=hello_text(version, instance))
 
     async def health(_: web.Request) -> web.Response:
