@@ -247,7 +247,9 @@ def test_deleted_pod_turns_terminating_before_its_process_exits_and_is_replaced(
         what="new endpoint",
     )
     assert [e["targetRef"]["name"] for e in eps] == [new["metadata"]["name"]]
-    assert not (node.pod_dir(ns, name) / "volumes").exists()
+    wait.wait_until(
+        lambda: not (node.pod_dir(ns, name) / "volumes").exists(), timeout=10, what="volumes removed"
+    )
 
 
 def test_init_containers_run_in_order_and_traffic_capture_is_skipped(node: LabNode, ns: str) -> None:
