@@ -1,0 +1,1 @@
+"""Test helpers and fakes (never imported by src/)."""

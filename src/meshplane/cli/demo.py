@@ -1,97 +1,50 @@
-"""`meshplane demo`: two dev clusters, one merged kubeconfig, `kubectl get ns` on both.
+"""`meshplane demo` (what `make demo` runs): the lab comes up, the install guide runs on it, the
+guide's verification passes with real traffic, and a short summary says where everything is.
 
-An interim demo until the lab exists: it starts cluster1 and cluster2 in the background under
-./.lab/, writes ./.lab/kubeconfig with contexts cluster1 and cluster2, shows them, and stops the
-clusters by PID.
-"""
+A second run reuses the running lab (and re-applies the guide, which changes nothing)."""
 
 from __future__ import annotations
 
-import asyncio
-import copy
-import shutil
+import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-import yaml
-from rich.console import Console
 
-from meshplane.cli import common
-from meshplane.devcluster import kubeconfig, launcher
-from meshplane.runtime import logging as mlogging
-
-CLUSTERS = ("cluster1", "cluster2")
+from meshplane.cli import lab as lab_cli
 
 
 def demo(
-    lab_dir: Annotated[Path, typer.Option("--lab-dir", help="where clusters keep state and logs")] = Path(
-        ".lab"
-    ),
-    keep: Annotated[bool, typer.Option("--keep/--stop", help="leave the clusters running")] = False,
+    directory: Annotated[Path, typer.Option("--dir", help="the lab's folder")] = lab_cli.DEFAULT_DIR,
+    address_base: Annotated[
+        int | None, typer.Option("--address-base", help="put the lab on 127.N.* (default 0)")
+    ] = None,
+    samples: lab_cli.SamplesOpt = None,
 ) -> None:
-    """Start two dev clusters, print the kubeconfig and contexts, and run `kubectl get ns` on both."""
-    mlogging.setup("WARNING")
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        raise common.fail("kubectl is not installed (Debian: apt-get install kubernetes-client)")
-    try:
-        asyncio.run(_demo(lab_dir.resolve(), kubectl, keep, Console(soft_wrap=True)))
-    except launcher.LaunchError as e:
-        raise common.fail(str(e)) from e
+    """Run the whole primary-remote guide on one machine: lab up, guide, verify, summary."""
+    timings: list[tuple[str, float]] = []
 
+    def phase(title: str, fn: object, *args: object, **kwargs: object) -> None:
+        typer.secho(f"\n=== {title}", bold=True)
+        start = time.monotonic()
+        fn(*args, **kwargs)  # type: ignore[operator]
+        timings.append((title, time.monotonic() - start))
 
-async def _demo(lab: Path, kubectl: str, keep: bool, out: Console) -> None:
-    started: list[launcher.Launched] = []
-    try:
-        results = await asyncio.gather(
-            *(launcher.launch(name, lab, data_dir=lab / name) for name in CLUSTERS), return_exceptions=True
-        )
-        started.extend(r for r in results if isinstance(r, launcher.Launched))
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
-        for c in started:
-            out.print(f"[green]started[/] {c.name} at {c.url} (pid {c.pid}, log {c.log})")
-        configs = [yaml.safe_load(await asyncio.to_thread(c.kubeconfig.read_text)) for c in started]
-        merged = kubeconfig.merge(configs, current=CLUSTERS[0])
-        path = lab / "kubeconfig"
-        await asyncio.to_thread(_write_private, path, kubeconfig.dump(merged))
-        out.print(f"\n[bold]kubeconfig[/] written to {path} (tokens and CA data elided here):\n")
-        out.print(kubeconfig.dump(_redacted(merged)), markup=False, highlight=False)
-        out.print("[bold]contexts:[/] " + ", ".join(c["name"] for c in merged["contexts"]) + "\n")
-        for name in CLUSTERS:
-            args = [kubectl, "--kubeconfig", str(path), "--context", name, "get", "ns"]
-            out.print(f"[bold]$ kubectl --context {name} get ns[/]")
-            proc = await asyncio.create_subprocess_exec(
-                *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-            )
-            text, _ = await proc.communicate()
-            out.print(text.decode(errors="replace"), markup=False, highlight=False)
-            if proc.returncode != 0:
-                raise launcher.LaunchError(f"kubectl failed against {name}")
-        if keep:
-            out.print(
-                f"clusters left running: {', '.join(f'{c.name} (pid {c.pid})' for c in started)}; "
-                f"export KUBECONFIG={path}"
-            )
-            started.clear()
-    finally:
-        for c in started:
-            await launcher.stop(c)
-            out.print(f"[yellow]stopped[/] {c.name} (pid {c.pid})")
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(text)
-
-
-def _redacted(cfg: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(cfg)
-    for c in out["clusters"]:
-        c["cluster"]["certificate-authority-data"] = "<elided>"
-    for u in out["users"]:
-        u["user"]["token"] = "<elided>"
-    return dict(out)
+    phase("lab up: two dev clusters and their node runtimes", lab_cli.up, directory, address_base)
+    phase("the install guide, command by command", lab_cli.guide, directory, samples)
+    phase("verify the installation", lab_cli.verify, directory, samples, 20, 180)
+    typer.secho("\n=== summary", bold=True)
+    for title, seconds in timings:
+        typer.echo(f"  {seconds:6.1f}s  {title}")
+    lab_cli.status(directory)
+    d = directory.resolve()
+    typer.echo(
+        "\nThe mesh is running. Try:\n"
+        f"  export KUBECONFIG={d / 'kubeconfig'} CTX_CLUSTER1=cluster1 CTX_CLUSTER2=cluster2\n"
+        "  meshplane remote-clusters --context cluster1\n"
+        "  meshplane proxy-status --context cluster1\n"
+        f"  meshplane lab exec --dir {directory} --context cluster2 -n sample "
+        "$(kubectl --context cluster2 -n sample get pod -l app=sleep -o jsonpath='{.items[0].metadata.name}')"
+        " -- curl -sS helloworld.sample:5000/hello\n"
+        f"  meshplane lab down --dir {directory}   # stops everything"
+    )

@@ -33,11 +33,29 @@ def version() -> None:
 
 def _register() -> None:
     # Command groups are imported here so that importing meshplane.cli.main stays cheap.
-    # One line per group: `from meshplane.cli import X` then `app.add_typer(X.app, name=...)`.
-    from meshplane.cli import demo, devcluster
+    from meshplane.cli import (
+        agent,
+        demo,
+        devcluster,
+        eastwest,
+        install,
+        lab,
+        proxy_status,
+        remote_clusters,
+        remote_secret,
+    )
+    from meshplane.cli import discovery as discovery_cli
 
+    app.add_typer(agent.app, name="agent")
     app.add_typer(devcluster.app, name="devcluster")
+    app.add_typer(lab.app, name="lab")
+    app.command("discovery", help="Run the control plane (pilot-discovery).")(discovery_cli.discovery)
     app.command(name="demo")(demo.demo)
+    app.command("proxy-status")(proxy_status.proxy_status)
+    app.command("remote-clusters")(remote_clusters.remote_clusters)
+    eastwest.register(app)
+    install.register(app)
+    remote_secret.register(app)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -178,7 +179,16 @@ def namespace(obj: Obj) -> None:
 
 
 def secret(obj: Obj) -> None:
+    """`stringData` is write-only: merged into `data` (base64, overriding keys), as the API server does."""
     obj.setdefault("type", "Opaque")
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = obj.get("data")
+        data = dict(data) if isinstance(data, dict) else {}
+        for key, value in string_data.items():
+            if isinstance(value, str):
+                data[key] = base64.b64encode(value.encode()).decode()
+        obj["data"] = data
 
 
 def crd(obj: Obj) -> None:

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from meshplane.model import endpoint, mesh, service
 from meshplane.model.ids import ClusterId, Hostname
+from meshplane.networking import config as networking_config
 
 # hostname -> cluster -> that cluster's endpoints for the hostname (Istio's endpoint shards)
 EndpointShards = Mapping[Hostname, Mapping[ClusterId, tuple[endpoint.Endpoint, ...]]]
@@ -24,7 +25,8 @@ class PushContext:
     mesh: mesh.MeshConfig
     services: Mapping[Hostname, service.Service]
     endpoints: EndpointShards
-    # networking config (Gateway, VirtualService) is added by the networking package
+    # Gateway and VirtualService objects, built by `networking.config.build()` from the config cluster
+    networking: networking_config.NetworkingConfig = field(default_factory=networking_config.NetworkingConfig)
     extra: Mapping[str, object] = field(default_factory=dict)
 
 

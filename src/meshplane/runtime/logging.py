@@ -17,7 +17,7 @@ def setup(level: str | None = None, stream: object = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(lvl)
-    for noisy in ("httpx", "httpcore", "hpack", "aiohttp.access"):
+    for noisy in ("httpx", "httpx2", "httpcore", "hpack", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

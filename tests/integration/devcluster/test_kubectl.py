@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import threading
@@ -348,3 +349,25 @@ def test_kubectl_field_validation(kubeconfig_path: Path, ns: str) -> None:
         kubeconfig_path, "apply", "--validate=false", "-f", "-", input_text=bad.replace("fv", "fi")
     )
     assert "Warning" not in ignored.stderr
+
+
+def test_secret_string_data_is_merged_into_data(kubeconfig_path: Path, ns: str) -> None:
+    """`kubectl apply` of a Secret written with stringData (create-remote-secret's format)."""
+    manifest = f"""\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: remote
+  namespace: {ns}
+data:
+  keep: a2VlcA==
+  over: b2xk
+stringData:
+  cluster2: "apiVersion: v1\\nkind: Config\\n"
+  over: new
+"""
+    kubectl(kubeconfig_path, "apply", "-f", "-", input_text=manifest)
+    got = kubectl_json(kubeconfig_path, "get", "secret", "remote", "-n", ns)
+    assert "stringData" not in got
+    decoded = {k: base64.b64decode(v).decode() for k, v in got["data"].items()}
+    assert decoded == {"keep": "keep", "over": "new", "cluster2": "apiVersion: v1\nkind: Config\n"}

@@ -1,0 +1,23 @@
+"""Errors of the agent layer; library errors are wrapped with `raise ... from`."""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base of every error the agent raises."""
+
+
+class ConfigError(AgentError):
+    """The pod's environment or files do not describe a usable proxy (bad env, bad PROXY_CONFIG)."""
+
+
+class CredentialError(AgentError):
+    """A local credential (service-account token, root cert file) is missing or unreadable."""
+
+
+class CertificateError(AgentError):
+    """The CA refused the request or returned a chain the agent cannot use."""
+
+
+class UpstreamError(AgentError):
+    """The discovery address could not be reached (connect, TLS or name resolution)."""

@@ -1,0 +1,337 @@
+"""`meshplane discovery`, the composition root: wires the clusters, registries, push queue,
+generators, ADS + CA gRPC server, debug/metrics HTTP, and the per-cluster controllers, then runs
+them and stops them in reverse order.
+
+    watch (kube) -> registries (registry) -> push queue (push) -> generators (xds) -> ADS (server)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import lightkube
+from aiohttp import web
+
+from meshplane.discovery import config as config_mod
+from meshplane.discovery import managed
+from meshplane.discovery import options as options_mod
+from meshplane.discovery import webhook as webhook_mod
+from meshplane.kube import client as kube_client
+from meshplane.model import ids, mesh, proxy
+from meshplane.networking import config as net_config
+from meshplane.push import context, debounce, queue
+from meshplane.push import metrics as push_metrics
+from meshplane.registry import aggregate, cluster, multicluster
+from meshplane.registry import metrics as registry_metrics
+from meshplane.runtime import clock as clock_mod
+from meshplane.runtime import tasks
+from meshplane.runtime.logging import kv
+from meshplane.security import ca as ca_mod
+from meshplane.security import plane, tokenreview
+from meshplane.server import ads, debug, grpcserver
+from meshplane.xds import generator
+
+log = logging.getLogger(__name__)
+
+
+def _is_tls(ctx: grpc.aio.ServicerContext[Any, Any]) -> bool:
+    auth = ctx.auth_context() or {}
+    return any(v in (b"ssl", b"tls") for v in auth.get("transport_security_type", []))
+
+
+def tls_only(hook: ads.XdsAuth) -> ads.XdsAuth:
+    """XDS_AUTH for the TLS port; the plaintext debug port (15010) is unauthenticated as in Istio."""
+
+    async def check(ctx: grpc.aio.ServicerContext[Any, Any], p: proxy.Proxy) -> None:
+        if _is_tls(ctx):
+            await hook(ctx, p)
+
+    return check
+
+
+@dataclass
+class Ports:
+    xds_plaintext: int | None = None
+    secure_grpc: int | None = None
+    monitoring: int = 0
+    webhook: int | None = None
+
+
+class Discovery:
+    def __init__(
+        self,
+        opts: options_mod.Options,
+        *,
+        clock: clock_mod.Clock | None = None,
+        local_client: lightkube.AsyncClient | None = None,
+    ) -> None:
+        self.opts = opts
+        self.clock = clock or clock_mod.SystemClock()
+        self._local_client = local_client
+        self.ports = Ports()
+        self._group = tasks.TaskGroup("discovery")
+        self._stops: list[Callable[[], Awaitable[None]]] = []
+        self.metrics = push_metrics.Metrics()
+        self.registry_metrics = registry_metrics.RegistryMetrics(self.metrics.registry)
+        self.cluster_id = ids.ClusterId(opts.cluster_id)
+        base = mesh.MeshConfig(
+            trust_domain=opts.trust_domain, mesh_id=opts.mesh_id, root_namespace=opts.namespace
+        )
+        self.aggregate = aggregate.Aggregate(base, self._registry_changed)
+        self.networking = net_config.NetworkingConfig()
+        self.queue: queue.PushQueue | None = None
+        self.multicluster: multicluster.Multicluster | None = None
+        self.config: config_mod.ConfigWatcher | None = None
+        self.security: plane.SecurityPlane | None = None
+        self.managed: managed.ManagedClusters | None = None
+        self.ads: ads.AdsServer | None = None
+        self.grpc: grpcserver.GrpcServer | None = None
+        self.debug: debug.DebugServer | None = None
+        self.webhook: webhook_mod.WebhookServer | None = None
+
+    # --- ConfigSource ----------------------------------------------------------------------------
+
+    def snapshot(self, version: str) -> context.PushContext:
+        return context.PushContext(
+            version=version,
+            mesh=self.aggregate.mesh,
+            services=self.aggregate.services(),
+            endpoints=self.aggregate.shards(),
+            networking=self.networking,
+        )
+
+    def _registry_changed(self, full: bool, hosts: frozenset[ids.Hostname], reason: str) -> None:
+        if self.queue is not None:
+            self.queue.enqueue(
+                context.PushRequest(
+                    full=full, eds_hosts=hosts, reasons=frozenset({reason}), start=self.clock.monotonic()
+                )
+            )
+
+    def _networking_changed(self, cfg: net_config.NetworkingConfig) -> None:
+        self.networking = cfg
+        self._registry_changed(True, frozenset(), "ConfigUpdate")
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def _client_for_local(self) -> lightkube.AsyncClient:
+        if self._local_client is not None:
+            return self._local_client
+        cfg = await asyncio.to_thread(kube_client.load_config, self.opts.kubeconfig, self.opts.context)
+        return await asyncio.to_thread(kube_client.make_client, cfg)
+
+    def _registry_for(self, cid: ids.ClusterId, client: lightkube.AsyncClient) -> cluster.ClusterRegistry:
+        return cluster.ClusterRegistry(
+            cid,
+            client,
+            on_change=self.aggregate.on_change,
+            network=self.opts.network,
+            system_namespace=self.opts.namespace,
+            resync_period=self.opts.resync_period,
+            clock=self.clock,
+            metrics=self.registry_metrics,
+        )
+
+    async def start(self) -> None:
+        o = self.opts
+        log.info(
+            "starting discovery %s",
+            kv(cluster=o.cluster_id, namespace=o.namespace, network=o.network or None),
+        )
+        local = await self._client_for_local()
+        self._stops.append(local.close)
+
+        self.security = await plane.build(
+            local,
+            self.cluster_id,
+            o.namespace,
+            tokenreview.ClientReviewers(self._client_for, self._remote_ids),
+            self.metrics.registry,
+            trust_domain=o.trust_domain,
+            default_ttl=_td(o.workload_cert_ttl),
+            max_ttl=_td(o.max_workload_cert_ttl),
+        )
+        self.managed = managed.ManagedClusters(
+            cluster_id=o.cluster_id,
+            namespace=o.namespace,
+            revision=o.revision,
+            identity=o.pod_name,
+            ca_bundle=self.security.ca.root_pem,
+            external_istiod=o.external_istiod,
+            leader_election=o.enable_leader_election,
+        )
+        self._stops.append(self.managed.stop)
+
+        self.ads = ads.AdsServer(
+            generator.Generator(),
+            metrics=self.metrics,
+            cluster_id=self.cluster_id,
+            clock=self.clock,
+            auth=tls_only(self.security.xds_auth.hook),
+        )
+        self.queue = queue.PushQueue(
+            self,
+            self.ads,
+            metrics=self.metrics,
+            clock=self.clock,
+            debounce_options=debounce.DebounceOptions(after=o.debounce_after, max=o.debounce_max),
+        )
+        self.debug = debug.DebugServer(self.ads, self.metrics)
+        self.debug.add_json("/debug/registryz", self.aggregate.registryz)
+        self.debug.add_json("/debug/clusterz", self._clusterz)
+        self.debug.add_handler("/ready", self._ready)
+        self.ports.monitoring = await self.debug.start(o.bind_address, o.monitoring_port)
+        self._stops.append(self.debug.stop)
+
+        self.multicluster = multicluster.Multicluster(
+            local_id=self.cluster_id,
+            local_client=local,
+            local_registry=self._registry_for(self.cluster_id, local),
+            namespace=o.namespace,
+            aggregate=self.aggregate,
+            client_factory=lambda value, source: kube_client.client_from_untrusted(
+                value, source, o.insecure_kubeconfig_options
+            ),
+            registry_factory=self._registry_for,
+            metrics=self.registry_metrics,
+            sync_timeout=o.remote_cluster_timeout,
+            resync_period=o.resync_period,
+            clock=self.clock,
+            handlers=[self.managed],
+        )
+        self.config = config_mod.ConfigWatcher(
+            local,
+            cluster_id=o.cluster_id,
+            namespace=o.namespace,
+            base_mesh=self.aggregate.mesh,
+            on_mesh=self.aggregate.set_mesh,
+            on_networking=self._networking_changed,
+            resync_period=o.resync_period,
+            clock=self.clock,
+        )
+        self.config.start()
+        self._stops.append(self.config.stop)
+        await self.multicluster.start()
+        self._stops.append(self.multicluster.stop)
+
+        await self.queue.start()
+        self._stops.append(self.queue.stop)
+
+        listeners: list[grpcserver.Listener] = []
+        if o.xds_plaintext_port is not None:
+            listeners.append(grpcserver.Listener(f"{o.bind_address}:{o.xds_plaintext_port}"))
+        if o.secure_grpc_port is not None:
+            creds = self.security.serving_credentials(*self._serving_names())
+            listeners.append(grpcserver.Listener(f"{o.bind_address}:{o.secure_grpc_port}", creds))
+        self.grpc = grpcserver.GrpcServer(self.ads, listeners)
+        cert_handler = self.security.cert_service.handler()
+        self.grpc.add_service(lambda s: s.add_generic_rpc_handlers((cert_handler,)))
+        bound = await self.grpc.start()
+        self._stops.append(self.grpc.stop)
+        it = iter(bound)
+        if o.xds_plaintext_port is not None:
+            self.ports.xds_plaintext = next(it)
+        if o.secure_grpc_port is not None:
+            self.ports.secure_grpc = next(it)
+        if o.webhook_port is not None:
+            await self._start_webhook(local)
+        self._group.start(self._first_push(), "first-push")
+        log.info(
+            "discovery serving %s",
+            kv(
+                cluster=o.cluster_id,
+                xds=self.ports.xds_plaintext,
+                secure=self.ports.secure_grpc,
+                monitoring=self.ports.monitoring,
+            ),
+        )
+
+    def _serving_names(self) -> tuple[list[str], list[str]]:
+        o = self.opts
+        dns = ca_mod.serving_dns_names(o.namespace, o.revision, o.custom_hosts)
+        extra = [n for n in o.extra_san if not _is_ip(n)]
+        return [*dns, *extra], [n for n in o.extra_san if _is_ip(n)]
+
+    async def _start_webhook(self, local: lightkube.AsyncClient) -> None:
+        assert self.security is not None and self.multicluster is not None
+        o = self.opts
+        namespaces = self.multicluster.local_registry.namespace_informer
+
+        def ns_labels(name: str) -> dict[str, str] | None:
+            ns = namespaces.get(name)
+            return dict(ns.metadata.labels or {}) if ns is not None else None
+
+        self.webhook = webhook_mod.WebhookServer(
+            local,
+            cluster_id=o.cluster_id,
+            namespace=o.namespace,
+            defaults=webhook_mod.default_settings(
+                o.cluster_id, o.network, o.mesh_id, o.trust_domain, o.namespace, o.revision
+            ),
+            namespace_labels=ns_labels,
+        )
+        dns, ips = self._serving_names()
+        chain, key = self.security.serving_cert(dns, ips)
+        tls = await asyncio.to_thread(webhook_mod.ssl_context, chain, key)
+        assert o.webhook_port is not None
+        self.ports.webhook = await self.webhook.start(o.bind_address, o.webhook_port, tls)
+        self._stops.append(self.webhook.stop)
+
+    async def _first_push(self) -> None:
+        assert self.multicluster is not None and self.queue is not None
+        await self.multicluster.local_registry.wait_synced()
+        self._registry_changed(True, frozenset(), "Startup")
+
+    async def stop(self) -> None:
+        await self._group.stop()
+        while self._stops:
+            fn = self._stops.pop()
+            try:
+                await fn()
+            except Exception:
+                log.exception("stop step failed %s", kv(cluster=self.opts.cluster_id))
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _client_for(self, cid: str) -> lightkube.AsyncClient | None:
+        return self.multicluster.client_for(cid) if self.multicluster else None
+
+    def _remote_ids(self) -> list[ids.ClusterId]:
+        return self.multicluster.remote_ids() if self.multicluster else []
+
+    def ready(self) -> bool:
+        return bool(
+            self.multicluster is not None
+            and self.multicluster.ready()
+            and self.config is not None
+            and self.config.synced
+            and self.queue is not None
+            and self.queue.pushes > 0
+        )
+
+    async def _ready(self, _: web.Request) -> web.Response:
+        if self.ready():
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not ready\n")
+
+    def _clusterz(self) -> list[dict[str, str]]:
+        return self.multicluster.clusterz() if self.multicluster else []
+
+
+def _td(seconds: float) -> dt.timedelta:
+    return dt.timedelta(seconds=seconds)
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,31 @@
+"""Errors of the lab: each names what is wrong so a Pod's status or the CLI can show it."""
+
+from __future__ import annotations
+
+
+class LabError(Exception):
+    """Base of the lab's errors."""
+
+
+class PodSpecError(LabError):
+    """A Pod's spec cannot be run as written (the message is shown in the container's status)."""
+
+
+class ContainerConfigError(PodSpecError):
+    """A container's env or volumes refer to something missing (Kubernetes' CreateContainerConfigError)."""
+
+
+class UnknownImage(PodSpecError):
+    """The image is not in the lab's image table (shown as ErrImagePull / ImagePullBackOff)."""
+
+
+class VolumeNotReady(LabError):
+    """A volume's source (ConfigMap, Secret, token) is not available yet; the pod waits for it."""
+
+
+class AddressExhausted(LabError):
+    """No free address left in a range (pod IPs or LoadBalancer addresses)."""
+
+
+class LaunchError(LabError):
+    """A background process of the lab did not start (the message names its log)."""

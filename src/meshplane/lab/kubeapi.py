@@ -1,0 +1,107 @@
+"""The node runtime's writes to its dev cluster, as dicts in and out, through lightkube.
+
+Every write goes through the cluster's REST API, so admission (sidecar injection included)
+applies to the Pods the lab creates exactly as it would to a kubelet's or a controller's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import lightkube
+import yaml
+from lightkube import KubeConfig
+from lightkube.core import exceptions as lk_exceptions
+from lightkube.models.authentication_v1 import BoundObjectReference, TokenRequestSpec
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import ServiceAccount
+from lightkube.types import PatchType
+
+from meshplane.lab import cache
+
+Obj = dict[str, Any]
+
+
+def load_config(kubeconfig: Path, context: str | None) -> Any:
+    """One context of a kubeconfig file (blocking: run in a thread)."""
+    cfg = KubeConfig.from_file(str(kubeconfig))
+    return cfg.get(context_name=context)
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    host: str
+    port: int
+
+
+def server_of(kubeconfig: Path, context: str | None) -> Server:
+    """The API server's host and port, for the in-cluster env of the lab's pods (blocking)."""
+    doc = yaml.safe_load(kubeconfig.read_text()) or {}
+    ctx_name = context or doc.get("current-context")
+    ctx = next((c.get("context") or {} for c in doc.get("contexts") or [] if c.get("name") == ctx_name), {})
+    cluster = next(
+        (c.get("cluster") or {} for c in doc.get("clusters") or [] if c.get("name") == ctx.get("cluster")), {}
+    )
+    parts = urlsplit(str(cluster.get("server") or ""))
+    if not parts.hostname:
+        raise ValueError(f"{kubeconfig}: context {ctx_name!r} has no server URL")
+    return Server(parts.hostname, parts.port or 443)
+
+
+def not_found(e: BaseException) -> bool:
+    return isinstance(e, lk_exceptions.ApiError) and getattr(e.status, "code", None) == 404
+
+
+def conflict(e: BaseException) -> bool:
+    return isinstance(e, lk_exceptions.ApiError) and getattr(e.status, "code", None) in (409, 422)
+
+
+class Api:
+    def __init__(self, client: lightkube.AsyncClient) -> None:
+        self.client = client
+
+    async def create(self, res: Any, obj: Obj, namespace: str | None = None) -> Obj:
+        created = await self.client.create(res.from_dict(obj), namespace=namespace)
+        return cache.to_dict(created)
+
+    async def patch(self, res: Any, name: str, patch: Obj, namespace: str | None = None) -> Obj:
+        """A JSON merge patch (use `res.Status` for the status subresource)."""
+        out = await self.client.patch(res, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
+        return cache.to_dict(out)
+
+    async def delete(
+        self, res: Any, name: str, namespace: str | None = None, grace: int | None = None
+    ) -> None:
+        try:
+            await self.client.delete(res, name, namespace=namespace, grace_period=grace)
+        except lk_exceptions.ApiError as e:
+            if not not_found(e):
+                raise
+
+    async def token(
+        self, namespace: str, service_account: str, audiences: list[str], seconds: int, pod: Obj
+    ) -> tuple[str, float]:
+        """A TokenRequest bound to the pod: (token, expiry as a UNIX time)."""
+        m = pod.get("metadata") or {}
+        req = ServiceAccount.Token(
+            metadata=ObjectMeta(name=service_account, namespace=namespace),
+            spec=TokenRequestSpec(
+                audiences=audiences,
+                expirationSeconds=seconds,
+                boundObjectRef=BoundObjectReference(
+                    apiVersion="v1", kind="Pod", name=m.get("name"), uid=m.get("uid")
+                ),
+            ),
+        )
+        out = await self.client.create(req, service_account, namespace=namespace)
+        status = out.status
+        expiry = status.expirationTimestamp
+        if isinstance(expiry, datetime):
+            when = expiry.timestamp()
+        else:
+            when = datetime.fromisoformat(str(expiry).replace("Z", "+00:00")).timestamp()
+        return str(status.token), when

@@ -1,0 +1,150 @@
+"""Container processes: started in their own session, logged to a file, recorded in a pid file,
+and stopped only by their PID.
+
+A pid file holds `PID STARTTIME` (the process's start time in clock ticks since boot, from
+/proc/PID/stat), so a later sweep (`lab down`, a restarted node runtime) stops the process it
+recorded and never an unrelated one that reused the PID. Children get PR_SET_PDEATHSIG=SIGTERM so
+that they are told to stop if the node runtime dies without cleaning up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+
+
+_prctl: list[object] = []  # libc's prctl, looked up in the parent (never dlopen between fork and exec)
+
+
+def _pdeathsig_fn() -> object:
+    if not _prctl:
+        try:
+            _prctl.append(ctypes.CDLL(None, use_errno=True).prctl)
+        except (OSError, AttributeError):
+            _prctl.append(None)
+    fn = _prctl[0]
+
+    def set_pdeathsig() -> None:  # runs in the child between fork and exec
+        if fn is not None:
+            fn(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)  # type: ignore[operator]
+
+    return set_pdeathsig
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat, or None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    try:
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def alive(pid: int, started: int | None) -> bool:
+    """The recorded process still runs (same PID and start time) and is not a zombie."""
+    if started is None or start_time(pid) != started:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def read_pid_file(path: Path) -> tuple[int, int] | None:
+    try:
+        fields = path.read_text().split()
+        return int(fields[0]), int(fields[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def write_pid_file(path: Path, pid: int) -> None:
+    started = start_time(pid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{pid} {started or 0}\n")
+    os.replace(tmp, path)
+
+
+def signal_recorded(path: Path, sig: int) -> bool:
+    """Send `sig` to the process a pid file records, if it is still that process."""
+    rec = read_pid_file(path)
+    if rec is None or not alive(*rec):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(rec[0], sig)
+        return True
+    return False
+
+
+async def spawn(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path, pid_path: Path
+) -> asyncio.subprocess.Process:
+    """Start a container's process; stdout and stderr are appended to `log_path`."""
+
+    def open_log() -> int:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    fd = await asyncio.to_thread(open_log)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            env=dict(env),
+            cwd=str(cwd),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,
+            preexec_fn=_pdeathsig_fn(),  # type: ignore[arg-type]
+        )
+    finally:
+        os.close(fd)
+    await asyncio.to_thread(write_pid_file, pid_path, proc.pid)
+    return proc
+
+
+async def stop(proc: asyncio.subprocess.Process, grace: float, name: str = "") -> int | None:
+    """SIGTERM by PID, SIGKILL after `grace` seconds; the exit code."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), max(grace, 0.0))
+        except TimeoutError:
+            log.info("process did not stop in %.0fs, killing pid=%d name=%s", grace, proc.pid, name)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    return proc.returncode
+
+
+def sweep(root: Path) -> list[int]:
+    """SIGKILL every still-running process recorded by a `*.pid` file under `root` (left by a node
+    runtime that died without stopping its pods) and remove the files. Blocking: use a thread."""
+    killed: list[int] = []
+    if not root.is_dir():
+        return killed
+    for path in root.rglob("*.pid"):
+        rec = read_pid_file(path)
+        if rec is not None and alive(*rec):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rec[0], signal.SIGKILL)
+                killed.append(rec[0])
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return killed

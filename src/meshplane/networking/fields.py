@@ -1,0 +1,101 @@
+"""Typed reads from a CR dict, each failure naming the field path (`spec.servers[1].hosts[0]`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from meshplane.networking import errors
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Reads fields of one object; `ref` names the object in every error."""
+
+    ref: str
+
+    def fail(self, path: str, problem: str) -> errors.ConfigError:
+        return errors.ConfigError(self.ref, path, problem)
+
+    def obj(self, parent: Mapping[str, Any], key: str, path: str, required: bool = False) -> dict[str, Any]:
+        value = parent.get(key)
+        p = _join(path, key)
+        if value is None:
+            if required:
+                raise self.fail(p, "is required")
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(p, f"must be an object, got {_kind(value)}")
+        return dict(value)
+
+    def items(self, parent: Mapping[str, Any], key: str, path: str, required: bool = False) -> list[Any]:
+        value = parent.get(key)
+        p = _join(path, key)
+        if value is None:
+            if required:
+                raise self.fail(p, "is required")
+            return []
+        if not isinstance(value, list):
+            raise self.fail(p, f"must be a list, got {_kind(value)}")
+        if required and not value:
+            raise self.fail(p, "must not be empty")
+        return value
+
+    def text(self, parent: Mapping[str, Any], key: str, path: str, required: bool = False) -> str:
+        value = parent.get(key)
+        p = _join(path, key)
+        if value is None:
+            if required:
+                raise self.fail(p, "is required")
+            return ""
+        if not isinstance(value, str):
+            raise self.fail(p, f"must be a string, got {_kind(value)}")
+        if required and not value:
+            raise self.fail(p, "must not be empty")
+        return value
+
+    def texts(
+        self, parent: Mapping[str, Any], key: str, path: str, required: bool = False
+    ) -> tuple[str, ...]:
+        items = self.items(parent, key, path, required)
+        out = []
+        for i, item in enumerate(items):
+            if not isinstance(item, str) or not item:
+                raise self.fail(f"{_join(path, key)}[{i}]", f"must be a non-empty string, got {_kind(item)}")
+            out.append(item)
+        return tuple(out)
+
+    def port(self, parent: Mapping[str, Any], key: str, path: str, required: bool = False) -> int:
+        value = parent.get(key)
+        p = _join(path, key)
+        if value is None:
+            if required:
+                raise self.fail(p, "is required")
+            return 0
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+            raise self.fail(p, f"must be an integer in 1-65535, got {value!r:.40}")
+        return value
+
+    def integer(self, parent: Mapping[str, Any], key: str, path: str, lo: int, hi: int) -> int | None:
+        value = parent.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise self.fail(_join(path, key), f"must be an integer in {lo}-{hi}, got {value!r:.40}")
+        return value
+
+    def labels(self, parent: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
+        raw = self.obj(parent, key, path)
+        for k, v in raw.items():
+            if not isinstance(v, str):
+                raise self.fail(f"{_join(path, key)}.{k}", f"must be a string, got {_kind(v)}")
+        return raw
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__

@@ -1,0 +1,165 @@
+"""Clusters (CDS): Istio's outbound EDS clusters, a sidecar's inbound clusters, SNI-DNAT clusters.
+
+Shapes follow pilot/pkg/networking/core/cluster_builder.go: `outbound|PORT||HOST` is an EDS cluster
+over ADS with round robin, panic threshold 0 and Istio's open circuit breakers; auto mTLS picks the
+transport socket per endpoint: endpoints whose metadata says `tlsMode: istio` get ISTIO_MUTUAL
+(SNI `outbound_.PORT_._.HOST`, the service's SPIFFE ids as SANs), all others plaintext.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2
+from envoy.config.core.v3 import base_pb2, protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.v3 import percent_pb2
+from google.protobuf import wrappers_pb2
+
+from meshplane.model import mesh, service
+from meshplane.xds import mtls, naming, protos, snapshot
+
+CONNECT_TIMEOUT_S = 10.0  # MeshConfig.connectTimeout default
+HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_MAX = 4294967295
+
+
+def identities(svc: service.Service, shards: snapshot.Shards | None, trust_domain: str) -> tuple[str, ...]:
+    """SPIFFE ids a client accepts from the service's servers: its service accounts (entries that
+    are already `spiffe://` URIs are kept, plain names are in the service's namespace) and those
+    of every endpoint in every cluster."""
+    out: set[str] = set()
+    for sa in svc.service_accounts:
+        out.add(sa if sa.startswith("spiffe://") else mtls.spiffe_id(trust_domain, svc.namespace, sa))
+    for eps in (shards or {}).values():
+        for ep in eps:
+            if ep.service_account:
+                out.add(mtls.spiffe_id(trust_domain, ep.namespace or svc.namespace, ep.service_account))
+    return tuple(sorted(out))
+
+
+def _circuit_breakers() -> circuit_breaker_pb2.CircuitBreakers:
+    big = wrappers_pb2.UInt32Value(value=_MAX)
+    return circuit_breaker_pb2.CircuitBreakers(
+        thresholds=[
+            circuit_breaker_pb2.CircuitBreakers.Thresholds(
+                max_connections=big,
+                max_pending_requests=big,
+                max_requests=big,
+                max_retries=big,
+                track_remaining=True,
+            )
+        ]
+    )
+
+
+def _http2_options() -> dict[str, object]:
+    opts = http_protocol_options_pb2.HttpProtocolOptions(
+        explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
+            http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
+        )
+    )
+    return {HTTP_OPTIONS_KEY: protos.to_any(opts)}
+
+
+def _base(name: str) -> cluster_pb2.Cluster:
+    return cluster_pb2.Cluster(
+        name=name,
+        connect_timeout=protos.duration(CONNECT_TIMEOUT_S),
+        lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
+        circuit_breakers=_circuit_breakers(),
+    )
+
+
+def _eds(c: cluster_pb2.Cluster) -> None:
+    c.type = cluster_pb2.Cluster.EDS
+    c.eds_cluster_config.CopyFrom(
+        cluster_pb2.Cluster.EdsClusterConfig(eds_config=protos.ads_source(), service_name=c.name)
+    )
+    # Istio: no panic mode, so unhealthy endpoints are never used.
+    c.common_lb_config.CopyFrom(
+        cluster_pb2.Cluster.CommonLbConfig(healthy_panic_threshold=percent_pb2.Percent(value=0.0))
+    )
+
+
+def _service_metadata(svc: service.Service) -> base_pb2.Metadata:
+    return protos.metadata(
+        {"istio": {"services": [{"host": svc.hostname, "name": svc.name, "namespace": svc.namespace}]}}
+    )
+
+
+def outbound(
+    svc: service.Service, port: service.ServicePort, sans: Iterable[str], tls: bool
+) -> cluster_pb2.Cluster:
+    """`outbound|PORT||HOST`. `tls` is False for proxies without SDS (see proxyview.has_sds)."""
+    name = naming.outbound_cluster(svc.hostname, port.port)
+    c = _base(name)
+    _eds(c)
+    c.metadata.CopyFrom(_service_metadata(svc))
+    http2 = port.protocol in (service.Protocol.HTTP2, service.Protocol.GRPC)
+    if http2:
+        for k, v in _http2_options().items():
+            c.typed_extension_protocol_options[k].CopyFrom(v)
+    if tls:
+        ctx = mtls.upstream_tls(naming.sni_name(svc.hostname, port.port), sans, http2)
+        c.transport_socket_matches.extend(
+            [
+                cluster_pb2.Cluster.TransportSocketMatch(
+                    name="tlsMode-istio",
+                    match=protos.struct({"tlsMode": "istio"}),
+                    transport_socket=mtls.tls_socket(ctx),
+                ),
+                cluster_pb2.Cluster.TransportSocketMatch(
+                    name="tlsMode-disabled", match=protos.struct({}), transport_socket=mtls.raw_socket()
+                ),
+            ]
+        )
+    return c
+
+
+def sni_dnat(svc: service.Service, port: service.ServicePort) -> cluster_pb2.Cluster:
+    """`outbound_.PORT_._.HOST` for a gateway's AUTO_PASSTHROUGH: the caller's mTLS passes through
+    untouched, so no transport socket and no HTTP options."""
+    c = _base(naming.sni_name(svc.hostname, port.port))
+    _eds(c)
+    c.metadata.CopyFrom(_service_metadata(svc))
+    return c
+
+
+def inbound(port: int, localhost: str, protocol: service.Protocol) -> cluster_pb2.Cluster:
+    """`inbound|PORT||`: the app, at the pod's localhost address and the target port."""
+    name = naming.inbound_cluster(port)
+    c = _base(name)
+    c.type = cluster_pb2.Cluster.STATIC
+    c.load_assignment.CopyFrom(
+        endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=name,
+            endpoints=[
+                endpoint_components_pb2.LocalityLbEndpoints(
+                    lb_endpoints=[
+                        endpoint_components_pb2.LbEndpoint(
+                            endpoint=endpoint_components_pb2.Endpoint(
+                                address=protos.socket_address(localhost, port)
+                            )
+                        )
+                    ]
+                )
+            ],
+        )
+    )
+    if protocol in (service.Protocol.HTTP2, service.Protocol.GRPC):
+        for k, v in _http2_options().items():
+            c.typed_extension_protocol_options[k].CopyFrom(v)
+    return c
+
+
+def cluster_ports(svc: service.Service) -> tuple[service.ServicePort, ...]:
+    """The ports that get an outbound cluster (Istio skips UDP; ExternalName services have no EDS)."""
+    if svc.external_name:
+        return ()
+    return tuple(p for p in svc.ports if p.protocol is not service.Protocol.UDP)
+
+
+def trust_domain(m: mesh.MeshConfig) -> str:
+    return m.trust_domain or "cluster.local"

@@ -1,0 +1,299 @@
+"""The entry point the ADS server calls: `Generator.generate(type_url, proxy, ctx, names)`.
+
+It picks the generator for the proxy's type (sidecar or router) and goes through the cache, so a
+resource is built and serialized once per (push version, name, proxy view) and the same `Resource`
+objects are shared by every proxy with that view. For CDS and LDS (wildcard types) `names` is None
+and the proxy's whole set is returned; for EDS and RDS only the requested names that exist.
+Pure and thread-safe: the server may call it from worker threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+
+from google.protobuf import message
+
+from meshplane.model import mesh, service
+from meshplane.model import proxy as proxy_model
+from meshplane.model.ids import Hostname
+from meshplane.xds import (
+    cache,
+    cds,
+    eds,
+    errors,
+    gateways,
+    inbound,
+    lds,
+    naming,
+    proxyview,
+    rds,
+    resources,
+    snapshot,
+)
+
+log = logging.getLogger(__name__)
+
+Names = frozenset[str] | None
+
+
+def _combine(type_url: str, parts: Iterable[resources.Generated]) -> resources.Generated:
+    items = list(parts)
+    if len(items) == 1:
+        return items[0]
+    digest = hashlib.blake2b(digest_size=8)
+    merged: tuple[resources.Resource, ...] = ()
+    for g in items:
+        digest.update(g.version.encode())
+        merged += g.resources
+    return resources.Generated(type_url, merged, digest.hexdigest())
+
+
+def _only(g: resources.Generated, names: Names) -> resources.Generated:
+    if names is None:
+        return g
+    return resources.generated(g.type_url, (r for r in g.resources if r.name in names))
+
+
+def _builder(name: str, make: Callable[[], message.Message]) -> Callable[[], tuple[str, message.Message]]:
+    return lambda: (name, make())
+
+
+class Generator:
+    def __init__(self, resource_cache: cache.ResourceCache | None = None) -> None:
+        self.cache = resource_cache or cache.ResourceCache()
+
+    def generate(
+        self, type_url: str, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names
+    ) -> resources.Generated:
+        if type_url == resources.TYPE_CDS:
+            return _only(self._clusters(proxy, ctx), names)
+        if type_url == resources.TYPE_EDS:
+            return self._endpoints(proxy, ctx, names)
+        if type_url == resources.TYPE_LDS:
+            return _only(self._listeners(proxy, ctx), names)
+        if type_url == resources.TYPE_RDS:
+            return self._routes(proxy, ctx, names)
+        raise errors.UnsupportedTypeError(f"no generator for type {type_url!r} (proxy={proxy.id})")
+
+    def inbound_signature(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> tuple[object, ...]:
+        """What a sidecar's own side (inbound clusters and listeners) is built from.
+
+        On an EDS-only push the server compares it with the previous version's for each sidecar:
+        when it changed (the proxy's IP joined or left a service), that proxy needs CDS and LDS
+        too, because its inbound config follows its endpoints. Cheap: one index per push."""
+        if proxy.type is proxy_model.ProxyType.ROUTER:
+            return ()
+        return self._own_ports(proxyview.inbound_view(proxy), ctx)
+
+    # ---- CDS
+
+    def _clusters(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> resources.Generated:
+        sds = proxyview.has_sds(proxy)
+        v = ctx.version
+        outbound = self.cache.derived(v, ("cds-outbound", sds), lambda: self._outbound_clusters(ctx, sds))
+        if proxy.type is proxy_model.ProxyType.ROUTER:
+            lk = proxyview.labels_key(proxy.labels)
+            extra = self.cache.derived(v, ("cds-router", lk), lambda: self._sni_dnat_clusters(proxy, ctx))
+        else:
+            iv = proxyview.inbound_view(proxy)
+            extra = self.cache.derived(v, ("cds-inbound", iv), lambda: self._inbound_clusters(iv, ctx))
+        return _combine(resources.TYPE_CDS, (outbound, extra))
+
+    def _outbound_clusters(self, ctx: snapshot.Snapshot, sds: bool) -> resources.Generated:
+        out = []
+        seen: set[str] = set()
+        td = cds.trust_domain(ctx.mesh)
+        for host in sorted(ctx.services):
+            svc = ctx.services[host]
+            # the cluster depends on the endpoints only through their identities (SANs)
+            sans = cds.identities(svc, ctx.endpoints.get(host), td) if sds else ()
+            for port in cds.cluster_ports(svc):
+                name = naming.outbound_cluster(host, port.port)
+                if name in seen:  # two ports with one number (TCP and UDP): one cluster
+                    continue
+                seen.add(name)
+
+                def make(
+                    svc: service.Service = svc, port: service.ServicePort = port, sans: tuple[str, ...] = sans
+                ) -> message.Message:
+                    return cds.outbound(svc, port, sans, sds)
+
+                out.append(
+                    self.cache.resource(ctx.version, ("cds", name, sds), (svc, sans), _builder(name, make))
+                )
+        return resources.generated(resources.TYPE_CDS, out)
+
+    def _inbound_clusters(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
+        out = []
+        for p in self._own_ports(iv, ctx):
+            name = naming.inbound_cluster(p.port)
+
+            def make(p: inbound.InboundPort = p) -> message.Message:
+                return cds.inbound(p.port, iv.localhost, p.protocol)
+
+            out.append(
+                self.cache.resource(
+                    ctx.version, ("cds-in", name, iv.localhost, p.protocol), (), _builder(name, make)
+                )
+            )
+        return resources.generated(resources.TYPE_CDS, out)
+
+    def _sni_dnat_clusters(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> resources.Generated:
+        out = []
+        for svc, port in gateways.sni_dnat_targets(proxy, ctx.networking, ctx.services):
+            name = naming.sni_name(svc.hostname, port.port)
+
+            def make(svc: service.Service = svc, port: service.ServicePort = port) -> message.Message:
+                return cds.sni_dnat(svc, port)
+
+            out.append(self.cache.resource(ctx.version, ("cds-sni", name), (svc,), _builder(name, make)))
+        return resources.generated(resources.TYPE_CDS, out)
+
+    def _own_ports(
+        self, iv: proxyview.InboundView, ctx: snapshot.Snapshot
+    ) -> tuple[inbound.InboundPort, ...]:
+        index = self.cache.derived(ctx.version, ("inbound-index",), lambda: inbound.build_index(ctx))
+        return inbound.own_ports(iv, ctx.services, index)
+
+    # ---- EDS
+
+    def _eds_names(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> list[str]:
+        names = [
+            naming.outbound_cluster(h, p.port)
+            for h in sorted(ctx.services)
+            for p in cds.cluster_ports(ctx.services[h])
+        ]
+        if proxy.type is proxy_model.ProxyType.ROUTER:
+            names += [
+                naming.sni_name(s.hostname, p.port)
+                for s, p in gateways.sni_dnat_targets(proxy, ctx.networking, ctx.services)
+            ]
+        return list(dict.fromkeys(names))
+
+    def _endpoints(
+        self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names
+    ) -> resources.Generated:
+        networks = tuple(sorted(set(proxy.requested_network_view)))
+        key = ("eds-set", proxy.cluster_id, networks, names, proxy.type if names is None else None)
+        return self.cache.derived(
+            ctx.version, key, lambda: self._build_endpoints(proxy, ctx, names, networks)
+        )
+
+    def _build_endpoints(
+        self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names, networks: tuple[str, ...]
+    ) -> resources.Generated:
+        out = []
+        for name in sorted(names) if names is not None else self._eds_names(proxy, ctx):
+            try:
+                parsed = naming.parse_cluster(name)
+            except errors.ResourceNameError as e:
+                log.debug("EDS request for a name that is no cluster of ours: %s proxy=%s", e, proxy.id)
+                continue
+            svc = ctx.services.get(parsed.host)
+            port = svc.port(parsed.port) if svc is not None else None
+            if (
+                svc is None
+                or port is None
+                or parsed.subset
+                or parsed.direction is not naming.Direction.OUTBOUND
+            ):
+                continue
+            view = eds.view(svc, ctx.mesh, proxy.cluster_id, networks)
+            shards = ctx.endpoints.get(Hostname(parsed.host))
+
+            def make(
+                name: str = name,
+                shards: snapshot.Shards | None = shards,
+                port: service.ServicePort = port,
+                view: eds.View = view,
+            ) -> message.Message:
+                return eds.load_assignment(name, shards, port, view)
+
+            out.append(
+                self.cache.resource(ctx.version, ("eds", name, view), (svc, shards), _builder(name, make))
+            )
+        return resources.generated(resources.TYPE_EDS, out)
+
+    # ---- LDS
+
+    def _listeners(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> resources.Generated:
+        v = ctx.version
+        if proxy.type is proxy_model.ProxyType.ROUTER:
+            key = ("lds-router", proxyview.labels_key(proxy.labels), proxy.ip)
+            return self.cache.derived(
+                v,
+                key,
+                lambda: resources.generated(
+                    resources.TYPE_LDS,
+                    (
+                        resources.pack(x.name, x)
+                        for x in gateways.listeners(proxy, ctx.networking, ctx.services)
+                    ),
+                ),
+            )
+        iv = proxyview.inbound_view(proxy)
+        return self.cache.derived(v, ("lds-sidecar", iv), lambda: self._sidecar_listeners(iv, ctx))
+
+    def _sidecar_listeners(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
+        v = ctx.version
+        out_name = naming.listener(iv.localhost, naming.OUTBOUND_LISTENER_PORT)
+        out = [
+            self.cache.resource(
+                v, ("lds-out", out_name), (), _builder(out_name, lambda: lds.outbound(iv.localhost))
+            )
+        ]
+        mode = ctx.mesh.mtls_mode
+        for p in self._own_ports(iv, ctx):
+            if mode is mesh.MtlsMode.STRICT and not iv.sds:
+                log.warning("STRICT mTLS but the proxy has no SDS: no inbound listener port=%d", p.port)
+                continue
+            name = naming.listener(p.address, p.port)
+
+            def make(p: inbound.InboundPort = p) -> message.Message:
+                listener = lds.inbound_listener(p, mode, iv.sds)
+                assert listener is not None  # STRICT without SDS is skipped above
+                return listener
+
+            out.append(self.cache.resource(v, ("lds-in", name, p, mode, iv.sds), (), _builder(name, make)))
+        return resources.generated(resources.TYPE_LDS, out)
+
+    # ---- RDS
+
+    def _routes(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names) -> resources.Generated:
+        v = ctx.version
+        if proxy.type is proxy_model.ProxyType.ROUTER:
+            key: tuple[object, ...] = ("rds-router", proxyview.labels_key(proxy.labels), names)
+            return self.cache.derived(v, key, lambda: self._router_routes(proxy, ctx, names))
+        key = ("rds-sidecar", proxy.namespace, proxy.cluster_id, names)
+        return self.cache.derived(v, key, lambda: self._sidecar_routes(proxy, ctx, names))
+
+    def _sidecar_routes(
+        self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names
+    ) -> resources.Generated:
+        wanted = naming.outbound_route()
+        out = []
+        if names is None or wanted in names:
+            out.append(
+                self.cache.resource(
+                    ctx.version,
+                    ("rds-out", wanted, proxy.namespace, proxy.cluster_id),
+                    (ctx.services,),
+                    _builder(
+                        wanted, lambda: rds.outbound(ctx.services, proxy.namespace, proxy.cluster_id, wanted)
+                    ),
+                )
+            )
+        return resources.generated(resources.TYPE_RDS, out)
+
+    def _router_routes(
+        self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names
+    ) -> resources.Generated:
+        out = []
+        for name in gateways.http_route_names(proxy, ctx.networking):
+            if names is not None and name not in names:
+                continue
+            port = int(name.split(".", 1)[1])
+            out.append(resources.pack(name, gateways.route_config(proxy, ctx.networking, ctx.services, port)))
+        return resources.generated(resources.TYPE_RDS, out)

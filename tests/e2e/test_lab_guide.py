@@ -1,0 +1,283 @@
+"""Issue 6 end to end: the whole guide on the lab (two dev clusters, the control plane, the
+east-west gateway, real Envoy carrying real traffic), then the fault cases on the same lab.
+
+One lab per module: `lab up` + `lab guide` + `lab verify` once, the fault tests after, and
+`lab down` at the end must leave nothing running or listening."""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from meshplane.agent import uds
+from meshplane.lab import addresses
+from tests.integration.lab import conftest
+from tests.integration.lab.test_lab_cli import lab, pids
+from tests.support import clusters
+from tests.support.wait import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.envoy]
+SAMPLES = str(conftest.ROOT / "samples")
+HOST = "helloworld.sample:5000"
+VERSION = re.compile(r"Hello version: (v\d), instance: (\S+)")
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path: str) -> None:
+        super().__init__("localhost", timeout=5)
+        self._socket_path = socket_path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(5)
+        self.sock.connect(self._socket_path)
+
+
+def unix_get(path: Path, url: str) -> str:
+    """GET on Envoy's admin unix socket at the in-pod path the agent used (an abstract socket when the
+    lab path is longer than sun_path allows; agent.uds decides the same way)."""
+    conn = _UnixConnection(uds.address(path).socket_path)
+    try:
+        conn.request("GET", url)
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        assert resp.status == 200, (resp.status, body[:200])
+        return body
+    finally:
+        conn.close()
+
+
+@dataclass
+class Lab:
+    dir: Path
+    base: int
+    verify_output: str
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.dir / "kubeconfig"
+
+    def kubectl(self, context: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return clusters.kubectl(self.kubeconfig, "--context", context, *args, check=check)
+
+    def pod(self, context: str, namespace: str, app: str) -> dict[str, object]:
+        items = json.loads(
+            self.kubectl(context, "-n", namespace, "get", "pods", "-l", f"app={app}", "-o", "json").stdout
+        )["items"]
+        running = [p for p in items if not p["metadata"].get("deletionTimestamp")]
+        assert running, f"no {app} pod in {context}/{namespace}"
+        return running[0]  # type: ignore[no-any-return]
+
+    def pod_dir(self, context: str, namespace: str, name: str) -> Path:
+        return self.dir / "nodes" / context / "pods" / namespace / name
+
+    def pid(self, context: str, namespace: str, pod: str, container: str) -> int:
+        return int(
+            (self.pod_dir(context, namespace, pod) / "pids" / f"{container}.pid").read_text().split()[0]
+        )
+
+    def sidecar(self, context: str) -> str:
+        """The sleep pod's sidecar outbound listener (pod-local address, port 15001)."""
+        pod = self.pod(context, "sample", "sleep")
+        ip = str(pod["status"]["podIP"])  # type: ignore[index]
+        cidr = f"127.{self.base}.{1 if context == 'cluster1' else 2}.0/24"
+        return f"{addresses.local_address(ip, cidr, addresses.default_local_cidr(cidr))}:15001"
+
+    def hello(self, context: str, n: int) -> collections.Counter[str]:
+        """n requests from `context`'s sleep pod through its sidecar; versions seen (errors counted)."""
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({"http": f"http://{self.sidecar(context)}"})
+        )
+        seen: collections.Counter[str] = collections.Counter()
+        for _ in range(n):
+            try:
+                with opener.open(f"http://{HOST}/hello", timeout=5) as r:
+                    m = VERSION.search(r.read().decode())
+                    seen[m.group(1) if m else "bad-body"] += 1
+            except OSError as e:
+                seen[f"error: {type(e).__name__}"] += 1
+        return seen
+
+
+def demo(d: Path, base: int) -> subprocess.CompletedProcess[str]:
+    """`meshplane demo` (what `make demo` runs): lab up + guide + verify + summary."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "meshplane",
+            "demo",
+            "--dir",
+            str(d),
+            "--address-base",
+            str(base),
+            "--samples",
+            SAMPLES,
+        ],
+        capture_output=True,
+        text=True,
+        env=conftest.env(),
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def guided(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    base = conftest.address_base()
+    d = tmp_path_factory.mktemp("e2e") / "lab"
+    pod_pids: list[int] = []
+    try:
+        run = demo(d, base)
+        assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+        assert "[9/9] Attach cluster2 as a remote cluster of cluster1" in run.stdout
+        assert "verified: both clusters reach helloworld v1 and v2" in run.stdout
+        yield Lab(d, base, run.stdout)
+        pod_pids = [int(p.read_text().split()[0]) for p in (d / "nodes").rglob("*.pid")]
+    finally:
+        down = lab("down", "--dir", str(d))
+    assert down.returncode == 0, down.stderr
+    assert not [p for p in [*pids(d).values(), *pod_pids] if conftest.alive(p)]
+    assert conftest.listening(f"127.{base}.") == [] and conftest.listening(f"127.{base + 1}.") == []
+
+
+def test_guide_then_both_versions_from_both_clusters(guided: Lab) -> None:
+    for cluster in ("cluster1", "cluster2"):
+        (line,) = [ln for ln in guided.verify_output.splitlines() if ln.startswith(f"{cluster}: ")]
+        assert "v1×" in line and "v2×" in line and "no sidecar" not in line
+    # cluster2's workloads got their sidecar through the east-west gateway with cluster2's identity
+    pod = guided.pod("cluster2", "sample", "helloworld")
+    proxy = next(c for c in pod["spec"]["containers"] if c["name"] == "istio-proxy")  # type: ignore[index]
+    env = {e["name"]: e.get("value") for e in proxy["env"]}
+    assert env["ISTIO_META_CLUSTER_ID"] == "cluster2" and env["ISTIO_META_NETWORK"] == "network1"
+    # the traffic between the clusters is mTLS: the v2 app saw cluster1's sleep identity
+    assert set(guided.hello("cluster1", 10)) == {"v1", "v2"}
+    log = guided.pod_dir("cluster2", "sample", str(pod["metadata"]["name"])) / "logs" / "helloworld.log"  # type: ignore[index]
+    assert "spiffe://cluster.local/ns/sample/sa/sleep" in log.read_text()
+
+
+def test_requests_survive_a_killed_control_plane(guided: Lab) -> None:
+    istiod = str(guided.pod("cluster1", "istio-system", "istiod")["metadata"]["name"])  # type: ignore[index]
+    old = guided.pid("cluster1", "istio-system", istiod, "discovery")
+    os.kill(old, signal.SIGKILL)
+    # the proxies keep their last config: traffic flows while the control plane is gone
+    for cluster in ("cluster1", "cluster2"):
+        seen = guided.hello(cluster, 10)
+        assert set(seen) == {"v1", "v2"}, (cluster, seen)
+    # the kubelet restarts it; every proxy reconnects and is SYNCED again
+    wait_until(lambda: guided.pid("cluster1", "istio-system", istiod, "discovery") != old, 30, what="restart")
+
+    def all_synced() -> bool:
+        cmd = [sys.executable, "-m", "meshplane", "proxy-status", "--kubeconfig", str(guided.kubeconfig)]
+        r = subprocess.run(
+            [*cmd, "--context", "cluster1"],
+            capture_output=True,
+            text=True,
+            env=conftest.env(),
+            timeout=60,
+            check=False,
+        )
+        rows = [line.split() for line in r.stdout.splitlines()[1:] if line.strip()]
+        return r.returncode == 0 and len(rows) == 5 and all(row[2:5] == ["SYNCED"] * 3 for row in rows)
+
+    wait_until(all_synced, 60, interval=1, what="every proxy resynced")
+
+
+def test_remote_secret_removed_and_reapplied(guided: Lab) -> None:
+    secret = guided.kubectl(
+        "cluster1", "-n", "istio-system", "get", "secret", "istio-remote-secret-cluster2", "-o", "json"
+    ).stdout
+    start = time.monotonic()
+    guided.kubectl("cluster1", "-n", "istio-system", "delete", "secret", "istio-remote-secret-cluster2")
+    wait_until(
+        lambda: set(guided.hello("cluster1", 6)) == {"v1"}, 5, interval=0.1, what="v2 gone from cluster1"
+    )
+    assert time.monotonic() - start < 5
+    assert set(guided.hello("cluster1", 10)) == {"v1"}
+    restore = json.loads(secret)
+    for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+        restore["metadata"].pop(key, None)
+    clusters.kubectl(
+        guided.kubeconfig, "--context", "cluster1", "apply", "-f", "-", input_text=json.dumps(restore)
+    )
+    wait_until(lambda: "v2" in guided.hello("cluster1", 6), 15, interval=0.2, what="v2 back")
+
+
+def test_cluster2_api_server_restart_loses_nothing(guided: Lab) -> None:
+    def inventory() -> dict[str, str]:
+        out = {}
+        for kind in ("pods", "services", "endpointslices", "configmaps", "secrets", "serviceaccounts"):
+            items = json.loads(guided.kubectl("cluster2", "get", kind, "-A", "-o", "json").stdout)["items"]
+            out.update(
+                {
+                    f"{kind}/{i['metadata'].get('namespace', '')}/{i['metadata']['name']}": i["metadata"][
+                        "uid"
+                    ]
+                    for i in items
+                }
+            )
+        return out
+
+    before = inventory()
+    api = pids(guided.dir)["cluster2/api"]
+    os.kill(api, signal.SIGKILL)
+    wait_until(lambda: not conftest.alive(api), 10, what="api server gone")
+    again = lab("up", "--dir", str(guided.dir))
+    assert again.returncode == 0, again.stderr
+    after = inventory()
+    assert {k: v for k, v in before.items() if k in after} == {k: after[k] for k in before if k in after}
+    assert set(before) <= set(after), sorted(set(before) - set(after))
+    wait_until(
+        lambda: set(guided.hello("cluster2", 10)) == {"v1", "v2"},
+        30,
+        interval=0.5,
+        what="traffic after restart",
+    )
+
+
+def test_deleted_pod_leaves_envoy_before_its_process_exits(guided: Lab) -> None:
+    pod = guided.pod("cluster2", "sample", "helloworld")
+    name, ip = str(pod["metadata"]["name"]), str(pod["status"]["podIP"])  # type: ignore[index]
+    app_pid = guided.pid("cluster2", "sample", name, "helloworld")
+    sleep = str(guided.pod("cluster1", "sample", "sleep")["metadata"]["name"])  # type: ignore[index]
+    admin = guided.pod_dir("cluster1", "sample", sleep) / "c" / "istio-proxy" / "etc/istio/proxy/admin.sock"
+    cluster = "outbound|5000||helloworld.sample.svc.cluster.local"
+
+    def usable_in_envoy() -> bool:
+        data = json.loads(unix_get(admin, "/clusters?format=json"))
+        for c in data.get("cluster_statuses", []):
+            if c["name"] == cluster:
+                for h in c.get("host_statuses", []):
+                    if h["address"]["socket_address"]["address"] == ip:
+                        return h.get("health_status", {}).get("eds_health_status", "HEALTHY") == "HEALTHY"
+        return False
+
+    assert usable_in_envoy()
+    guided.kubectl("cluster2", "-n", "sample", "delete", "pod", name, "--wait=false")
+    wait_until(lambda: not usable_in_envoy(), 10, interval=0.05, what="endpoint out of Envoy")
+    assert conftest.alive(app_pid), "the app exited before its endpoint left Envoy"
+    wait_until(lambda: not conftest.alive(app_pid), 60, what="process gone")
+    # the Deployment replaces it and traffic to v2 resumes
+    wait_until(lambda: "v2" in guided.hello("cluster1", 6), 60, interval=0.5, what="replacement serves")
+
+
+def test_a_second_demo_reuses_the_lab(guided: Lab) -> None:
+    before = pids(guided.dir)
+    again = demo(guided.dir, guided.base)
+    assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-3000:]
+    assert "verified: both clusters reach helloworld v1 and v2" in again.stdout
+    assert pids(guided.dir) == before  # nothing restarted
