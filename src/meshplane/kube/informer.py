@@ -243,6 +243,10 @@ class Informer(Generic[T]):
                 await self._failed(f"{type(e).__name__}: {e}")
                 # relist after any outage: it proves the cluster is back and repairs missed events
                 need_list = True
+            except Exception as e:  # e.g. an object the client cannot decode: keep serving, retry
+                log.exception("unexpected list/watch failure %s", kv(cluster=self.cluster_id, kind=self.kind))
+                await self._failed(f"{type(e).__name__}: {e}")
+                need_list = True
 
     def _mark_connected(self) -> None:
         if not self.connected:
