@@ -70,7 +70,7 @@ class Mesh:
         for c, cluster in enumerate(("cluster1", "cluster2")):
             eps = tuple(
                 endpoint.Endpoint(
-                    address=f"10.{100 + self.round % 100}.{i % 250}.{c * 50 + j + 1}",
+                    address=f"10.{self.round // 256 % 256}.{self.round % 256}.{c * 50 + j + 1}",
                     ports={"http": 8080},
                     cluster_id=ClusterId(cluster),
                     namespace=svc.namespace,

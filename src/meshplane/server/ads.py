@@ -320,9 +320,7 @@ class AdsServer:
         short = connection.short_type(out.type_url)
         t0 = time.perf_counter()
         try:
-            if self._send_timeout > 0:
-                await asyncio.wait_for(conn.stream.write(out.data), self._send_timeout)
-            else:
+            async with asyncio.timeout(self._send_timeout if self._send_timeout > 0 else None):
                 await conn.stream.write(out.data)
         except TimeoutError:
             self._metrics.write_timeouts.inc()

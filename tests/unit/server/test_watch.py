@@ -162,14 +162,23 @@ def test_delta_diff_sends_only_changes_and_removals() -> None:
 
 
 def test_delta_diff_limited_scope_does_not_remove_others() -> None:
-    st = watch.TypeState(EDS, names={"a", "b"}, known={"a": "1", "b": "1"})
+    st = watch.TypeState(EDS, names=frozenset({"a", "b"}), known={"a": "1", "b": "1"})
     send, removed = watch.delta_diff([res("a", "2")], st, frozenset({"a"}))
     assert [r.name for r in send] == ["a"] and removed == []
 
 
 def test_delta_diff_tells_a_missing_subscribed_name_once_and_forced_names_are_resent() -> None:
-    st = watch.TypeState(EDS, names={"a", "missing"}, known={"a": "1"})
+    st = watch.TypeState(EDS, names=frozenset({"a", "missing"}), known={"a": "1"})
     send, removed = watch.delta_diff([res("a", "1")], st, None, forced=frozenset({"a"}))
     assert [r.name for r in send] == ["a"] and removed == ["missing"]
     watch.commit_delta(st, send, removed)
     assert watch.delta_diff([res("a", "1")], st, None) == ([], [])
+
+
+def test_equal_subscriptions_share_one_set() -> None:
+    a: dict[str, watch.TypeState] = {}
+    b: dict[str, watch.TypeState] = {}
+    names = [f"c{i}" for i in range(100)]
+    watch.sotw_request(a, sotw(EDS, names), 0)
+    watch.delta_request(b, delta(EDS, sub=list(reversed(names))), 0)
+    assert a[EDS].names is b[EDS].names
