@@ -60,6 +60,7 @@ class TypeState:
     acked_at: float = 0.0
     last_nack: Nack | None = None
     always_respond: bool = False  # answer the next ACK-looking request (cluster warming)
+    names_key: int = 0  # SotW: fingerprint of the request that set `names` (see `names_key`)
 
     @property
     def scope(self) -> frozenset[str] | None:
@@ -109,21 +110,38 @@ def _record_nack(
     )
 
 
+def names_key(req: discovery_pb2.DiscoveryRequest) -> int:
+    """A fingerprint of everything in a SotW request but its version and nonce, computed in C.
+
+    Envoy repeats its whole subscription in every ACK (a thousand cluster names for EDS); turning
+    them into Python strings on each ACK costs more than the rest of the request handling, and
+    nearly every ACK repeats the previous subscription unchanged.
+    """
+    version, nonce = req.version_info, req.response_nonce
+    req.ClearField("version_info")
+    req.ClearField("response_nonce")
+    try:
+        return hash(req.SerializeToString(deterministic=True))
+    finally:
+        req.version_info, req.response_nonce = version, nonce
+
+
 def sotw_request(states: dict[str, TypeState], req: discovery_pb2.DiscoveryRequest, now: float) -> Decision:
     """Apply a State-of-the-World request to `states` and say whether it needs a response."""
     type_url = req.type_url
     wildcard_type = type_url in resources.WILDCARD_TYPES
-    names = frozenset(req.resource_names)
     st = states.get(type_url)
     if _nack(req):
         if st is not None:
             _record_nack(st, req, now)
         return Decision(Kind.NACK, respond=False)
+    key = names_key(req)
     if st is None or not req.response_nonce:
+        names = frozenset(req.resource_names)
         if not wildcard_type and not names:
             states.pop(type_url, None)
             return Decision(Kind.UNSUBSCRIBE, respond=False)
-        fresh = TypeState(type_url=type_url)
+        fresh = TypeState(type_url=type_url, names_key=key)
         fresh.wildcard = wildcard_type and (not names or WILDCARD in names)
         fresh.names = intern(names - {WILDCARD})
         if st is not None:  # same stream subscribing again: keep the ack history for syncz
@@ -143,22 +161,25 @@ def sotw_request(states: dict[str, TypeState], req: discovery_pb2.DiscoveryReque
         return Decision(Kind.STALE, respond=False)
     st.nonce_acked, st.version_acked, st.acked_at = req.response_nonce, st.version_sent, now
     old_names, old_wild = st.names, st.wildcard
-    if wildcard_type:
-        if WILDCARD in names:
-            st.wildcard = True
-        elif names:
-            st.wildcard = False
-        if st.names != names - {WILDCARD}:
-            st.names = intern(names - {WILDCARD})
-        if not st.wildcard and not st.names:
-            states.pop(type_url, None)
-            return Decision(Kind.UNSUBSCRIBE, respond=False)
-    else:
-        if not names:
-            states.pop(type_url, None)
-            return Decision(Kind.UNSUBSCRIBE, respond=False)
-        if st.names != names:
-            st.names = intern(names)
+    if key != st.names_key:  # the subscription changed (rare): read the names
+        st.names_key = key
+        names = frozenset(req.resource_names)
+        if wildcard_type:
+            if WILDCARD in names:
+                st.wildcard = True
+            elif names:
+                st.wildcard = False
+            if st.names != names - {WILDCARD}:
+                st.names = intern(names - {WILDCARD})
+            if not st.wildcard and not st.names:
+                states.pop(type_url, None)
+                return Decision(Kind.UNSUBSCRIBE, respond=False)
+        else:
+            if not names:
+                states.pop(type_url, None)
+                return Decision(Kind.UNSUBSCRIBE, respond=False)
+            if st.names != names:
+                st.names = intern(names)
     added = st.names - old_names
     if st.always_respond:
         st.always_respond = False

@@ -1,5 +1,7 @@
 from envoy.service.discovery.v3 import discovery_pb2
 from google.rpc import status_pb2
+from hypothesis import given
+from hypothesis import strategies as st_
 
 from meshplane.server import watch
 from meshplane.xds import resources as R
@@ -182,3 +184,41 @@ def test_equal_subscriptions_share_one_set() -> None:
     watch.sotw_request(a, sotw(EDS, names), 0)
     watch.delta_request(b, delta(EDS, sub=list(reversed(names))), 0)
     assert a[EDS].names is b[EDS].names
+
+
+_types = st_.sampled_from([CDS, EDS, LDS, RDS])
+_names = st_.lists(st_.sampled_from(["a", "b", "c", "*", ""]), max_size=4)
+_nonce = st_.sampled_from(["", "n1", "n2", "stale"])
+
+
+@given(
+    st_.lists(
+        st_.tuples(
+            _types,
+            _names,
+            _names,
+            _nonce,
+            st_.booleans(),
+            st_.dictionaries(st_.sampled_from("abc"), st_.text()),
+        ),
+        max_size=12,
+    )
+)
+def test_any_request_sequence_keeps_the_state_consistent(steps) -> None:  # type: ignore[no-untyped-def]
+    for delta_mode in (False, True):
+        states: dict[str, watch.TypeState] = {}
+        for i, (t, names, unsub, nonce, nack, initial) in enumerate(steps):
+            if delta_mode:
+                d = watch.delta_request(
+                    states, delta(t, names, unsub, nonce, initial, "x" if nack else None), i
+                )
+            else:
+                d = watch.sotw_request(states, sotw(t, names, nonce, error="x" if nack else None), i)
+            assert isinstance(d.kind, watch.Kind)
+            if d.kind is watch.Kind.NACK:
+                assert not d.respond or delta_mode
+            for s in states.values():
+                assert isinstance(s.names, frozenset) and watch.WILDCARD not in s.names
+                assert not s.wildcard or s.type_url in R.WILDCARD_TYPES or delta_mode
+            if t in states:  # pretend the server answered
+                sent(states[t], f"n{i % 3}", f"v{i}")
