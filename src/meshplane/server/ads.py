@@ -316,7 +316,10 @@ class AdsServer:
         warming = self._warming.get(ctx.version)
         if warming is None:
             loop = asyncio.get_running_loop()
-            warming = loop.run_in_executor(self._executor, self._gen.inbound_signature, proxy, ctx)
+            try:
+                warming = loop.run_in_executor(self._executor, self._gen.inbound_signature, proxy, ctx)
+            except RuntimeError:  # the executor is shut down: the server is closing
+                return
             self._warming = {ctx.version: warming}
         with contextlib.suppress(Exception):
             await asyncio.shield(warming)
