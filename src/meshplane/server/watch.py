@@ -138,7 +138,7 @@ def sotw_request(states: dict[str, TypeState], req: discovery_pb2.DiscoveryReque
     key = names_key(req)
     if st is None or not req.response_nonce:
         names = frozenset(req.resource_names)
-        if not wildcard_type and not names:
+        if not wildcard_type and not names - {WILDCARD}:
             states.pop(type_url, None)
             return Decision(Kind.UNSUBSCRIBE, respond=False)
         fresh = TypeState(type_url=type_url, names_key=key)
@@ -175,6 +175,7 @@ def sotw_request(states: dict[str, TypeState], req: discovery_pb2.DiscoveryReque
                 states.pop(type_url, None)
                 return Decision(Kind.UNSUBSCRIBE, respond=False)
         else:
+            names -= {WILDCARD}  # no wildcard for EDS/RDS; a stray "*" is not a resource name
             if not names:
                 states.pop(type_url, None)
                 return Decision(Kind.UNSUBSCRIBE, respond=False)
