@@ -19,14 +19,17 @@ SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 
 
 class BaselineServer:
-    def __init__(self, responses: Mapping[str, bytes]) -> None:
+    def __init__(self, responses: Mapping[str, bytes], concurrency: int = 0) -> None:
         self.responses = dict(responses)  # type_url -> serialized response (SotW or Delta)
         self._queues: set[asyncio.Queue[bytes]] = set()
         self._server: grpc.aio.Server | None = None
+        # streams writing at once (0: unbounded); ours writes 100 at a time (PILOT_PUSH_THROTTLE)
+        self._limit = asyncio.Semaphore(concurrency) if concurrency > 0 else None
 
-    def push(self, responses: Mapping[str, bytes]) -> None:
+    def push(self, responses: Mapping[str, bytes], remember: bool = True) -> None:
         """Send these responses (in order) to every stream."""
-        self.responses.update(responses)
+        if remember:
+            self.responses.update(responses)
         for q in self._queues:
             for data in responses.values():
                 q.put_nowait(data)
@@ -51,7 +54,11 @@ class BaselineServer:
                 getter = asyncio.create_task(q.get())
                 done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
                 if getter in done:
-                    await ctx.write(getter.result())
+                    if self._limit is None:
+                        await ctx.write(getter.result())
+                    else:
+                        async with self._limit:
+                            await ctx.write(getter.result())
                 else:
                     getter.cancel()
         finally:

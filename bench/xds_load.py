@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import sys
 import time
@@ -90,6 +91,7 @@ class LoadClient:
         first = discovery_pb2.DeltaDiscoveryRequest if delta else discovery_pb2.DiscoveryRequest
         self._node = first(node=node(index)).SerializeToString()
         self.acked: dict[tuple[str, str], float] = {}
+        self.ack_times: dict[str, list[float]] = {}  # every ACK per type, in order
         self.bytes = 0
         self.error: str | None = None
         self._call: Any = None
@@ -129,7 +131,9 @@ class LoadClient:
                 else:
                     tail = ack(response_nonce=msg.nonce, version_info=version).SerializeToString()
                 await self._call.write(self._ack[t] + tail)
-                self.acked.setdefault((t, version), time.monotonic())
+                now = time.monotonic()
+                self.acked.setdefault((t, version), now)
+                self.ack_times.setdefault(t, []).append(now)
                 self.changed.set()
         except grpc.aio.AioRpcError as e:
             self.error = f"{e.code().name}: {e.details()}"
@@ -137,6 +141,12 @@ class LoadClient:
             raise
         finally:
             self.changed.set()
+
+    def first_since(self, type_url: str, since: float) -> float | None:
+        """When this client first ACKed a response of `type_url` received after `since` (monotonic)."""
+        times = self.ack_times.get(type_url, [])
+        i = bisect.bisect_left(times, since)
+        return times[i] if i < len(times) else None
 
     def has(self, version: str, types: Sequence[str]) -> bool:
         return all((t, version) in self.acked for t in types)
@@ -180,6 +190,25 @@ class Fleet:
                     pass
         return [max(c.acked[(t, version)] for t in types) for c in self.clients]
 
+    async def wait_since(self, type_url: str, since: float, within: float = 600.0) -> list[float]:
+        """Per-client time of the first ACK of a `type_url` response that arrived after `since`
+        (for servers whose push versions the caller does not know, e.g. a real discovery)."""
+        deadline = time.monotonic() + within
+        out = []
+        for c in self.clients:
+            while (t := c.first_since(type_url, since)) is None:
+                if c.error:
+                    raise RuntimeError(f"client {c.index}: {c.error}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"client {c.index} got no {type_url} after {since}")
+                c.changed.clear()
+                try:
+                    await asyncio.wait_for(c.changed.wait(), 1.0)
+                except TimeoutError:
+                    pass
+            out.append(t)
+        return out
+
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop() for c in self.clients))
         await asyncio.gather(*(ch.close() for ch in self.channels))
@@ -201,6 +230,12 @@ async def _serve_commands(fleet: Fleet) -> None:
             try:
                 times = await fleet.wait(cmd["version"], cmd["types"], cmd.get("within", 600.0))
                 reply: dict[str, Any] = {"acked": times, "bytes": sum(c.bytes for c in fleet.clients)}
+            except (RuntimeError, TimeoutError) as e:
+                reply = {"error": str(e)}
+        elif cmd["cmd"] == "wait_since":
+            try:
+                times = await fleet.wait_since(cmd["type"], cmd["since"], cmd.get("within", 600.0))
+                reply = {"acked": times}
             except (RuntimeError, TimeoutError) as e:
                 reply = {"error": str(e)}
         elif cmd["cmd"] == "stats":

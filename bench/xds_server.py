@@ -70,7 +70,7 @@ class Mesh:
         for c, cluster in enumerate(("cluster1", "cluster2")):
             eps = tuple(
                 endpoint.Endpoint(
-                    address=f"10.{100 + self.round % 100}.{i % 250}.{c * 50 + j + 1}",
+                    address=f"10.{self.round // 256 % 256}.{self.round % 256}.{c * 50 + j + 1}",
                     ports={"http": 8080},
                     cluster_id=ClusterId(cluster),
                     namespace=svc.namespace,
@@ -147,14 +147,14 @@ class Ours:
 class Baseline:
     """Pre-serializes the responses our generator makes for one bench proxy; then only sends bytes."""
 
-    def __init__(self, mesh: Mesh, delta: bool) -> None:
+    def __init__(self, mesh: Mesh, delta: bool, concurrency: int) -> None:
         self.mesh = mesh
         self.delta = delta
         self.gen = generator.Generator()
         self.proxy = node.parse(xds_load.node(0), ClusterId("cluster1"))
         self.version_number = 0
         self.last: dict[str, str] = {}
-        self.server = xds_baseline.BaselineServer(self._responses(all_types=True))
+        self.server = xds_baseline.BaselineServer(self._responses(all_types=True), concurrency)
         self._next: dict[str, bytes] = {}
 
     def _responses(self, all_types: bool) -> dict[str, bytes]:
@@ -198,7 +198,21 @@ class Baseline:
         return {"version": self.version, "t0": t0, "types": list(responses)}
 
     async def eds(self) -> dict[str, Any]:
-        raise NotImplementedError("the baseline measures full pushes only")
+        """One changed cluster's endpoints, pre-serialized, sent to every stream (no debounce)."""
+        host = self.mesh.endpoint_change()
+        self.version_number += 1
+        v = self.version
+        ctx = self.mesh.source.snapshot(v)
+        name = f"outbound|80||{host}"
+        g = self.gen.generate(resources.TYPE_EDS, self.proxy, ctx, frozenset({name}))
+        enc = wire.Encoder()
+        if self.delta:
+            data = wire.delta_response(enc, resources.TYPE_EDS, v, f"n{v}", g.resources, ())
+        else:
+            data = wire.sotw_response(enc, resources.TYPE_EDS, v, f"n{v}", g.resources)
+        t0 = time.monotonic()
+        self.server.push({resources.TYPE_EDS: data}, remember=False)
+        return {"version": v, "t0": t0}
 
     async def stop(self) -> None:
         await self.server.stop()
@@ -206,7 +220,9 @@ class Baseline:
 
 async def _main(args: argparse.Namespace) -> None:
     mesh = Mesh(args.services, args.endpoints)
-    server: Ours | Baseline = Ours(mesh) if args.mode == "ours" else Baseline(mesh, args.delta)
+    server: Ours | Baseline = (
+        Ours(mesh) if args.mode == "ours" else Baseline(mesh, args.delta, args.concurrency)
+    )
     port = await server.start()
     lag = LagMeter()
     loop = asyncio.get_running_loop()
@@ -244,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--mode", choices=("ours", "baseline"), default="ours")
     p.add_argument("--delta", action="store_true", help="baseline: pre-serialize Delta responses")
+    p.add_argument("--concurrency", type=int, default=100, help="baseline: streams written at once (0: all)")
     p.add_argument("--services", type=int, default=1000)
     p.add_argument("--endpoints", type=int, default=10)
     asyncio.run(_main(p.parse_args(argv)))

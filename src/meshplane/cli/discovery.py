@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from typing import Annotated
 
@@ -85,15 +86,26 @@ def discovery(
         raise common.fail(str(e)) from e
 
 
+async def _freeze_when_ready(server: discovery_app.Discovery) -> None:
+    await server.first_push_done.wait()
+    gc.collect()
+    gc.freeze()
+
+
 async def _run(opts: options.Options) -> None:
     server = discovery_app.Discovery(opts)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Many long-lived objects (caches, protos) make CPython's automatic collections long pauses
+    # during pushes: collect less often, and freeze what exists once the first sync is done.
+    gc.set_threshold(50_000, 50, 100)
     try:
         await server.start()
+        freeze = asyncio.create_task(_freeze_when_ready(server))
         await stop.wait()
+        freeze.cancel()
     finally:
         with contextlib.suppress(Exception):
             await server.stop()

@@ -176,13 +176,11 @@ def status(directory: DirOpt = DEFAULT_DIR) -> None:
 
 
 async def _list_pods(kubeconfig: Path) -> list[dict[str, object]]:
-    import lightkube
     from lightkube.resources.core_v1 import Pod
 
     from meshplane.lab import kubeapi
 
-    config = await asyncio.to_thread(kubeapi.load_config, kubeconfig, None)
-    client = lightkube.AsyncClient(config=config)
+    client = await asyncio.to_thread(kubeapi.client, kubeconfig, None)
     try:
         return [p.to_dict() async for p in client.list(Pod, namespace="*")]
     finally:
@@ -236,13 +234,11 @@ def exec_(
 
 
 async def _get_pod(kubeconfig: Path, namespace: str, name: str) -> dict[str, Any]:
-    import lightkube
     from lightkube.resources.core_v1 import Pod
 
     from meshplane.lab import kubeapi
 
-    config = await asyncio.to_thread(kubeapi.load_config, kubeconfig, None)
-    client = lightkube.AsyncClient(config=config)
+    client = await asyncio.to_thread(kubeapi.client, kubeconfig, None)
     try:
         return dict((await client.get(Pod, name, namespace=namespace)).to_dict())
     finally:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from meshplane.cli import common
-from meshplane.server import errors, proxystatus
+from meshplane.server import debugclient, errors, proxystatus
 
 
 def proxy_status(
@@ -48,14 +48,7 @@ def proxy_status(
 async def _collect(
     urls: list[str], namespace: str, context: str | None, kubeconfig: str | None
 ) -> tuple[dict[str, list[dict[str, object]]], list[str]]:
-    if urls:
-        targets = [(proxystatus.url_label(u), proxystatus.check_url(u)) for u in urls]
-    else:
-        kc, ctx = common.kube_target(context, kubeconfig)
-        targets = await proxystatus.discover(kc, ctx, namespace)
-        if not targets:
-            raise errors.SyncStatusError(
-                f"no running istiod pods (label app=istiod) in namespace {namespace}"
-            )
-    statuses, problems = await proxystatus.collect(targets)
+    kc, ctx = common.kube_target(context, kubeconfig)
+    found = await debugclient.targets(urls, kc, ctx, namespace)
+    statuses, problems = await debugclient.collect(found, "/debug/syncz")
     return {k: [dict(e) for e in v] for k, v in statuses.items()}, problems

@@ -7,25 +7,10 @@ import asyncio
 import json
 from typing import Annotated, Any
 
-import aiohttp
 import typer
 
 from meshplane.cli import common
-from meshplane.server import errors, proxystatus
-
-
-async def _clusterz(session: aiohttp.ClientSession, base_url: str) -> list[dict[str, Any]]:
-    url = base_url.rstrip("/") + "/debug/clusterz"
-    try:
-        async with session.get(url) as r:
-            if r.status != 200:
-                raise errors.SyncStatusError(f"{url}: HTTP {r.status}")
-            data = json.loads(await r.text())
-    except (aiohttp.ClientError, TimeoutError, ValueError) as e:
-        raise errors.SyncStatusError(f"{url}: {e or type(e).__name__}") from e
-    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
-        raise errors.SyncStatusError(f"{url}: /debug/clusterz is not a JSON list of objects")
-    return data
+from meshplane.server import debugclient, errors, proxystatus
 
 
 def rows(per_istiod: dict[str, list[dict[str, Any]]], revision: str) -> list[dict[str, str]]:
@@ -46,40 +31,20 @@ def rows(per_istiod: dict[str, list[dict[str, Any]]], revision: str) -> list[dic
 
 
 def table(rs: list[dict[str, str]]) -> str:
-    header = ["NAME", "SECRET", "STATUS", "ISTIOD", "REVISION"]
-    lines = [header] + [[r["name"], r["secret"], r["status"], r["istiod"], r["revision"]] for r in rs]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = "\n".join(
-        "     ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
-    errors_ = [f"  {r['name']} ({r['secret']}): {r['error']}" for r in rs if r.get("error")]
-    return text + "\n" + ("\nErrors:\n" + "\n".join(errors_) + "\n" if errors_ else "")
+    """istioctl's layout (Go's tabwriter, padding 5), then any entry errors."""
+    cells = [(r["name"], r["secret"], r["status"], r["istiod"], r["revision"]) for r in rs]
+    text = proxystatus.tabulate(("NAME", "SECRET", "STATUS", "ISTIOD", "REVISION"), cells)
+    problems = [f"  {r['name']} ({r['secret']}): {r['error']}" for r in rs if r.get("error")]
+    return text + ("\nErrors:\n" + "\n".join(problems) + "\n" if problems else "")
 
 
 async def _collect(
     urls: list[str], namespace: str, context: str | None, kubeconfig: str | None
 ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
-    if urls:
-        targets = [(proxystatus.url_label(u), proxystatus.check_url(u)) for u in urls]
-    else:
-        kc, ctx = common.kube_target(context, kubeconfig)
-        targets = await proxystatus.discover(kc, ctx, namespace)
-        if not targets:
-            raise errors.SyncStatusError(
-                f"no running istiod pods (label app=istiod) in namespace {namespace}"
-            )
-    out: dict[str, list[dict[str, Any]]] = {}
-    problems: list[str] = []
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        results = await asyncio.gather(*(_clusterz(session, u) for _, u in targets), return_exceptions=True)
-    for (label, _), result in zip(targets, results, strict=True):
-        if isinstance(result, errors.SyncStatusError):
-            problems.append(str(result))
-        elif isinstance(result, BaseException):
-            raise result
-        else:
-            out[label] = result
-    return out, problems
+    kc, ctx = common.kube_target(context, kubeconfig)
+    found = await debugclient.targets(urls, kc, ctx, namespace)
+    pages, problems = await debugclient.collect(found, "/debug/clusterz")
+    return {k: [dict(e) for e in v] for k, v in pages.items()}, problems
 
 
 def remote_clusters(

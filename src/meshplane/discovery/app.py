@@ -95,6 +95,8 @@ class Discovery:
         self.grpc: grpcserver.GrpcServer | None = None
         self.debug: debug.DebugServer | None = None
         self.webhook: webhook_mod.WebhookServer | None = None
+        # set once the config cluster has synced and the first full push was requested
+        self.first_push_done = asyncio.Event()
 
     # --- ConfigSource ----------------------------------------------------------------------------
 
@@ -288,6 +290,7 @@ class Discovery:
         assert self.multicluster is not None and self.queue is not None
         await self.multicluster.local_registry.wait_synced()
         self._registry_changed(True, frozenset(), "Startup")
+        self.first_push_done.set()
 
     async def stop(self) -> None:
         await self._group.stop()

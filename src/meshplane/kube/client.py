@@ -173,7 +173,9 @@ def _named(items: list[Any], name: str | None, kind: str) -> Mapping[str, Any]:
     return {}
 
 
-def make_client(config: lk_config.SingleConfig, *, timeout: float = 15.0) -> lightkube.AsyncClient:
+def make_client(
+    config: lk_config.SingleConfig, *, timeout: float = 15.0, field_manager: str = "meshplane"
+) -> lightkube.AsyncClient:
     """An AsyncClient for one cluster. Building it reads CA files, so call it off the event loop."""
     try:
         return lightkube.AsyncClient(

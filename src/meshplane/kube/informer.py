@@ -48,12 +48,24 @@ Handler = Callable[[Event[Any]], None]
 
 
 def key_of(obj: Any) -> Key:
+    """(namespace, name) of a lightkube object or of a plain JSON dict."""
+    if isinstance(obj, dict):
+        meta = obj.get("metadata") or {}
+        return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
     meta = obj.metadata
     return (meta.namespace or "", meta.name)
 
 
 def _rv(obj: Any) -> str:
+    if isinstance(obj, dict):
+        return str((obj.get("metadata") or {}).get("resourceVersion") or "")
     return str(obj.metadata.resourceVersion or "")
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A `transform` for informers that work on plain JSON dicts (the lab's controllers do)."""
+    d = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+    return d if isinstance(d, dict) else {}
 
 
 class Informer(Generic[T]):
@@ -73,10 +85,13 @@ class Informer(Generic[T]):
         backoff: backoff_mod.Backoff | None = None,
         clock: clock_mod.Clock | None = None,
         missing_ok: bool = False,
+        transform: Callable[[Any], Any] | None = None,
     ) -> None:
         self.client = client
         # for CRD kinds that may not be installed yet: a 404 means "none", not an outage
         self.missing_ok = missing_ok
+        # what the cache holds: the client's objects as they come, or e.g. `as_dict` of them
+        self._transform = transform or (lambda o: o)
         self.resource = resource
         self.cluster_id = cluster_id
         self.namespace = namespace
@@ -158,7 +173,8 @@ class Informer(Generic[T]):
             **self._scope(),
         )
         fresh: dict[Key, T] = {}
-        async for obj in it:
+        async for raw in it:
+            obj = self._transform(raw)
             fresh[key_of(obj)] = obj
         rv = str(getattr(it, "_resourceVersion", None) or "")
         for key, old in list(self._cache.items()):
@@ -184,10 +200,11 @@ class Informer(Generic[T]):
             return
         try:
             async with asyncio.timeout(remaining):
-                async for etype, obj in stream:
+                async for etype, raw in stream:
                     if etype == "BOOKMARK":
-                        self._rv = _rv(obj) or self._rv
+                        self._rv = _rv(raw) or self._rv
                         continue
+                    obj = self._transform(raw)
                     self._apply(etype, obj)
                     self._rv = _rv(obj) or self._rv
                     self._backoff.reset()
@@ -242,6 +259,10 @@ class Informer(Generic[T]):
             ) as e:
                 await self._failed(f"{type(e).__name__}: {e}")
                 # relist after any outage: it proves the cluster is back and repairs missed events
+                need_list = True
+            except Exception as e:  # e.g. an object the client cannot decode: keep serving, retry
+                log.exception("unexpected list/watch failure %s", kv(cluster=self.cluster_id, kind=self.kind))
+                await self._failed(f"{type(e).__name__}: {e}")
                 need_list = True
 
     def _mark_connected(self) -> None:

@@ -13,23 +13,24 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import lightkube
-import yaml
-from lightkube import KubeConfig
 from lightkube.core import exceptions as lk_exceptions
 from lightkube.models.authentication_v1 import BoundObjectReference, TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ServiceAccount
 from lightkube.types import PatchType
 
+from meshplane.kube import client as kube_client
 from meshplane.lab import cache
 
 Obj = dict[str, Any]
 
 
-def load_config(kubeconfig: Path, context: str | None) -> Any:
-    """One context of a kubeconfig file (blocking: run in a thread)."""
-    cfg = KubeConfig.from_file(str(kubeconfig))
-    return cfg.get(context_name=context)
+def client(
+    kubeconfig: Path, context: str | None, field_manager: str = "meshplane-lab"
+) -> lightkube.AsyncClient:
+    """A client for one context of a lab kubeconfig file (blocking: run in a thread)."""
+    cfg = kube_client.load_file_config(str(kubeconfig), context)
+    return kube_client.make_client(cfg, field_manager=field_manager)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +41,10 @@ class Server:
 
 def server_of(kubeconfig: Path, context: str | None) -> Server:
     """The API server's host and port, for the in-cluster env of the lab's pods (blocking)."""
-    doc = yaml.safe_load(kubeconfig.read_text()) or {}
-    ctx_name = context or doc.get("current-context")
-    ctx = next((c.get("context") or {} for c in doc.get("contexts") or [] if c.get("name") == ctx_name), {})
-    cluster = next(
-        (c.get("cluster") or {} for c in doc.get("clusters") or [] if c.get("name") == ctx.get("cluster")), {}
-    )
-    parts = urlsplit(str(cluster.get("server") or ""))
+    cfg = kube_client.load_file_config(str(kubeconfig), context)
+    parts = urlsplit(cfg.cluster.server or "")
     if not parts.hostname:
-        raise ValueError(f"{kubeconfig}: context {ctx_name!r} has no server URL")
+        raise ValueError(f"{kubeconfig}: context {cfg.context_name!r} has no server URL")
     return Server(parts.hostname, parts.port or 443)
 
 

@@ -102,9 +102,8 @@ class NodeRuntime:
     async def start(self) -> None:
         o = self.o
         await asyncio.to_thread(o.dir.mkdir, parents=True, exist_ok=True)
-        config = await asyncio.to_thread(kubeapi.load_config, o.kubeconfig, o.context)
         server = await asyncio.to_thread(kubeapi.server_of, o.kubeconfig, o.context)
-        self.client = lightkube.AsyncClient(config=config, field_manager="meshplane-lab")
+        self.client = await asyncio.to_thread(kubeapi.client, o.kubeconfig, o.context)
         api = kubeapi.Api(self.client)
         caches = {
             name: cache.WatchCache(self.client, res, o.cluster)

@@ -84,6 +84,7 @@ class PodWorker:
         self._changed = asyncio.Event()  # pod update or a volume source changed
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._group = tasks.TaskGroup(f"pod/{self.k.cluster}/{self.id}")
+        self._refresher: asyncio.Task[None] | None = None
         self.status = statuswriter.StatusWriter(
             kubelet.api,
             self.ns,
@@ -162,7 +163,7 @@ class PodWorker:
         for c in self.state.containers:
             c.waiting("ContainerCreating")
         self.mark()
-        self._group.start(self._refresh_volumes(), "volumes")
+        self._refresher = self._group.start(self._refresh_volumes(), "volumes")
         if not await self._init_containers():
             return
         self.state.init_done = True
@@ -428,6 +429,7 @@ class PodWorker:
                     "final pod delete failed %s", kv(cluster=self.k.cluster, pod=self.id, error=repr(e))
                 )
         self.k.release(self.uid)
+        await tasks.cancel(self._refresher)  # a refresh in flight must not write the folder back
         await asyncio.to_thread(volumes.remove, self.paths)
         log.info("pod deleted %s", kv(cluster=self.k.cluster, pod=self.id))
         self.done.set()

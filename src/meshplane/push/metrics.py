@@ -21,6 +21,17 @@ _CONVERGE_BUCKETS = (0.1, 0.5, 1, 3, 5, 10, 20, 30)
 _INIT_BUCKETS = (0.01, 0.1, 0.5, 1, 3, 5)
 _SIZE_BUCKETS = (1, 10000, 1000000, 4000000, 10000000, 40000000)
 
+
+class _TypeMetrics:
+    __slots__ = ("config_size", "push_time", "pushes", "send_errors")
+
+    def __init__(self, m: Metrics, short_type: str) -> None:
+        self.pushes = m.pushes.labels(type=short_type)
+        self.send_errors = m.pushes.labels(type=f"{short_type}_senderr")
+        self.push_time = m.push_time.labels(type=short_type)
+        self.config_size = m.config_size.labels(type=short_type)
+
+
 _SAMPLE = re.compile(r"^(# (?:HELP|TYPE) )?([a-zA-Z_:][a-zA-Z0-9_:]*)(.*)$")
 
 
@@ -116,6 +127,15 @@ class Metrics:
             buckets=_SIZE_BUCKETS,
             registry=r,
         )
+
+        # labelled children per xDS type, looked up once (labels() takes a lock each call)
+        self.by_type = {t: _TypeMetrics(self, t) for t in ("cds", "eds", "lds", "rds")}
+
+    def for_type(self, short_type: str) -> _TypeMetrics:
+        m = self.by_type.get(short_type)
+        if m is None:
+            m = self.by_type[short_type] = _TypeMetrics(self, short_type)
+        return m
 
     def record_reject(self, short_type: str, node: str, err: str) -> None:
         """One NACK: `pilot_total_xds_rejects{type}` and Istio's per-type reject gauge."""

@@ -82,6 +82,7 @@ class AdsServer:
         self._ready: asyncio.Event | None = None
         self._connections: dict[str, connection.Connection] = {}
         self._closing = False
+        self._warming: dict[str, asyncio.Future[Any]] = {}
         self._idle: asyncio.Event | None = None
 
     # --- the push queue's target -------------------------------------------------------------
@@ -276,32 +277,67 @@ class AdsServer:
     async def _push(self, conn: connection.Connection, push: pending.Push) -> None:
         request, ctx = push.request, push.ctx
         self._metrics.queue_time.observe(max(0.0, self._clock.monotonic() - push.enqueued))
-        build = functools.partial(
-            respond.build_push,
-            self._gen,
-            self._encoder,
-            conn.proxy,
-            ctx,
-            conn.delta,
-            conn.states,
-            request,
-            conn.inbound_signature,
-        )
-        await self._send(conn, build, ctx)
+        if request.full:
+            build = functools.partial(
+                respond.build_push,
+                self._gen,
+                self._encoder,
+                conn.proxy,
+                ctx,
+                conn.delta,
+                conn.states,
+                request,
+                conn.inbound_signature,
+            )
+            await self._send(conn, build, ctx)
+        else:
+            # Endpoint-only: a few small resources per proxy, cheaper to build here than to hop to
+            # the generation thread, once the push's shared index is built there (`_warm`).
+            await self._warm(conn.proxy, ctx)
+            steps = respond.plan_push(
+                self._gen, conn.proxy, ctx, conn.states, request, conn.inbound_signature
+            )
+            if not steps:
+                return
+            build = functools.partial(
+                respond.build, self._gen, self._encoder, conn.proxy, ctx, conn.delta, conn.states, steps
+            )
+            inline = all(s.type_url == resources.TYPE_EDS for s in steps)
+            await self._send(conn, build, ctx, inline=inline)
         conn.last_push_version = ctx.version
         if request.start:
             self._metrics.convergence.observe(max(0.0, self._clock.monotonic() - request.start))
 
+    async def _warm(self, proxy: proxy_mod.Proxy, ctx: context.PushContext) -> None:
+        """Build what every proxy's plan needs for this snapshot (the generator's inbound index)
+        once, on the generation thread; the other connections wait for that one."""
+        if self._executor is None:
+            return
+        warming = self._warming.get(ctx.version)
+        if warming is None:
+            loop = asyncio.get_running_loop()
+            try:
+                warming = loop.run_in_executor(self._executor, self._gen.inbound_signature, proxy, ctx)
+            except RuntimeError:  # the executor is shut down: the server is closing
+                return
+            self._warming = {ctx.version: warming}
+        with contextlib.suppress(Exception):
+            await asyncio.shield(warming)
+
     async def _send(
-        self, conn: connection.Connection, build: Callable[[], respond.Built], ctx: context.PushContext
+        self,
+        conn: connection.Connection,
+        build: Callable[[], respond.Built],
+        ctx: context.PushContext,
+        inline: bool = False,
     ) -> None:
-        """Generate (on the generation thread) and write the responses, `push_concurrency` at a time."""
+        """Generate (on the generation thread unless `inline`) and write, `push_concurrency` at a time."""
         if self._throttle is None:
             self._throttle = asyncio.Semaphore(self._concurrency)
         async with self._throttle:
             t0 = time.perf_counter()
             try:
-                if self._executor is not None:
+                if self._executor is not None and not inline:
                     built = await asyncio.get_running_loop().run_in_executor(self._executor, build)
                 else:
                     built = build()
@@ -318,21 +354,20 @@ class AdsServer:
 
     async def _write(self, conn: connection.Connection, out: respond.Outgoing, gen_seconds: float) -> None:
         short = connection.short_type(out.type_url)
+        per_type = self._metrics.for_type(short)
         t0 = time.perf_counter()
         try:
-            if self._send_timeout > 0:
-                await asyncio.wait_for(conn.stream.write(out.data), self._send_timeout)
-            else:
+            async with asyncio.timeout(self._send_timeout if self._send_timeout > 0 else None):
                 await conn.stream.write(out.data)
         except TimeoutError:
             self._metrics.write_timeouts.inc()
-            self._metrics.pushes.labels(type=f"{short}_senderr").inc()
+            per_type.send_errors.inc()
             raise errors.StreamRejected(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"timeout writing {short.upper()} after {self._send_timeout:g}s",
             ) from None
         except (grpc.aio.AioRpcError, grpc.aio.UsageError, RuntimeError) as e:
-            self._metrics.pushes.labels(type=f"{short}_senderr").inc()
+            per_type.send_errors.inc()
             log.info("ADS: send failed %s", rlog.kv(proxy=conn.proxy.id, type=short, error=repr(e)))
             conn.reader_stopped(e)
             return
@@ -341,9 +376,9 @@ class AdsServer:
         if st is not None:
             respond.commit(st, out, conn.delta, self._clock.wall())
         self._metrics.send_time.observe(sent)
-        self._metrics.push_time.labels(type=short).observe(sent + gen_seconds)
-        self._metrics.pushes.labels(type=short).inc()
-        self._metrics.config_size.labels(type=short).observe(len(out.data))
+        per_type.push_time.observe(sent + gen_seconds)
+        per_type.pushes.inc()
+        per_type.config_size.observe(len(out.data))
         log.debug(
             "ADS: sent %s",
             rlog.kv(

@@ -67,7 +67,7 @@ def nonce() -> str:
 def _names(st: watch.TypeState, scope: frozenset[str] | None) -> frozenset[str] | None:
     if st.wildcard:
         return scope
-    return frozenset(st.names) if scope is None else scope & st.names
+    return st.names if scope is None else scope & st.names
 
 
 @dataclass(slots=True)
@@ -88,20 +88,21 @@ def plan_push(
     """Full push: every subscribed type in Envoy's order. EDS-only push: EDS for the affected
     clusters the proxy subscribed to, and never CDS, unless the change moved the proxy's own IP
     into or out of a service, which changes its inbound clusters and listeners (then: full)."""
-    full = [Step(t) for t in resources.PUSH_ORDER if t in states]
+    # a type already answered from this very snapshot (a request raced the push) needs nothing more
+    full = [Step(t) for t in resources.PUSH_ORDER if t in states and states[t].version_sent != ctx.version]
     if request.full:
         return full
     if last_signature is not None and gen.inbound_signature(proxy, ctx) != last_signature:
         return full
     eds = states.get(resources.TYPE_EDS)
-    if eds is None:
+    if eds is None or eds.version_sent == ctx.version:
         return []
     affected = affected_clusters(eds.names, request.eds_hosts, ctx)
     return [Step(resources.TYPE_EDS, scope=affected, incremental=True)] if affected else []
 
 
 def affected_clusters(
-    names: set[str], hosts: frozenset[Hostname], ctx: context.PushContext
+    names: frozenset[str], hosts: frozenset[Hostname], ctx: context.PushContext
 ) -> frozenset[str]:
     """The subscribed EDS cluster names of these hosts. Built from each service's ports (both of
     Istio's name forms) rather than by parsing every subscribed name of every proxy on each push."""

@@ -12,6 +12,8 @@ Pure functions over `TypeState`, following Envoy's xDS protocol and Istio's serv
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -45,7 +47,7 @@ class Nack:
 class TypeState:
     type_url: str
     wildcard: bool = False
-    names: set[str] = field(default_factory=set)  # explicitly subscribed names
+    names: frozenset[str] = frozenset()  # explicitly subscribed names (interned, see `intern`)
     # Delta: name -> version the proxy has (as far as we know); SotW keeps only a count
     known: dict[str, str] = field(default_factory=dict)
     count: int = 0  # SotW: resources in the proxy's current set (syncz)
@@ -58,11 +60,12 @@ class TypeState:
     acked_at: float = 0.0
     last_nack: Nack | None = None
     always_respond: bool = False  # answer the next ACK-looking request (cluster warming)
+    names_key: int = 0  # SotW: fingerprint of the request that set `names` (see `names_key`)
 
     @property
     def scope(self) -> frozenset[str] | None:
         """Names to generate: None for a wildcard subscription (everything of the type)."""
-        return None if self.wildcard else frozenset(self.names)
+        return None if self.wildcard else self.names
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,24 @@ class Decision:
     kind: Kind
     respond: bool
     added: frozenset[str] = frozenset()  # names newly subscribed by this request
+
+
+_interned: weakref.WeakValueDictionary[int, frozenset[str]] = weakref.WeakValueDictionary()
+_intern_lock = threading.Lock()
+
+
+def intern(names: frozenset[str]) -> frozenset[str]:
+    """One shared object per distinct subscription: a thousand proxies subscribed to the same
+    thousand clusters hold one set, not a thousand (memory, and garbage-collector time)."""
+    if not names:
+        return frozenset()
+    key = hash(names)
+    with _intern_lock:
+        cached = _interned.get(key)
+        if cached is not None and cached == names:
+            return cached
+        _interned[key] = names
+    return names
 
 
 def _nack(req: discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest) -> bool:
@@ -89,23 +110,40 @@ def _record_nack(
     )
 
 
+def names_key(req: discovery_pb2.DiscoveryRequest) -> int:
+    """A fingerprint of everything in a SotW request but its version and nonce, computed in C.
+
+    Envoy repeats its whole subscription in every ACK (a thousand cluster names for EDS); turning
+    them into Python strings on each ACK costs more than the rest of the request handling, and
+    nearly every ACK repeats the previous subscription unchanged.
+    """
+    version, nonce = req.version_info, req.response_nonce
+    req.ClearField("version_info")
+    req.ClearField("response_nonce")
+    try:
+        return hash(req.SerializeToString(deterministic=True))
+    finally:
+        req.version_info, req.response_nonce = version, nonce
+
+
 def sotw_request(states: dict[str, TypeState], req: discovery_pb2.DiscoveryRequest, now: float) -> Decision:
     """Apply a State-of-the-World request to `states` and say whether it needs a response."""
     type_url = req.type_url
     wildcard_type = type_url in resources.WILDCARD_TYPES
-    names = set(req.resource_names)
     st = states.get(type_url)
     if _nack(req):
         if st is not None:
             _record_nack(st, req, now)
         return Decision(Kind.NACK, respond=False)
+    key = names_key(req)
     if st is None or not req.response_nonce:
-        if not wildcard_type and not names:
+        names = frozenset(req.resource_names)
+        if not wildcard_type and not names - {WILDCARD}:
             states.pop(type_url, None)
             return Decision(Kind.UNSUBSCRIBE, respond=False)
-        fresh = TypeState(type_url=type_url)
+        fresh = TypeState(type_url=type_url, names_key=key)
         fresh.wildcard = wildcard_type and (not names or WILDCARD in names)
-        fresh.names = names - {WILDCARD}
+        fresh.names = intern(names - {WILDCARD})
         if st is not None:  # same stream subscribing again: keep the ack history for syncz
             fresh.nonce_sent, fresh.version_sent = st.nonce_sent, st.version_sent
             fresh.nonce_acked, fresh.version_acked, fresh.last_nack = (
@@ -118,26 +156,32 @@ def sotw_request(states: dict[str, TypeState], req: discovery_pb2.DiscoveryReque
             # Clusters (re)sent now will warm and wait for their endpoints, even if the next
             # EDS request looks like an ACK (envoyproxy/envoy#13009).
             states[resources.TYPE_EDS].always_respond = True
-        return Decision(Kind.INIT, respond=True, added=frozenset(fresh.names))
+        return Decision(Kind.INIT, respond=True, added=fresh.names)
     if req.response_nonce != st.nonce_sent:
         return Decision(Kind.STALE, respond=False)
     st.nonce_acked, st.version_acked, st.acked_at = req.response_nonce, st.version_sent, now
-    old_names, old_wild = set(st.names), st.wildcard
-    if wildcard_type:
-        if WILDCARD in names:
-            st.wildcard = True
-        elif names:
-            st.wildcard = False
-        st.names = names - {WILDCARD}
-        if not st.wildcard and not st.names:
-            states.pop(type_url, None)
-            return Decision(Kind.UNSUBSCRIBE, respond=False)
-    else:
-        if not names:
-            states.pop(type_url, None)
-            return Decision(Kind.UNSUBSCRIBE, respond=False)
-        st.names = names
-    added = frozenset(st.names - old_names)
+    old_names, old_wild = st.names, st.wildcard
+    if key != st.names_key:  # the subscription changed (rare): read the names
+        st.names_key = key
+        names = frozenset(req.resource_names)
+        if wildcard_type:
+            if WILDCARD in names:
+                st.wildcard = True
+            elif names:
+                st.wildcard = False
+            if st.names != names - {WILDCARD}:
+                st.names = intern(names - {WILDCARD})
+            if not st.wildcard and not st.names:
+                states.pop(type_url, None)
+                return Decision(Kind.UNSUBSCRIBE, respond=False)
+        else:
+            names -= {WILDCARD}  # no wildcard for EDS/RDS; a stray "*" is not a resource name
+            if not names:
+                states.pop(type_url, None)
+                return Decision(Kind.UNSUBSCRIBE, respond=False)
+            if st.names != names:
+                st.names = intern(names)
+    added = st.names - old_names
     if st.always_respond:
         st.always_respond = False
         return Decision(Kind.CHANGE, respond=True, added=added)
@@ -160,16 +204,16 @@ def delta_request(
         # "a client that has never explicitly subscribed to names is treated as subscribed to *"
         st.wildcard = WILDCARD in subs or (wildcard_type and not subs)
         st.known = dict(req.initial_resource_versions)
-        st.names = (subs | set(st.known)) - {WILDCARD} - unsubs
+        st.names = intern(frozenset((subs | set(st.known)) - {WILDCARD} - unsubs))
         if WILDCARD in unsubs:
             st.wildcard = False
         states[type_url] = st
         if _nack(req):
             _record_nack(st, req, now)
-        return Decision(Kind.INIT, respond=True, added=frozenset(st.names))
-    old_names, old_wild = set(st.names), st.wildcard
-    st.names |= subs - {WILDCARD}
-    st.names -= unsubs
+        return Decision(Kind.INIT, respond=True, added=st.names)
+    old_names, old_wild = st.names, st.wildcard
+    if subs or unsubs:
+        st.names = intern((st.names | (subs - {WILDCARD})) - unsubs)
     if WILDCARD in subs:
         st.wildcard = True
     if WILDCARD in unsubs:
@@ -177,7 +221,7 @@ def delta_request(
     for name in unsubs:
         st.known.pop(name, None)
         st.absent.discard(name)
-    added = frozenset(st.names - old_names)
+    added = st.names - old_names
     changed = bool(added) or (st.wildcard and not old_wild)
     if _nack(req):
         _record_nack(st, req, now)

@@ -28,7 +28,10 @@ class _Entry:
 
 
 class Encoder:
-    """Wire bytes per `Resource` object and per shared resource tuple; not thread-safe (one gen thread).
+    """Wire bytes per `Resource` object and per shared resource tuple.
+
+    Used from the generation thread and, for small endpoint-only pushes, from the event loop: a
+    race between them only frames a resource twice (entries are immutable and checked by identity).
 
     The generator hands out the same `Resource` objects to every proxy (and across pushes when a
     resource did not change), so entries are keyed by object identity, which is cheaper than any

@@ -439,8 +439,13 @@ spec:
         conds = {c["type"]: c for c in pod["status"]["conditions"]}
         return conds["Ready"] if "message" in conds["Ready"] else None
 
-    failing = wait.wait_until(lambda: condition("http-404"), timeout=30, what="http-404 condition")
-    assert failing["status"] == "False" and "statuscode: 404" in failing["message"]
+    def answered_404() -> dict[str, Any] | None:
+        # before the app listens the probe fails with a connection error; then with the 404
+        c = condition("http-404")
+        return c if c is not None and "statuscode: 404" in c["message"] else None
+
+    failing = wait.wait_until(answered_404, timeout=30, what="http-404 condition")
+    assert failing["status"] == "False"
     unsupported = wait.wait_until(lambda: condition("exec"), timeout=30, what="exec condition")
     assert (
         unsupported["status"] == "False" and "uses exec, which the lab does not run" in unsupported["message"]

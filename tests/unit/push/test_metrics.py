@@ -16,4 +16,4 @@ def test_istio_names_without_total_or_created_and_separate_registries() -> None:
     assert 'pilot_xds{version="1.24"} 1.0' in text
     assert "_total{" not in text and "_total " not in text and "_created" not in text
     assert "pilot_xds_push_time_bucket" in text and "pilot_proxy_convergence_time_bucket" in text
-    assert 'pilot_xds_pushes{type="cds"}' not in b.render().decode()
+    assert 'pilot_xds_pushes{type="cds"} 0.0' in b.render().decode()

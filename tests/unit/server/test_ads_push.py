@@ -6,6 +6,8 @@ from typing import Any
 import grpc
 import pytest
 from envoy.service.discovery.v3 import discovery_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshplane.model.ids import ClusterId
 from meshplane.push import context, metrics
@@ -114,3 +116,52 @@ async def test_generation_runs_off_the_event_loop() -> None:
     assert threads and all(t.startswith("xds-gen") for t in threads)
     ctx.end()
     await asyncio.wait_for(task, 5)
+
+
+_req = st.tuples(
+    st.sampled_from(
+        [R.TYPE_CDS, R.TYPE_EDS, R.TYPE_LDS, R.TYPE_RDS, R.TYPE_SDS, "type.googleapis.com/x.Y", ""]
+    ),
+    st.lists(
+        st.sampled_from(["outbound|80||svc-0.ns-0.svc.cluster.local", "15001", "*", "junk|x", ""]), max_size=3
+    ),
+    st.sampled_from(["", "stale", "last"]),
+    st.booleans(),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(reqs=st.lists(_req, max_size=8), delta=st.booleans())
+def test_any_request_stream_is_served_without_crashing(reqs, delta) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> None:
+        s, src, _ = server()
+        s.push(src.snapshot("v1"), FULL)
+        ctx = fakegrpc.FakeContext()
+        node = xdsclient.make_node(xdsclient.sidecar_node_id("fuzz", "ns-0", "10.0.0.1"))
+        last = ""
+        for i, (type_url, names, nonce, nack) in enumerate(reqs):
+            n = last if nonce == "last" else nonce
+            if delta:
+                req = discovery_pb2.DeltaDiscoveryRequest(
+                    type_url=type_url, resource_names_subscribe=names, response_nonce=n
+                )
+            else:
+                req = discovery_pb2.DiscoveryRequest(
+                    type_url=type_url, resource_names=names, response_nonce=n
+                )
+            if nack:
+                req.error_detail.message = "no"
+            if i == 0:
+                req.node.CopyFrom(node)
+            ctx.feed(req)
+        ctx.end()
+        handler = s.delta_aggregated_resources if delta else s.stream_aggregated_resources
+        if reqs:
+            await asyncio.wait_for(handler(None, ctx), 10)
+            assert ctx.aborted is None
+            parse = discovery_pb2.DeltaDiscoveryResponse if delta else discovery_pb2.DiscoveryResponse
+            for data in ctx.written:
+                assert parse.FromString(data).type_url in R.GENERATED_TYPES
+        await s.close()
+
+    asyncio.run(scenario())

@@ -1,6 +1,6 @@
 import pytest
 
-from meshplane.server import errors, proxystatus
+from meshplane.server import debugclient, errors, proxystatus
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_table_is_aligned_like_go_tabwriter() -> None:
 @pytest.mark.parametrize("url", ["localhost:15014", "ftp://x", "http://"])
 def test_bad_urls_are_rejected(url: str) -> None:
     with pytest.raises(errors.SyncStatusError, match="want http://HOST:PORT"):
-        proxystatus.check_url(url)
+        debugclient.check_url(url)
 
 
 async def test_unreachable_or_bad_servers_are_reported_per_server() -> None:
@@ -81,8 +81,8 @@ async def test_unreachable_or_bad_servers_are_reported_per_server() -> None:
     await site.start()
     port = runner.addresses[0][1]
     try:
-        statuses, problems = await proxystatus.collect(
-            [("bad", f"http://127.0.0.1:{port}"), ("down", "http://127.0.0.1:9")], within=5
+        statuses, problems = await debugclient.collect(
+            [("bad", f"http://127.0.0.1:{port}"), ("down", "http://127.0.0.1:9")], "/debug/syncz", within=5
         )
     finally:
         await runner.cleanup()

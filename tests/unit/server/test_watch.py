@@ -1,5 +1,7 @@
 from envoy.service.discovery.v3 import discovery_pb2
 from google.rpc import status_pb2
+from hypothesis import given
+from hypothesis import strategies as st_
 
 from meshplane.server import watch
 from meshplane.xds import resources as R
@@ -162,14 +164,61 @@ def test_delta_diff_sends_only_changes_and_removals() -> None:
 
 
 def test_delta_diff_limited_scope_does_not_remove_others() -> None:
-    st = watch.TypeState(EDS, names={"a", "b"}, known={"a": "1", "b": "1"})
+    st = watch.TypeState(EDS, names=frozenset({"a", "b"}), known={"a": "1", "b": "1"})
     send, removed = watch.delta_diff([res("a", "2")], st, frozenset({"a"}))
     assert [r.name for r in send] == ["a"] and removed == []
 
 
 def test_delta_diff_tells_a_missing_subscribed_name_once_and_forced_names_are_resent() -> None:
-    st = watch.TypeState(EDS, names={"a", "missing"}, known={"a": "1"})
+    st = watch.TypeState(EDS, names=frozenset({"a", "missing"}), known={"a": "1"})
     send, removed = watch.delta_diff([res("a", "1")], st, None, forced=frozenset({"a"}))
     assert [r.name for r in send] == ["a"] and removed == ["missing"]
     watch.commit_delta(st, send, removed)
     assert watch.delta_diff([res("a", "1")], st, None) == ([], [])
+
+
+def test_equal_subscriptions_share_one_set() -> None:
+    a: dict[str, watch.TypeState] = {}
+    b: dict[str, watch.TypeState] = {}
+    names = [f"c{i}" for i in range(100)]
+    watch.sotw_request(a, sotw(EDS, names), 0)
+    watch.delta_request(b, delta(EDS, sub=list(reversed(names))), 0)
+    assert a[EDS].names is b[EDS].names
+
+
+_types = st_.sampled_from([CDS, EDS, LDS, RDS])
+_names = st_.lists(st_.sampled_from(["a", "b", "c", "*", ""]), max_size=4)
+_nonce = st_.sampled_from(["", "n1", "n2", "stale"])
+
+
+@given(
+    st_.lists(
+        st_.tuples(
+            _types,
+            _names,
+            _names,
+            _nonce,
+            st_.booleans(),
+            st_.dictionaries(st_.sampled_from("abc"), st_.text()),
+        ),
+        max_size=12,
+    )
+)
+def test_any_request_sequence_keeps_the_state_consistent(steps) -> None:  # type: ignore[no-untyped-def]
+    for delta_mode in (False, True):
+        states: dict[str, watch.TypeState] = {}
+        for i, (t, names, unsub, nonce, nack, initial) in enumerate(steps):
+            if delta_mode:
+                d = watch.delta_request(
+                    states, delta(t, names, unsub, nonce, initial, "x" if nack else None), i
+                )
+            else:
+                d = watch.sotw_request(states, sotw(t, names, nonce, error="x" if nack else None), i)
+            assert isinstance(d.kind, watch.Kind)
+            if d.kind is watch.Kind.NACK:
+                assert not d.respond or delta_mode
+            for s in states.values():
+                assert isinstance(s.names, frozenset) and watch.WILDCARD not in s.names
+                assert not s.wildcard or s.type_url in R.WILDCARD_TYPES or delta_mode
+            if t in states:  # pretend the server answered
+                sent(states[t], f"n{i % 3}", f"v{i}")
