@@ -101,7 +101,7 @@ async def test_subscribe_unsubscribe_and_unknown_names() -> None:
         assert last.names == [C1]  # only the new one, not C0 again
         assert last.removed == ["outbound|80||nope.ns.svc.cluster.local"]  # "does not exist"
         await c.unsubscribe(EDS, [C0])
-        await asyncio.sleep(0.2)
+        await wait_for(lambda: C0 not in st.ads.connections[0].states[EDS].names, what="unsubscribe seen")
         n = len(c.of_type(EDS))
         await st.push(full=False, eds_hosts=frozenset({"svc-0.ns-0.svc.cluster.local"}))
         await asyncio.sleep(0.3)

@@ -8,6 +8,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from meshplane.model.ids import Hostname
 from meshplane.xds import resources as R
 from tests.support import stack, xdsclient
+from tests.support.waiting import wait_for
 
 CDS, EDS, LDS, RDS = R.TYPE_CDS, R.TYPE_EDS, R.TYPE_LDS, R.TYPE_RDS
 SVC0 = "svc-0.ns-0.svc.cluster.local"
@@ -133,10 +134,12 @@ async def test_stale_nonce_is_ignored() -> None:
             type_url=EDS, resource_names=[C0, C1], response_nonce=first.nonce
         )
         await c.send(stale)
-        await asyncio.sleep(0.3)
+        # once the server has counted the stale nonce it has decided: nothing is sent for it
+        await wait_for(
+            lambda: 'pilot_xds_expired_nonce{type="eds"} 1.0' in st.metrics.render().decode(),
+            what="stale nonce counted",
+        )
         assert len(c.of_type(EDS)) == 2  # no answer to the stale request
-        text = st.metrics.render().decode()
-        assert 'pilot_xds_expired_nonce{type="eds"} 1.0' in text
         # the same names with the current nonce are answered
         await c.send(
             discovery_pb2.DiscoveryRequest(
@@ -152,13 +155,14 @@ async def test_unsubscribed_clusters_are_no_longer_sent() -> None:
         await c.subscribe(EDS, [C0, C1])
         await c.wait_responses(EDS, 1)
         await c.unsubscribe(EDS, [C1])
-        await asyncio.sleep(0.2)
+        conn = st.ads.connections[0]
+        await wait_for(lambda: conn.states[EDS].names == frozenset({C0}), what="unsubscribe seen")
         n = len(c.of_type(EDS))
         await st.push()
         await c.wait_responses(EDS, n + 1)
         assert c.of_type(EDS)[-1].names == [C0]
         await c.unsubscribe(EDS, [C0])  # nothing left: unsubscribed from EDS entirely
-        await asyncio.sleep(0.2)
+        await wait_for(lambda: "eds" not in st.ads.syncz()[0]["xds"], what="EDS unsubscribed")
         n = len(c.of_type(EDS))
         await st.push()
         await asyncio.sleep(0.3)
