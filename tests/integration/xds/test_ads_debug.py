@@ -4,7 +4,7 @@ import aiohttp
 
 from meshplane.xds import resources as R
 from tests.support import memsource, stack, xdsclient
-from tests.support.waiting import wait_for
+from tests.support.wait import wait_for
 
 CDS, EDS = R.TYPE_CDS, R.TYPE_EDS
 C0 = "outbound|80||svc-0.ns-0.svc.cluster.local"

@@ -7,7 +7,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from meshplane.model.ids import Hostname
 from meshplane.xds import resources as R
 from tests.support import stack, xdsclient
-from tests.support.waiting import wait_for
+from tests.support.wait import wait_for
 
 CDS, EDS, LDS, RDS = R.TYPE_CDS, R.TYPE_EDS, R.TYPE_LDS, R.TYPE_RDS
 C0, C1, C2 = (f"outbound|80||svc-{i}.ns-{i}.svc.cluster.local" for i in range(3))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from meshplane.xds import resources as R
 from tests.support import stack, xdsclient
-from tests.support.waiting import wait_for
+from tests.support.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 CDS, LDS = R.TYPE_CDS, R.TYPE_LDS

@@ -8,7 +8,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from meshplane.model.ids import Hostname
 from meshplane.xds import resources as R
 from tests.support import stack, xdsclient
-from tests.support.waiting import wait_for
+from tests.support.wait import wait_for
 
 CDS, EDS, LDS, RDS = R.TYPE_CDS, R.TYPE_EDS, R.TYPE_LDS, R.TYPE_RDS
 SVC0 = "svc-0.ns-0.svc.cluster.local"
@@ -57,7 +57,7 @@ async def test_handshake_all_types_acked_in_order() -> None:
 
 
 async def _acked(st: stack.Stack, short: str) -> None:
-    from tests.support.waiting import wait_for
+    from tests.support.wait import wait_for
 
     def ok() -> bool:
         (e,) = st.ads.syncz()
@@ -106,7 +106,7 @@ async def test_nack_is_logged_counted_in_syncz_and_the_next_change_still_arrives
         await st.push()
         await c.wait(lambda c: bool(c.view(CDS).nacked))
         nacked_nonce = c.view(CDS).nacked[0]
-        from tests.support.waiting import wait_for
+        from tests.support.wait import wait_for
 
         entry = await wait_for(lambda: st.ads.syncz()[0]["xds"]["cds"]["last_nack"], what="nack in syncz")
         assert entry["nonce"] == nacked_nonce and "bad thing" in entry["message"]

@@ -19,7 +19,7 @@ from meshplane.push import context
 from tests.integration.xds import netaddr
 from tests.support import envoyproc, memsource, stack, tlscerts
 from tests.support import meshdata as md
-from tests.support.waiting import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.envoy
 DATA = Path(__file__).resolve().parents[2] / "unit" / "xds" / "data"

@@ -17,7 +17,7 @@ from meshplane.model.ids import ClusterId
 from tests.integration.xds import netaddr
 from tests.support import envoyproc, httpbackend, memsource, stack
 from tests.support import meshdata as md
-from tests.support.waiting import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.envoy
 CLUSTER = "outbound|5000||helloworld.sample.svc.cluster.local"

@@ -8,6 +8,7 @@ from meshplane.agent import csr, errors, rotation, workloadcert
 from meshplane.runtime import backoff
 from meshplane.security import ca
 from tests.support.fakeclock import FakeClock
+from tests.support.wait import wait_for
 
 ID = "spiffe://cluster.local/ns/sample/sa/sleep"
 
@@ -69,12 +70,14 @@ async def test_rotates_at_half_ttl_with_a_new_key_each_time() -> None:
     manager = _manager(clock, source, store, ttl=60)
     task = asyncio.create_task(manager.run())
     serials: list[int] = []
+    def three_serials() -> bool:
+        cert = store.current
+        if cert is not None and (not serials or serials[-1] != cert.serial):
+            serials.append(cert.serial)
+        return len(serials) >= 3
+
     try:
-        while len(serials) < 3:
-            await asyncio.sleep(0.01)
-            cert = store.current
-            if cert is not None and (not serials or serials[-1] != cert.serial):
-                serials.append(cert.serial)
+        await wait_for(three_serials, timeout=10, interval=0.01, what="two rotations")
     finally:
         task.cancel()
     assert len(set(serials)) == 3
