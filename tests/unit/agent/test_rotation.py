@@ -70,6 +70,7 @@ async def test_rotates_at_half_ttl_with_a_new_key_each_time() -> None:
     manager = _manager(clock, source, store, ttl=60)
     task = asyncio.create_task(manager.run())
     serials: list[int] = []
+
     def three_serials() -> bool:
         cert = store.current
         if cert is not None and (not serials or serials[-1] != cert.serial):
