@@ -230,7 +230,7 @@ class Discovery:
         if o.xds_plaintext_port is not None:
             listeners.append(grpcserver.Listener(f"{o.bind_address}:{o.xds_plaintext_port}"))
         if o.secure_grpc_port is not None:
-            creds = self.security.serving_credentials(*self._serving_names())
+            creds = await asyncio.to_thread(self.security.serving_credentials, *self._serving_names())
             listeners.append(grpcserver.Listener(f"{o.bind_address}:{o.secure_grpc_port}", creds))
         self.grpc = grpcserver.GrpcServer(self.ads, listeners)
         cert_handler = self.security.cert_service.handler()
@@ -280,7 +280,7 @@ class Discovery:
             namespace_labels=ns_labels,
         )
         dns, ips = self._serving_names()
-        chain, key = self.security.serving_cert(dns, ips)
+        chain, key = await asyncio.to_thread(self.security.serving_cert, dns, ips)
         tls = await asyncio.to_thread(webhook_mod.ssl_context, chain, key)
         assert o.webhook_port is not None
         self.ports.webhook = await self.webhook.start(o.bind_address, o.webhook_port, tls)
