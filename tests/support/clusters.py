@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 import yaml
 
 from meshplane.devcluster import app as devcluster_app
-from meshplane.devcluster import context, kubeconfig
+from meshplane.devcluster import kubeconfig
+from meshplane.devcluster.api import context
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = os.environ.get("KUBECTL", "/usr/bin/kubectl")

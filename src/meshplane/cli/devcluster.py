@@ -13,7 +13,7 @@ import typer
 
 from meshplane.cli import common
 from meshplane.devcluster import app as devcluster_app
-from meshplane.devcluster import context
+from meshplane.devcluster.api import context
 from meshplane.runtime import logging as mlogging
 
 app = typer.Typer(help="Run a local Kubernetes-API-compatible dev cluster.", no_args_is_help=True)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from meshplane.cli import common
-from meshplane.lab import node as node_mod
+from meshplane.lab.node import app as node_mod
 from meshplane.runtime import logging as mlogging
 
 app = typer.Typer(help="The lab: the guide's two clusters on one machine.", no_args_is_help=True)
@@ -98,7 +98,7 @@ async def _run_node(runtime: node_mod.NodeRuntime) -> None:
         done, _ = await asyncio.wait({start, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if start in done:
             start.result()
-            sys.stdout.write(f"ready {runtime.o.node_name}\n")
+            sys.stdout.write(f"ready {runtime.options.node_name}\n")
             sys.stdout.flush()
             await waiter
         else:
@@ -124,15 +124,15 @@ def up(
     ] = None,
 ) -> None:
     """Start both dev clusters and their node runtimes in the background (or reuse what runs)."""
-    from meshplane.lab import errors, lab
+    from meshplane.lab import errors, launcher
 
     mlogging.setup("WARNING")
     try:
-        state = lab.up(directory, address_base)
+        state = launcher.up(directory, address_base)
     except (errors.LabError, OSError, ValueError) as e:
         raise common.fail(str(e)) from e
-    paths = lab.LabPaths(directory.resolve())
-    for cluster, role, pid, what in lab.summary_rows(state):
+    paths = launcher.LabPaths(directory.resolve())
+    for cluster, role, pid, what in launcher.summary_rows(state):
         typer.echo(f"{cluster:10} {role:5} pid {pid:8} {what}", err=True)
     typer.echo(f"export KUBECONFIG={paths.kubeconfig} CTX_CLUSTER1=cluster1 CTX_CLUSTER2=cluster2")
 
@@ -140,26 +140,26 @@ def up(
 @app.command()
 def down(directory: DirOpt = DEFAULT_DIR) -> None:
     """Stop every process `lab up` started (pods included); the lab's data stays in DIR."""
-    from meshplane.lab import lab
+    from meshplane.lab import launcher
 
     mlogging.setup("WARNING")
-    for line in lab.down(directory):
+    for line in launcher.down(directory):
         typer.echo(f"stopped {line}")
 
 
 @app.command()
 def status(directory: DirOpt = DEFAULT_DIR) -> None:
     """The lab's processes, and the pods of each cluster with their readiness."""
-    from meshplane.lab import lab
+    from meshplane.lab import launcher
 
     mlogging.setup("WARNING")
-    state = lab.status(directory)
+    state = launcher.status(directory)
     if not state.procs:
         typer.echo(f"no lab in {directory.resolve()} (run: meshplane lab up --dir {directory})")
         raise typer.Exit(1)
-    for cluster, role, pid, what in lab.summary_rows(state):
+    for cluster, role, pid, what in launcher.summary_rows(state):
         typer.echo(f"{cluster:10} {role:5} pid {pid:8} {what}")
-    paths = lab.LabPaths(directory.resolve())
+    paths = launcher.LabPaths(directory.resolve())
     for plan in state.plans():
         api = state.procs.get(plan.name, {}).get("api")
         if api is None or not api.alive:
@@ -171,7 +171,7 @@ def status(directory: DirOpt = DEFAULT_DIR) -> None:
             continue
         typer.echo(f"\n{plan.name}:")
         typer.echo(f"  {'NAMESPACE':16} {'NAME':44} {'READY':6} {'STATUS':18} {'RESTARTS':9} IP")
-        for ns, name, ready, st, restarts, ip in lab.pod_rows(pods):
+        for ns, name, ready, st, restarts, ip in launcher.pod_rows(pods):
             typer.echo(f"  {ns:16} {name:44} {ready:6} {st:18} {restarts:9} {ip}")
 
 
@@ -197,7 +197,8 @@ def exec_(
 ) -> None:
     """Send one HTTP request from a pod (through its sidecar when it has one) and print the body:
     the lab's stand-in for `kubectl exec POD -- curl -sS URL`."""
-    from meshplane.lab import addresses, execreq, lab, podspec
+    from meshplane.lab import addresses, errors, execreq, launcher
+    from meshplane.lab.node import podspec
 
     mlogging.setup("WARNING")
     if len(args) < 2 or args[0].startswith("-"):
@@ -207,10 +208,10 @@ def exec_(
         command = command[1:]
     try:
         curl = execreq.parse_curl(command)
-    except execreq.CurlUsage as e:
+    except errors.CurlUsage as e:
         raise common.fail(str(e), 2) from e
-    paths = lab.LabPaths(directory.resolve())
-    plan = lab.load_state(paths).plan(context)
+    paths = launcher.LabPaths(directory.resolve())
+    plan = launcher.load_state(paths).plan(context)
     if plan is None:
         raise common.fail(f"unknown context {context!r} (the lab has cluster1 and cluster2)", 2)
     try:
@@ -268,11 +269,11 @@ def guide(directory: DirOpt = DEFAULT_DIR, samples: SamplesOpt = None) -> None:
     from rich.console import Console
 
     from meshplane.lab import guide as guide_mod
-    from meshplane.lab import lab
+    from meshplane.lab import launcher
 
     mlogging.setup("WARNING")
-    paths = lab.LabPaths(directory.resolve())
-    if not lab.load_state(paths).procs:
+    paths = launcher.LabPaths(directory.resolve())
+    if not launcher.load_state(paths).procs:
         raise common.fail(f"no lab in {paths.dir} (run: meshplane lab up --dir {directory})")
     guide_mod.link_samples(paths.dir, _samples_dir(samples))
     out = Console(highlight=False, soft_wrap=True)
@@ -303,14 +304,14 @@ def verify(
     from rich.console import Console
 
     from meshplane.lab import guide as guide_mod
-    from meshplane.lab import lab
+    from meshplane.lab import launcher
     from meshplane.lab import verify as verify_mod
 
     mlogging.setup("WARNING")
     if requests < 1 or timeout < 1:
         raise common.fail("--requests and --timeout must be positive", 2)
-    paths = lab.LabPaths(directory.resolve())
-    if not lab.load_state(paths).procs:
+    paths = launcher.LabPaths(directory.resolve())
+    if not launcher.load_state(paths).procs:
         raise common.fail(f"no lab in {paths.dir} (run: meshplane lab up --dir {directory})")
     guide_mod.link_samples(paths.dir, _samples_dir(samples))
     out = Console(highlight=False, soft_wrap=True)

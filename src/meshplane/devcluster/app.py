@@ -40,25 +40,12 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from meshplane.devcluster import (
-    bootstrap,
-    context,
-    crds,
-    defaults,
-    gc,
-    kubeconfig,
-    objects,
-    openapi,
-    persistence,
-    pki,
-    resources,
-    rest,
-    schemas,
-    seams,
-    security,
-    server,
-    store,
-)
+from meshplane.devcluster import kubeconfig, seams, security
+from meshplane.devcluster.api import context, dispatch, openapi, server
+from meshplane.devcluster.auth import pki
+from meshplane.devcluster.controllers import bootstrap, gc, objects
+from meshplane.devcluster.schema import crds, defaults, resources, schemas
+from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import tasks
 
@@ -187,7 +174,7 @@ class DevCluster:
         oapi = openapi.OpenApi(self.registry, self.schemas, self.settings.git_version)
         cert, key = await asyncio.to_thread(pki.serving_cert, self._pki, [self.host])
         ssl_ctx = await asyncio.to_thread(pki.server_ssl_context, cert, key, self._pki.ca_cert_pem)
-        dispatcher = rest.Dispatcher(self.ctx, oapi, f"{self.host}:{self.port}")
+        dispatcher = dispatch.Dispatcher(self.ctx, oapi, f"{self.host}:{self.port}")
         srv = server.HttpsServer(dispatcher, self.host, self.port, ssl_ctx)
         try:
             self.port = await srv.start()

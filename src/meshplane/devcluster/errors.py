@@ -1,4 +1,9 @@
-"""Kubernetes `Status` errors: every failure the dev cluster answers is one of these."""
+"""The dev cluster's errors.
+
+`DevclusterError` is the root. `ApiError` is a Kubernetes `Status`: every failure the dev cluster
+answers is one of these. The others are raised inside one part (a token, a patch, a protobuf body, a
+webhook call, a background launch) and turned into an `ApiError` (or a CLI message) by its caller.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,11 @@ _REASONS = {
 }
 
 
-class ApiError(Exception):
+class DevclusterError(Exception):
+    """Base of the dev cluster's errors."""
+
+
+class ApiError(DevclusterError):
     """An error answered as a Kubernetes Status object (kind Status, status Failure)."""
 
     def __init__(
@@ -153,3 +162,23 @@ def unsupported_media_type(content_type: str) -> ApiError:
         if not content_type
         else f'unsupported media type "{content_type}"',
     )
+
+
+class TokenError(DevclusterError):
+    """A token this cluster recognises (its issuer) that is not valid; the text is Kubernetes'."""
+
+
+class PatchError(DevclusterError):
+    """A patch document that cannot be applied (the API answers 422 or 400 with this text)."""
+
+
+class ProtoError(DevclusterError):
+    """A protobuf request body that does not decode (the API answers 400 with this text)."""
+
+
+class CallError(DevclusterError):
+    """Why a webhook could not be called; the text follows `failed calling webhook "NAME": `."""
+
+
+class LaunchError(DevclusterError):
+    """A background dev cluster did not start (the message names its log)."""

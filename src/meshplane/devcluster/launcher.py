@@ -15,11 +15,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meshplane.devcluster import errors
+
 log = logging.getLogger(__name__)
-
-
-class LaunchError(Exception):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +82,9 @@ async def launch(
     text = line.decode(errors="replace").strip()
     if not text.startswith("ready https://"):
         await _kill(proc, 5.0)
-        raise LaunchError(f"dev cluster {name} did not start (see {log_path}): {text or 'no ready line'}")
+        raise errors.LaunchError(
+            f"dev cluster {name} did not start (see {log_path}): {text or 'no ready line'}"
+        )
     log.info("dev cluster started cluster=%s pid=%d url=%s", name, proc.pid, text.split()[1])
     return Launched(name, proc.pid, text.split()[1], kubeconfig, log_path, proc)
 

@@ -14,19 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshplane.devcluster import (
-    accessreview,
-    admission,
-    authn,
-    errors,
-    objects,
-    rbac,
-    resources,
-    sacontroller,
-    store,
-    tokenapi,
-    tokens,
-)
+from meshplane.devcluster import errors
+from meshplane.devcluster.admission import chain
+from meshplane.devcluster.auth import accessreview, authn, rbac, tokenapi, tokens
+from meshplane.devcluster.controllers import objects, serviceaccounts
+from meshplane.devcluster.schema import resources
+from meshplane.devcluster.storage import store
 from meshplane.runtime import clock as clock_mod
 
 log = logging.getLogger(__name__)
@@ -42,9 +35,9 @@ class ClusterSecurity:
         self._key: tokens.SigningKey | None = None
         self._authn: authn.Authenticator | None = None
         self._authz: rbac.Authorizer | None = None
-        self._admission: admission.Admission | None = None
+        self._admission: chain.Admission | None = None
         self._token_api: tokenapi.TokenApi | None = None
-        self._controllers: sacontroller.ServiceAccountControllers | None = None
+        self._controllers: serviceaccounts.ServiceAccountControllers | None = None
 
     @property
     def signing_key(self) -> tokens.SigningKey:
@@ -63,7 +56,7 @@ class ClusterSecurity:
         return self._authz
 
     @property
-    def admission(self) -> admission.Admission:
+    def admission(self) -> chain.Admission:
         assert self._admission is not None, "start() first"
         return self._admission
 
@@ -81,11 +74,11 @@ class ClusterSecurity:
         verifier = tokens.Verifier(self._key, st)
         self._authn = authn.Authenticator(admin_token, verifier, self.clock, self.name)
         self._authz = rbac.Authorizer(st, self.name)
-        self._admission = admission.Admission(st, self.name)
+        self._admission = chain.Admission(st, self.name)
         self._token_api = tokenapi.TokenApi(st, self._authn, self._key, self.clock, self.name)
         self._token_api.register(registry)
         accessreview.AccessReviews(self._authz, self.name).register(registry)
-        self._controllers = sacontroller.ServiceAccountControllers(
+        self._controllers = serviceaccounts.ServiceAccountControllers(
             api, registry, self._key, ca_pem, self.name
         )
 

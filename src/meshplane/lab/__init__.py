@@ -1,1 +1,21 @@
-"""The lab: two dev clusters on one machine with a node runtime each that runs Pods as processes."""
+"""The lab: two dev clusters on one machine, each with a node runtime that runs its Pods.
+
+- `launcher`    `lab up|down|status`: the dev clusters and node runtimes as background processes,
+                their state file, stopped by PID.
+- `guide`       `lab guide`: the primary-remote install guide, run with the user's commands.
+- `verify`      `lab verify`: the guide's "verify the installation" on the lab.
+- `execreq`     `lab exec … -- curl URL`: one request sent as a pod would send it.
+- `kubeapi`     the node runtime's writes to its dev cluster (lightkube, dicts in and out).
+- `watchcache`  one kind of one cluster, watched: JSON dicts and (old, new) handlers.
+- `addresses`   pod IPs, each pod's own "localhost", LoadBalancer addresses.
+- `errors`      the lab's errors.
+- `node/`       what a node runs: `app` (the node runtime's composition root, `lab node`), the
+                kubelet, one pod worker per Pod (sandbox, init containers, containers as
+                processes, probes, status), volumes, images, kube-proxy, DNS.
+- `controllers/` what a control plane runs for the lab: Deployments/ReplicaSets (`rollout` is their
+                arithmetic), the scheduler, EndpointSlices, LoadBalancers.
+- `apps/`       the sample apps the sample images stand for (helloworld, idle).
+
+Data flows  dev cluster API → watchcache → controllers / kubelet → kubeapi → dev cluster API;
+a Pod bound to the node → kubelet → podworker → node/process (where a pod's processes start).
+"""

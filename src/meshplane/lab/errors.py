@@ -29,3 +29,7 @@ class AddressExhausted(LabError):
 
 class LaunchError(LabError):
     """A background process of the lab did not start (the message names its log)."""
+
+
+class CurlUsage(LabError, ValueError):
+    """The command is not a curl invocation the lab supports (exit code 2)."""

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from meshplane.lab import addresses, podspec
+from meshplane.lab import addresses, errors
+from meshplane.lab.node import podspec
 from meshplane.runtime import resolve
 
 SIDECAR_OUTBOUND_PORT = 15001
@@ -35,14 +36,10 @@ class Curl:
     max_time: float = 10.0
 
 
-class CurlUsage(ValueError):
-    """The command is not a curl invocation the lab supports (exit code 2)."""
-
-
 def parse_curl(argv: list[str]) -> Curl:
     """`curl [-s] [-S] [-sS] [-f] [-i] [-X METHOD] [-m SECONDS] URL`."""
     if not argv or argv[0] != "curl":
-        raise CurlUsage("the lab runs only `curl [-sS] URL` in a pod (got: " + " ".join(argv) + ")")
+        raise errors.CurlUsage("the lab runs only `curl [-sS] URL` in a pod (got: " + " ".join(argv) + ")")
     url = ""
     fail = include = False
     method, max_time = "GET", 10.0
@@ -51,7 +48,7 @@ def parse_curl(argv: list[str]) -> Curl:
         a = rest.pop(0)
         if a in ("-X", "--request", "-m", "--max-time"):
             if not rest:
-                raise CurlUsage(f"option {a} needs a value")
+                raise errors.CurlUsage(f"option {a} needs a value")
             v = rest.pop(0)
             if a in ("-X", "--request"):
                 method = v.upper()
@@ -59,7 +56,7 @@ def parse_curl(argv: list[str]) -> Curl:
                 try:
                     max_time = float(v)
                 except ValueError as e:
-                    raise CurlUsage(f"option {a}: {v!r} is not a number") from e
+                    raise errors.CurlUsage(f"option {a}: {v!r} is not a number") from e
         elif a in ("--silent", "--show-error"):
             continue
         elif a == "--fail":
@@ -73,19 +70,19 @@ def parse_curl(argv: list[str]) -> Curl:
                 elif flag == "i":
                     include = True
                 elif flag not in "sSvL":
-                    raise CurlUsage(f"unsupported curl option -{flag}")
+                    raise errors.CurlUsage(f"unsupported curl option -{flag}")
         elif a.startswith("-"):
-            raise CurlUsage(f"unsupported curl option {a}")
+            raise errors.CurlUsage(f"unsupported curl option {a}")
         elif url:
-            raise CurlUsage("only one URL per request")
+            raise errors.CurlUsage("only one URL per request")
         else:
             url = a
     if not url:
-        raise CurlUsage("no URL given")
+        raise errors.CurlUsage("no URL given")
     if "://" not in url:
         url = "http://" + url
     if max_time <= 0:
-        raise CurlUsage("--max-time must be positive")
+        raise errors.CurlUsage("--max-time must be positive")
     return Curl(url, fail, include, method, max_time)
 
 
@@ -109,10 +106,10 @@ def plan(pod: dict[str, Any], url: str, hosts_file: Path, pod_cidr: str, local_c
     """How the pod's request goes out (pure apart from reading the hosts file)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http",) or not parts.hostname:
-        raise CurlUsage(f"unsupported URL {url!r} (http://HOST[:PORT]/PATH)")
+        raise errors.CurlUsage(f"unsupported URL {url!r} (http://HOST[:PORT]/PATH)")
     pod_ip = str((pod.get("status") or {}).get("podIP") or "")
     if not pod_ip:
-        raise CurlUsage(f'pod "{podspec.meta(pod).get("name")}" has no IP yet')
+        raise errors.CurlUsage(f'pod "{podspec.meta(pod).get("name")}" has no IP yet')
     authority = parts.netloc
     if podspec.has_sidecar(pod):
         local = addresses.local_address(pod_ip, pod_cidr, local_cidr)
@@ -165,6 +162,6 @@ def _version(v: Any) -> str:
 async def run(pod: dict[str, Any], curl: Curl, hosts_file: Path, pod_cidr: str, local_cidr: str) -> Result:
     try:
         route = await asyncio.to_thread(plan, pod, curl.url, hosts_file, pod_cidr, local_cidr)
-    except CurlUsage as e:
+    except errors.CurlUsage as e:
         return Result(3, error=str(e))
     return await send(route, curl)

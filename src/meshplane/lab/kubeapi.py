@@ -20,7 +20,7 @@ from lightkube.resources.core_v1 import ServiceAccount
 from lightkube.types import PatchType
 
 from meshplane.kube import client as kube_client
-from meshplane.lab import cache
+from meshplane.lab import watchcache
 
 Obj = dict[str, Any]
 
@@ -62,12 +62,12 @@ class Api:
 
     async def create(self, res: Any, obj: Obj, namespace: str | None = None) -> Obj:
         created = await self.client.create(res.from_dict(obj), namespace=namespace)
-        return cache.to_dict(created)
+        return watchcache.to_dict(created)
 
     async def patch(self, res: Any, name: str, patch: Obj, namespace: str | None = None) -> Obj:
         """A JSON merge patch (use `res.Status` for the status subresource)."""
         out = await self.client.patch(res, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
-        return cache.to_dict(out)
+        return watchcache.to_dict(out)
 
     async def delete(
         self, res: Any, name: str, namespace: str | None = None, grace: int | None = None

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshplane.lab import addresses, execreq, guide, lab, podspec
+from meshplane.lab import addresses, execreq, guide, launcher
+from meshplane.lab.node import podspec
 
 URL = "helloworld.sample:5000/hello"
 VERSION = re.compile(r"Hello version: (v\d+), instance: (\S+)")
@@ -94,7 +95,11 @@ def verdict(sides: list[Side]) -> tuple[bool, list[str]]:
 
 
 async def requests_from(
-    paths: lab.LabPaths, plan: lab.ClusterPlan, pod: dict[str, Any], n: int, say: Callable[[str], None]
+    paths: launcher.LabPaths,
+    plan: launcher.ClusterPlan,
+    pod: dict[str, Any],
+    n: int,
+    say: Callable[[str], None],
 ) -> Side:
     name = str(podspec.meta(pod).get("name"))
     side = Side(plan.name, name, podspec.has_sidecar(pod))
@@ -129,8 +134,8 @@ async def run(
     n: int = 20,
     ready_timeout: int = 180,
 ) -> tuple[bool, list[str]]:
-    paths = lab.LabPaths(lab_dir)
-    state = lab.load_state(paths)
+    paths = launcher.LabPaths(lab_dir)
+    state = launcher.load_state(paths)
     env = guide.command_env(lab_dir)
     results = await guide.run(setup_steps(ready_timeout), lab_dir, env, say, echo)
     if not all(r.ok for r in results):

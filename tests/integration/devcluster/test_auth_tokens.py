@@ -17,7 +17,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.authentication_v1 import TokenReview
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, ServiceAccount
 
-from meshplane.devcluster import tokens
+from meshplane.devcluster.auth import tokens
 from tests.support import clusters, wait
 from tests.support.clusters import kubectl
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from meshplane.devcluster import discovery
+from meshplane.devcluster.api import discovery
 from tests.support import clusters, rawhttp
 from tests.support.clusters import kubectl
 

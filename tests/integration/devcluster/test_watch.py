@@ -12,7 +12,7 @@ from lightkube import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap
 
-from meshplane.devcluster import context
+from meshplane.devcluster.api import context
 from tests.support import clusters, rawhttp, wait
 
 HISTORY = 20

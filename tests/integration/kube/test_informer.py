@@ -10,7 +10,7 @@ import pytest
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources import core_v1
 
-from meshplane.devcluster import context
+from meshplane.devcluster.api import context
 from meshplane.kube import client as kube_client
 from meshplane.kube import informer as inf
 from meshplane.kube import leader

@@ -112,7 +112,7 @@ async def start_cluster(name: str, data_dir: Path) -> Cluster:
 async def _plug_security(dev: Any, name: str, data_dir: Path) -> Any:
     """Until DevCluster wires its security parts itself (devcluster-B-to-A.md), plug them in before
     the first start: TokenRequest/TokenReview, SA-token authentication and RBAC."""
-    pki = pytest.importorskip("meshplane.devcluster.pki")
+    pki = pytest.importorskip("meshplane.devcluster.auth.pki")
     dev_security = pytest.importorskip("meshplane.devcluster.security")
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     keys = await asyncio.to_thread(pki.load_or_create, name, data_dir)

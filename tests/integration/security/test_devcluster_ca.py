@@ -145,7 +145,7 @@ async def test_remote_reviewers_over_a_client_lookup(env: Env) -> None:
 
 
 async def test_expired_wrong_audience_deleted_sa_and_foreign_identity(env: Env) -> None:
-    dev_tokens = pytest.importorskip("meshplane.devcluster.tokens")
+    dev_tokens = pytest.importorskip("meshplane.devcluster.auth.tokens")
     c1 = env.c1
     csr = secpki.csr_pem([spiffe("sample", "sleep")])
     before = env.metric("citadel_server_authentication_failure_count_total")

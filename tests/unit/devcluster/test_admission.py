@@ -12,14 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from meshplane.devcluster import admission, persistence, seams, store, webhookclient
+from meshplane.devcluster import errors, seams
+from meshplane.devcluster.admission import chain, webhookclient
+from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock as clock_mod
 from tests.support import webhooks
 
 Obj = dict[str, Any]
 USER = seams.UserInfo("alice", "uid-a", ("devs", "system:authenticated"), {"k": ("v",)})
-MWC = admission.MUTATING
-VWC = admission.VALIDATING
+MWC = chain.MUTATING
+VWC = chain.VALIDATING
 
 
 @pytest.fixture
@@ -121,29 +123,29 @@ async def server(certs: webhooks.Certs) -> AsyncIterator[webhooks.WebhookServer]
 def test_rule_matching() -> None:
     base = {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}
     r = request(pod())
-    assert admission.rule_matches(base, r)
-    assert not admission.rule_matches(base, request(pod(), op="UPDATE", old=pod()))
-    assert admission.rule_matches({**base, "operations": ["*"]}, request(pod(), op="DELETE", old=pod()))
-    assert not admission.rule_matches({**base, "apiGroups": ["apps"]}, r)
-    assert not admission.rule_matches({**base, "apiVersions": ["v2"]}, r)
+    assert chain.rule_matches(base, r)
+    assert not chain.rule_matches(base, request(pod(), op="UPDATE", old=pod()))
+    assert chain.rule_matches({**base, "operations": ["*"]}, request(pod(), op="DELETE", old=pod()))
+    assert not chain.rule_matches({**base, "apiGroups": ["apps"]}, r)
+    assert not chain.rule_matches({**base, "apiVersions": ["v2"]}, r)
     status = request(pod(), op="CREATE", subresource="status")
-    assert not admission.rule_matches(base, status)
-    assert admission.rule_matches({**base, "resources": ["pods/status"]}, status)
-    assert admission.rule_matches({**base, "resources": ["*/*"]}, status)
-    assert admission.rule_matches({**base, "resources": ["pods/*"]}, status)
-    assert not admission.rule_matches({**base, "resources": ["*"]}, status)
-    assert admission.rule_matches({**base, "scope": "Namespaced"}, r)
-    assert not admission.rule_matches({**base, "scope": "Cluster"}, r)
+    assert not chain.rule_matches(base, status)
+    assert chain.rule_matches({**base, "resources": ["pods/status"]}, status)
+    assert chain.rule_matches({**base, "resources": ["*/*"]}, status)
+    assert chain.rule_matches({**base, "resources": ["pods/*"]}, status)
+    assert not chain.rule_matches({**base, "resources": ["*"]}, status)
+    assert chain.rule_matches({**base, "scope": "Namespaced"}, r)
+    assert not chain.rule_matches({**base, "scope": "Cluster"}, r)
     ns_req = request({"metadata": {"name": "x"}}, resource="namespaces", kind="Namespace", namespace="x")
-    assert admission.rule_matches({**base, "resources": ["namespaces"], "scope": "Cluster"}, ns_req)
-    assert not admission.rule_matches({**base, "resources": ["namespaces"], "scope": "Namespaced"}, ns_req)
+    assert chain.rule_matches({**base, "resources": ["namespaces"], "scope": "Cluster"}, ns_req)
+    assert not chain.rule_matches({**base, "resources": ["namespaces"], "scope": "Namespaced"}, ns_req)
 
 
 async def test_selectors(st: store.Store) -> None:
-    h = admission.Hook("cfg", hook("h", {}, namespaceSelector={"matchLabels": {"inject": "on"}}))
-    assert admission.should_call(h, request(pod("ns")), st)
-    assert not admission.should_call(h, request(pod("plain")), st)
-    h = admission.Hook(
+    h = chain.Hook("cfg", hook("h", {}, namespaceSelector={"matchLabels": {"inject": "on"}}))
+    assert chain.should_call(h, request(pod("ns")), st)
+    assert not chain.should_call(h, request(pod("plain")), st)
+    h = chain.Hook(
         "cfg",
         hook(
             "h",
@@ -153,20 +155,20 @@ async def test_selectors(st: store.Store) -> None:
             },
         ),
     )
-    assert admission.should_call(h, request(pod(labels={"app": "x"})), st)
-    assert not admission.should_call(h, request(pod(labels={"sidecar": "false"})), st)
+    assert chain.should_call(h, request(pod(labels={"app": "x"})), st)
+    assert not chain.should_call(h, request(pod(labels={"sidecar": "false"})), st)
     # the old object's labels count too (UPDATE)
-    assert admission.should_call(h, request(pod(labels={"sidecar": "false"}), "UPDATE", old=pod()), st)
-    h = admission.Hook(
+    assert chain.should_call(h, request(pod(labels={"sidecar": "false"}), "UPDATE", old=pod()), st)
+    h = chain.Hook(
         "cfg", hook("h", {}, objectSelector={"matchExpressions": [{"key": "x", "operator": "Exists"}]})
     )
-    assert not admission.should_call(h, request(pod()), st)
+    assert not chain.should_call(h, request(pod()), st)
 
 
 def test_review_request_fields() -> None:
     old = pod()
     new = pod(labels={"a": "b"})
-    body = admission.review_request(request(new, "UPDATE", old=old, dry_run=True), "uid-1")
+    body = chain.review_request(request(new, "UPDATE", old=old, dry_run=True), "uid-1")
     assert body["apiVersion"] == "admission.k8s.io/v1" and body["kind"] == "AdmissionReview"
     r = body["request"]
     assert r["uid"] == "uid-1"
@@ -191,7 +193,7 @@ def test_response_verification() -> None:
             {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp, **top}
         ).encode()
 
-    assert admission.parse_response(raw({"uid": "u", "allowed": True}), "u", True)["allowed"]
+    assert chain.parse_response(raw({"uid": "u", "allowed": True}), "u", True)["allowed"]
     cases = [
         (raw({"uid": "x", "allowed": True}), 'expected response.uid="u", got "x"'),
         (
@@ -213,21 +215,21 @@ def test_response_verification() -> None:
         ),
     ]
     for body, want in cases:
-        with pytest.raises(webhookclient.CallError) as e:
-            admission.parse_response(body, "u", True)
+        with pytest.raises(errors.CallError) as e:
+            chain.parse_response(body, "u", True)
         assert str(e.value) == "received invalid webhook response: " + want
-    with pytest.raises(webhookclient.CallError, match=r"validating webhook may not return response.patch"):
-        admission.parse_response(
+    with pytest.raises(errors.CallError, match=r"validating webhook may not return response.patch"):
+        chain.parse_response(
             raw({"uid": "u", "allowed": True, "patch": "W10=", "patchType": "JSONPatch"}), "u", False
         )
 
 
 def test_denial_text() -> None:
-    d = admission.denial("v.example.com", {"code": 403, "message": "no privileged pods"})
+    d = chain.denial("v.example.com", {"code": 403, "message": "no privileged pods"})
     assert (
         d.code == 403 and str(d) == 'admission webhook "v.example.com" denied the request: no privileged pods'
     )
-    d = admission.denial("v", {"code": 200})
+    d = chain.denial("v", {"code": 200})
     assert d.code == 400 and str(d) == 'admission webhook "v" denied the request without explanation'
 
 
@@ -235,7 +237,7 @@ def test_denial_text() -> None:
 
 
 async def test_resolve_service(st: store.Store) -> None:
-    with pytest.raises(webhookclient.CallError, match=r'services "hook" not found'):
+    with pytest.raises(errors.CallError, match=r'services "hook" not found'):
         webhookclient.resolve_service(st, "ns", "hook", 443)
     await st.create(
         "services",
@@ -244,7 +246,7 @@ async def test_resolve_service(st: store.Store) -> None:
             "spec": {"type": "ExternalName", "externalName": "example.com"},
         },
     )
-    with pytest.raises(webhookclient.CallError, match=r'^unsupported service type "ExternalName"$'):
+    with pytest.raises(errors.CallError, match=r'^unsupported service type "ExternalName"$'):
         webhookclient.resolve_service(st, "ns", "ext", 443)
     await st.create(
         "services",
@@ -258,9 +260,9 @@ async def test_resolve_service(st: store.Store) -> None:
             },
         },
     )
-    with pytest.raises(webhookclient.CallError, match=r'^no service port 444 found for service "hook"$'):
+    with pytest.raises(errors.CallError, match=r'^no service port 444 found for service "hook"$'):
         webhookclient.resolve_service(st, "ns", "hook", 444)
-    with pytest.raises(webhookclient.CallError, match=r'^no endpoints available for service "hook"$'):
+    with pytest.raises(errors.CallError, match=r'^no endpoints available for service "hook"$'):
         webhookclient.resolve_service(st, "ns", "hook", 443)
     await st.create(
         "discovery.k8s.io/endpointslices",
@@ -290,7 +292,7 @@ async def test_mutating_webhook_by_url_patches(
 ) -> None:
     url = f"https://127.0.0.1:{server.port}/mutate"
     await configure(st, MWC, "a", hook("m.example.com", {"url": url, "caBundle": certs.ca_bundle}))
-    adm = admission.Admission(st)
+    adm = chain.Admission(st)
     out = await adm.mutate(request(pod()))
     assert out is not None and out["metadata"]["labels"]["injected"] == "yes"
     assert server.paths == ["/mutate?timeout=10s"]
@@ -318,7 +320,7 @@ async def test_mutating_webhooks_chain_in_order(st: store.Store, certs: webhooks
         cc = {"caBundle": certs.ca_bundle}
         await configure(st, MWC, "b-second", hook("second", {**cc, "url": f"https://127.0.0.1:{sec.port}/"}))
         await configure(st, MWC, "a-first", hook("first", {**cc, "url": f"https://127.0.0.1:{first.port}/"}))
-        out = await admission.Admission(st).mutate(request(pod()))
+        out = await chain.Admission(st).mutate(request(pod()))
         assert out is not None and out["metadata"]["labels"] == {"first": "1", "second": "1"}
     finally:
         await first.stop()
@@ -353,13 +355,13 @@ async def test_webhook_through_selectorless_service(
         "caBundle": certs.ca_bundle,
     }
     await configure(st, MWC, "svc", hook("s.example.com", svc))
-    out = await admission.Admission(st).mutate(request(pod()))
+    out = await chain.Admission(st).mutate(request(pod()))
     assert out is not None and out["metadata"]["labels"]["injected"] == "yes"
     assert server.paths == ["/inject/cluster/c2?timeout=10s"]
 
 
 async def test_failures_read_like_kubernetes(st: store.Store, certs: webhooks.Certs) -> None:
-    adm = admission.Admission(st)
+    adm = chain.Admission(st)
     # nothing listens on this port
     srv = webhooks.WebhookServer(certs, webhooks.allow)
     port = await srv.start()
@@ -401,7 +403,7 @@ async def test_failures_read_like_kubernetes(st: store.Store, certs: webhooks.Ce
 async def test_tls_verification(
     st: store.Store, server: webhooks.WebhookServer, certs: webhooks.Certs
 ) -> None:
-    adm = admission.Admission(st)
+    adm = chain.Admission(st)
     url = f"https://127.0.0.1:{server.port}/"
     other = webhooks.make_certs(["elsewhere"])
     for bundle in (other.ca_bundle, ""):  # a wrong CA, and no CA (system roots) both fail
@@ -450,7 +452,7 @@ async def test_timeout(st: store.Store, certs: webhooks.Certs) -> None:
             hook("slow.example.com", {"url": url, "caBundle": certs.ca_bundle}, timeoutSeconds=1),
         )
         with pytest.raises(seams.AdmissionDenied) as e:
-            await admission.Admission(st).mutate(request(pod()))
+            await chain.Admission(st).mutate(request(pod()))
         assert str(e.value).endswith(f'Post "{url}?timeout=1s": context deadline exceeded')
     finally:
         release.set()
@@ -463,7 +465,7 @@ async def test_validating_webhook_denies(st: store.Store, certs: webhooks.Certs)
     try:
         url = f"https://127.0.0.1:{srv.port}/validate"
         await configure(st, VWC, "v", hook("v.example.com", {"url": url, "caBundle": certs.ca_bundle}))
-        adm = admission.Admission(st)
+        adm = chain.Admission(st)
         with pytest.raises(seams.AdmissionDenied) as e:
             await adm.validate(request(pod()))
         assert e.value.code == 403
@@ -499,17 +501,17 @@ async def test_bad_patches_are_internal_errors(st: store.Store, certs: webhooks.
             hook("bad.example.com", {"url": f"https://127.0.0.1:{srv.port}/", "caBundle": certs.ca_bundle}),
         )
         with pytest.raises(seams.AdmissionDenied) as e:
-            await admission.Admission(st).mutate(request(pod()))
+            await chain.Admission(st).mutate(request(pod()))
         assert e.value.code == 500 and str(e.value).startswith("Internal error occurred: ")
     finally:
         await srv.stop()
-    assert admission.apply_patch("h", {"a": 1}, base64.b64encode(b"[]").decode()) == {"a": 1}
+    assert chain.apply_patch("h", {"a": 1}, base64.b64encode(b"[]").decode()) == {"a": 1}
 
 
 async def test_service_account_defaulting(st: store.Store) -> None:
     p = pod()
     p["spec"].pop("automountServiceAccountToken")
-    out = await admission.Admission(st).mutate(request(p))
+    out = await chain.Admission(st).mutate(request(p))
     assert out is not None
     spec = out["spec"]
     assert spec["serviceAccountName"] == "default" and spec["serviceAccount"] == "default"
@@ -528,10 +530,10 @@ async def test_service_account_defaulting(st: store.Store) -> None:
     )
     q = pod()
     q["spec"] = {"serviceAccountName": "quiet", "containers": [{"name": "c", "image": "i"}]}
-    out = await admission.Admission(st).mutate(request(q))
+    out = await chain.Admission(st).mutate(request(q))
     assert out is not None and out["spec"]["serviceAccountName"] == "quiet" and "volumes" not in out["spec"]
     # updates are left alone
-    assert await admission.Admission(st).mutate(request(p, "UPDATE", old=p)) == p
+    assert await chain.Admission(st).mutate(request(p, "UPDATE", old=p)) == p
 
 
 json_values = hs.recursive(
@@ -611,7 +613,7 @@ async def test_garbage_configurations_never_crash(
         await st.create(key, cfg)
     else:
         await st.update(key, cfg)
-    adm = admission.Admission(st)
+    adm = chain.Admission(st)
     req = request(pod(labels={"a": "x"}))
     try:
         if validating:
@@ -627,8 +629,8 @@ async def test_garbage_configurations_never_crash(
 @given(raw=hs.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()))
 def test_garbage_responses_are_call_errors(raw: bytes) -> None:
     try:
-        admission.parse_response(raw, "u", True)
-    except webhookclient.CallError as e:
+        chain.parse_response(raw, "u", True)
+    except errors.CallError as e:
         assert str(e)
 
 
@@ -638,17 +640,17 @@ async def test_admission_review_versions(
     url = f"https://127.0.0.1:{server.port}/mutate"
     cc = {"url": url, "caBundle": certs.ca_bundle}
     await configure(st, MWC, "ver", hook("old.example.com", cc, admissionReviewVersions=["v1beta1"]))
-    out = await admission.Admission(st).mutate(request(pod()))
+    out = await chain.Admission(st).mutate(request(pod()))
     assert server.reviews[-1]["apiVersion"] == "admission.k8s.io/v1beta1"
     assert out is not None and out["metadata"]["labels"]["injected"] == "yes"
     await configure(
         st, MWC, "ver", hook("new.example.com", cc, admissionReviewVersions=["v2", "v1", "v1beta1"])
     )
-    await admission.Admission(st).mutate(request(pod()))
+    await chain.Admission(st).mutate(request(pod()))
     assert server.reviews[-1]["apiVersion"] == "admission.k8s.io/v1"
     await configure(st, MWC, "ver", hook("none.example.com", cc, admissionReviewVersions=["v2"]))
     with pytest.raises(seams.AdmissionDenied) as e:
-        await admission.Admission(st).mutate(request(pod()))
+        await chain.Admission(st).mutate(request(pod()))
     assert str(e.value) == (
         'Internal error occurred: failed calling webhook "none.example.com": '
         "could not create admission objects: webhook does not accept known AdmissionReview versions"

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from meshplane.devcluster import authn, persistence, store, tokens
+from meshplane.devcluster.auth import authn, tokens
+from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock as clock_mod
 
 ADMIN = "admin-token-0123456789"

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from meshplane.devcluster import defaults, errors
+from meshplane.devcluster import errors
+from meshplane.devcluster.schema import defaults
 
 
 def test_service_ips_allocate_within_the_range() -> None:

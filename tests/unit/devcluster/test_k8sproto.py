@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshplane.devcluster import errors, k8sproto
+from meshplane.devcluster import errors
+from meshplane.devcluster.api import protobuf
 
 
 def _varint(n: int) -> bytes:
@@ -27,13 +28,13 @@ def field(num: int, value: bytes | int | str) -> bytes:
 
 
 def envelope(api_version: str, kind: str, raw: bytes) -> bytes:
-    return k8sproto.MAGIC + field(1, field(1, api_version) + field(2, kind)) + field(2, raw)
+    return protobuf.MAGIC + field(1, field(1, api_version) + field(2, kind)) + field(2, raw)
 
 
 def test_decodes_a_secret_with_labels_and_bytes() -> None:
     meta = field(1, "s1") + field(2, "") + field(11, field(1, "app") + field(2, "x"))
     raw = field(1, meta) + field(2, field(1, "k") + field(2, b"\x00\x01")) + field(3, "Opaque")
-    obj = k8sproto.decode(envelope("v1", "Secret", raw))
+    obj = protobuf.decode(envelope("v1", "Secret", raw))
     assert obj == {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -45,27 +46,27 @@ def test_decodes_a_secret_with_labels_and_bytes() -> None:
 
 def test_decodes_a_token_request_and_keeps_pointer_zeroes() -> None:
     spec = field(1, "aud") + field(4, 600)
-    obj = k8sproto.decode(envelope("authentication.k8s.io/v1", "TokenRequest", field(2, spec)))
+    obj = protobuf.decode(envelope("authentication.k8s.io/v1", "TokenRequest", field(2, spec)))
     assert obj["spec"] == {"audiences": ["aud"], "expirationSeconds": 600}
-    dep = k8sproto.decode(envelope("apps/v1", "Deployment", field(2, field(1, 0))))
+    dep = protobuf.decode(envelope("apps/v1", "Deployment", field(2, field(1, 0))))
     assert dep["spec"] == {"replicas": 0}
 
 
 def test_service_port_int_or_string() -> None:
     port = field(3, 80) + field(4, field(1, 1) + field(3, "http"))
-    obj = k8sproto.decode(envelope("v1", "Service", field(2, field(1, port))))
+    obj = protobuf.decode(envelope("v1", "Service", field(2, field(1, port))))
     assert obj["spec"]["ports"] == [{"port": 80, "targetPort": "http"}]
 
 
 def test_unknown_kinds_and_fields_are_refused() -> None:
     with pytest.raises(errors.ApiError) as e:
-        k8sproto.decode(envelope("batch/v1", "Job", b""))
+        protobuf.decode(envelope("batch/v1", "Job", b""))
     assert e.value.code == 415 and "Job" in e.value.message
     with pytest.raises(errors.ApiError) as e:
-        k8sproto.decode(envelope("v1", "ConfigMap", field(99, "x")))
+        protobuf.decode(envelope("v1", "ConfigMap", field(99, "x")))
     assert e.value.code == 415 and "field number 99" in e.value.message
     with pytest.raises(errors.ApiError) as e:
-        k8sproto.decode(b"not protobuf")
+        protobuf.decode(b"not protobuf")
     assert e.value.code == 400
 
 
@@ -73,6 +74,6 @@ def test_unknown_kinds_and_fields_are_refused() -> None:
 @given(st.binary(max_size=200))
 def test_random_bytes_never_crash(data: bytes) -> None:
     try:
-        k8sproto.decode(k8sproto.MAGIC + data)
+        protobuf.decode(protobuf.MAGIC + data)
     except errors.ApiError as e:
         assert e.code in (400, 415)

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from meshplane.devcluster import errors, patch, schemas
+from meshplane.devcluster import errors
+from meshplane.devcluster.api import patch
+from meshplane.devcluster.schema import schemas
 
 SCH = schemas.Schemas()
 POD = SCH.component("io.k8s.api.core.v1.Pod")
@@ -56,7 +58,7 @@ def test_json_patch_ops() -> None:
         [{"path": "/a"}],
         [{"op": "add", "path": "a", "value": 1}],
     ):
-        with pytest.raises(patch.PatchError):
+        with pytest.raises(errors.PatchError):
             patch.json_patch(doc, bad)
 
 
@@ -124,7 +126,7 @@ def test_smp_retain_keys_and_delete_from_primitive_list() -> None:
 
 
 def test_smp_missing_merge_key_is_an_error() -> None:
-    with pytest.raises(patch.PatchError):
+    with pytest.raises(errors.PatchError):
         smp(pod({"name": "a"}), {"spec": {"containers": [{"image": "x"}]}})
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from meshplane.devcluster import kubeconfig, pki
+from meshplane.devcluster import kubeconfig
+from meshplane.devcluster.auth import pki
 
 
 def test_ca_and_token_persist_in_the_data_dir(tmp_path: Path) -> None:

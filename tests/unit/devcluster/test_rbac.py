@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from meshplane.devcluster import persistence, rbac, seams, store
+from meshplane.devcluster import seams
+from meshplane.devcluster.auth import rbac
+from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock as clock_mod
 
 Obj = dict[str, Any]

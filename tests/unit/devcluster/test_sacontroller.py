@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from meshplane.devcluster import defaults, objects, persistence, resources, sacontroller, store, tokens
+from meshplane.devcluster.auth import tokens
+from meshplane.devcluster.controllers import objects, serviceaccounts
+from meshplane.devcluster.schema import defaults, resources
+from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import tasks
 from tests.support import wait
@@ -18,12 +21,12 @@ KEY = tokens.generate_key()
 
 
 @pytest.fixture
-async def env() -> AsyncIterator[tuple[store.Store, sacontroller.ServiceAccountControllers]]:
+async def env() -> AsyncIterator[tuple[store.Store, serviceaccounts.ServiceAccountControllers]]:
     st = store.Store(persistence.MemoryPersistence(), clock_mod.SystemClock())
     await st.open()
     await st.create("namespaces", {"metadata": {"name": "ns"}})
     api = objects.ObjectApi(st, clock_mod.SystemClock(), defaults.ServiceIPs("10.96.0.0/16"))
-    ctl = sacontroller.ServiceAccountControllers(api, resources.Registry.with_builtins(), KEY, CA, "unit")
+    ctl = serviceaccounts.ServiceAccountControllers(api, resources.Registry.with_builtins(), KEY, CA, "unit")
     await ctl.resync()
     task = tasks.guarded(ctl.run(), "sa-controllers")
     try:
@@ -34,8 +37,12 @@ async def env() -> AsyncIterator[tuple[store.Store, sacontroller.ServiceAccountC
 
 def token_secret(name: str, sa: str, **extra: Any) -> dict[str, Any]:
     return {
-        "metadata": {"name": name, "namespace": "ns", "annotations": {sacontroller.SA_NAME_ANNOTATION: sa}},
-        "type": sacontroller.TOKEN_TYPE,
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "annotations": {serviceaccounts.SA_NAME_ANNOTATION: sa},
+        },
+        "type": serviceaccounts.TOKEN_TYPE,
         **extra,
     }
 
@@ -73,7 +80,7 @@ async def test_token_secret_lifecycle(env: Any) -> None:
     assert secret is not None
     assert secret["data"]["ca.crt"] == base64.b64encode(CA).decode()
     assert secret["data"]["namespace"] == base64.b64encode(b"ns").decode()
-    assert secret["metadata"]["annotations"][sacontroller.SA_UID_ANNOTATION] == sa["metadata"]["uid"]
+    assert secret["metadata"]["annotations"][serviceaccounts.SA_UID_ANNOTATION] == sa["metadata"]["uid"]
     verifier = tokens.Verifier(KEY, st)
     assert await verifier.authenticate(base64.b64decode(filled).decode(), 0.0) is not None
     # a Secret for an account that does not exist is deleted, as Kubernetes does
@@ -91,9 +98,13 @@ async def test_malformed_objects_do_not_stop_the_controllers(env: Any) -> None:
         [
             {
                 "metadata": {"name": "j0", "namespace": "ns", "annotations": ["not", "a", "map"]},
-                "type": sacontroller.TOKEN_TYPE,
+                "type": serviceaccounts.TOKEN_TYPE,
             },
-            {"metadata": {"name": "j1", "namespace": "ns"}, "type": sacontroller.TOKEN_TYPE, "data": "nope"},
+            {
+                "metadata": {"name": "j1", "namespace": "ns"},
+                "type": serviceaccounts.TOKEN_TYPE,
+                "data": "nope",
+            },
             token_secret("j2", "x", data=["x"]),
         ]
     ):

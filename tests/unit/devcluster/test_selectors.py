@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from meshplane.devcluster import errors, selectors
+from meshplane.devcluster import errors
+from meshplane.devcluster.api import selectors
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from meshplane.devcluster import errors, persistence, store
+from meshplane.devcluster import errors
+from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock
 
 

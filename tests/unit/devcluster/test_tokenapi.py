@@ -9,7 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from meshplane.devcluster import authn, errors, persistence, resources, seams, store, tokenapi, tokens
+from meshplane.devcluster import errors, seams
+from meshplane.devcluster.auth import authn, tokenapi, tokens
+from meshplane.devcluster.schema import resources
+from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock as clock_mod
 
 Obj = dict[str, Any]

@@ -14,7 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from meshplane.devcluster import persistence, store, tokens
+from meshplane.devcluster import errors
+from meshplane.devcluster.auth import tokens
+from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock as clock_mod
 
 Obj = dict[str, Any]
@@ -81,7 +83,7 @@ async def test_audience_must_intersect(st: store.Store) -> None:
     now = time.time()
     tok = key.sign(tokens.bound_claims(acct, ["istio-ca"], 3600, now))
     v = tokens.Verifier(key, st)
-    with pytest.raises(tokens.TokenError) as e:
+    with pytest.raises(errors.TokenError) as e:
         await v.authenticate(tok, now)  # API audiences by default
     assert str(e.value) == (
         'token audiences ["istio-ca"] is invalid for the target audiences '
@@ -96,9 +98,9 @@ async def test_expiry_honours_kubernetes_leeway(st: store.Store) -> None:
     tok = key.sign(tokens.bound_claims(acct, list(tokens.API_AUDIENCES), 600, now))
     v = tokens.Verifier(key, st)
     assert await v.authenticate(tok, now + 600 + 30) is not None  # within go-jose's 60 s leeway
-    with pytest.raises(tokens.TokenError, match=r"^service account token has expired$"):
+    with pytest.raises(errors.TokenError, match=r"^service account token has expired$"):
         await v.authenticate(tok, now + 600 + 61)
-    with pytest.raises(tokens.TokenError, match=r"^service account token is not valid yet$"):
+    with pytest.raises(errors.TokenError, match=r"^service account token is not valid yet$"):
         await v.authenticate(tok, now - 120)
 
 
@@ -108,14 +110,14 @@ async def test_forged_and_foreign_tokens(st: store.Store) -> None:
     now = time.time()
     claims = tokens.bound_claims(acct, list(tokens.API_AUDIENCES), 600, now)
     v = tokens.Verifier(key, st)
-    with pytest.raises(tokens.TokenError, match=r"^invalid signature, no keys found$"):
+    with pytest.raises(errors.TokenError, match=r"^invalid signature, no keys found$"):
         await v.authenticate(other.sign(claims), now)
     # a forger who copies our kid still fails the signature check
     forged = jwt.encode(claims, other.private, algorithm="RS256", headers={"kid": key.kid})
-    with pytest.raises(tokens.TokenError, match="cryptographic primitive"):
+    with pytest.raises(errors.TokenError, match="cryptographic primitive"):
         await v.authenticate(forged, now)
     # an HMAC token "signed" with the public key is refused too (algorithm confusion)
-    with pytest.raises(tokens.TokenError):
+    with pytest.raises(errors.TokenError):
         await v.authenticate(jwt.encode(claims, "s" * 40, algorithm="HS256"), now)
     # not ours at all: other issuer, not a JWT
     assert await v.authenticate(other.sign({**claims, "iss": "https://elsewhere"}), now) is None
@@ -133,20 +135,20 @@ async def test_deleted_or_replaced_objects_invalidate(st: store.Store) -> None:
     assert await v.authenticate(tok, now) is not None
 
     await st.delete("pods", "ns", "p")
-    with pytest.raises(tokens.TokenError, match=r"^service account token has been invalidated$"):
+    with pytest.raises(errors.TokenError, match=r"^service account token has been invalidated$"):
         await v.authenticate(tok, now)
     new_pod = await make(st, "pods", {"metadata": {"namespace": "ns", "name": "p"}, "spec": {}})
     with pytest.raises(
-        tokens.TokenError, match=r"^pod UID \(.*\) does not match service account pod ref claim"
+        errors.TokenError, match=r"^pod UID \(.*\) does not match service account pod ref claim"
     ):
         await v.authenticate(tok, now)
 
     tok2 = key.sign(tokens.bound_claims(acct, list(tokens.API_AUDIENCES), 3600, now, pod=new_pod))
     await st.delete("serviceaccounts", "ns", "sa")
-    with pytest.raises(tokens.TokenError, match=r'^serviceaccounts "sa" not found$'):
+    with pytest.raises(errors.TokenError, match=r'^serviceaccounts "sa" not found$'):
         await v.authenticate(tok2, now)
     await sa(st)  # same name, new uid
-    with pytest.raises(tokens.TokenError, match=r"^service account UID \(.*\) does not match claim"):
+    with pytest.raises(errors.TokenError, match=r"^service account UID \(.*\) does not match claim"):
         await v.authenticate(tok2, now)
 
 
@@ -159,7 +161,7 @@ async def test_legacy_token(st: store.Store) -> None:
     assert "exp" not in claims and "aud" not in claims
     assert claims[tokens.LEGACY_SECRET_NAME] == "sa-token"
     assert claims["iss"] == "kubernetes/serviceaccount"
-    with pytest.raises(tokens.TokenError, match=r"^Token has been invalidated$"):
+    with pytest.raises(errors.TokenError, match=r"^Token has been invalidated$"):
         await v.authenticate(tok, time.time())
     secret = {
         "metadata": {"namespace": "ns", "name": "sa-token"},
@@ -172,7 +174,7 @@ async def test_legacy_token(st: store.Store) -> None:
     assert found[0].user_info(found[1]).extra == {}
     # a token with the right claims but not the Secret's current value is refused
     other = key.sign({**tokens.legacy_claims(acct, "sa-token"), "extra": 1})
-    with pytest.raises(tokens.TokenError, match=r"^Token does not match server's copy$"):
+    with pytest.raises(errors.TokenError, match=r"^Token does not match server's copy$"):
         await v.authenticate(other, time.time())
 
 
@@ -223,5 +225,5 @@ async def test_garbage_tokens_never_crash(st: store.Store, text: str) -> None:
     v = tokens.Verifier(_KEY, st)
     try:
         await v.authenticate(text, time.time())
-    except tokens.TokenError:
+    except errors.TokenError:
         pass

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from meshplane.devcluster import discovery, errors, openapi, resources, routing, schemas, validation
+from meshplane.devcluster import errors
+from meshplane.devcluster.api import discovery, openapi, routing
+from meshplane.devcluster.schema import resources, schemas, validation
 
 SCH = schemas.Schemas()
 REG = resources.Registry.with_builtins()

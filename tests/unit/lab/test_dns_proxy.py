@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshplane.lab import dns, proxy
+from meshplane.lab.node import dns, kubeproxy
 from meshplane.runtime import resolve
 
 
@@ -60,14 +60,14 @@ def test_frontends_cluster_ip_and_load_balancer() -> None:
         ports=[{"name": "tls", "port": 15443}, {"name": "dns", "port": 53, "protocol": "UDP"}],
     )
     lb["status"] = {"loadBalancer": {"ingress": [{"ip": "127.0.3.1"}]}}
-    got = {(f.ip, f.port, r.port_name) for f, r in proxy.frontends(lb)}
+    got = {(f.ip, f.port, r.port_name) for f, r in kubeproxy.frontends(lb)}
     assert got == {("127.0.10.4", 15443, "tls"), ("127.0.3.1", 15443, "tls")}
-    assert proxy.frontends(svc("x", "ns", "10.96.0.5")) == []  # not bindable on loopback: skipped
-    assert proxy.frontends(svc("h", "ns", "None")) == []
+    assert kubeproxy.frontends(svc("x", "ns", "10.96.0.5")) == []  # not bindable on loopback: skipped
+    assert kubeproxy.frontends(svc("h", "ns", "None")) == []
 
 
 def test_backends_prefer_ready_then_terminating() -> None:
-    assert proxy.backends([SLICE], "grpc") == [("127.0.3.1", 15012)]
+    assert kubeproxy.backends([SLICE], "grpc") == [("127.0.3.1", 15012)]
     only_terminating = {**SLICE, "endpoints": SLICE["endpoints"][1:]}
-    assert proxy.backends([only_terminating], "grpc") == [("127.0.3.9", 15012)]
-    assert proxy.backends([SLICE], "other-port") == []
+    assert kubeproxy.backends([only_terminating], "grpc") == [("127.0.3.9", 15012)]
+    assert kubeproxy.backends([SLICE], "other-port") == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshplane.lab import endpoints
+from meshplane.lab.controllers import endpointslices
 
 
 def pod(
@@ -52,7 +52,7 @@ def test_conditions_target_ref_and_named_target_port() -> None:
         {**pod("done", "127.0.1.6"), "status": {"phase": "Succeeded", "podIP": "127.0.1.6"}},
         {**pod("noip", ""), "status": {"phase": "Pending"}},
     ]
-    ((key, body),) = endpoints.desired(service(), pods, "zone1")
+    ((key, body),) = endpointslices.desired(service(), pods, "zone1")
     assert key == (("http", 5000, "TCP"),)
     assert body["ports"] == [{"name": "http", "port": 5000, "protocol": "TCP"}]
     got = {e["targetRef"]["name"]: e["conditions"] for e in body["endpoints"]}
@@ -72,18 +72,18 @@ def test_conditions_target_ref_and_named_target_port() -> None:
 
 
 def test_pods_with_different_port_numbers_get_separate_slices() -> None:
-    out = endpoints.desired(
+    out = endpointslices.desired(
         service(), [pod("a", "127.0.1.2", port=5000), pod("b", "127.0.1.3", port=6000)], ""
     )
     assert [k for k, _ in out] == [(("http", 5000, "TCP"),), (("http", 6000, "TCP"),)]
 
 
 def test_publish_not_ready_and_placeholder() -> None:
-    ((_, body),) = endpoints.desired(
+    ((_, body),) = endpointslices.desired(
         service(publishNotReadyAddresses=True), [pod("b", "127.0.1.3", ready=False)], ""
     )
     assert body["endpoints"][0]["conditions"] == {"ready": True, "serving": True, "terminating": False}
-    assert endpoints.desired(service(), [], "") == [
+    assert endpointslices.desired(service(), [], "") == [
         ((), {"addressType": "IPv4", "endpoints": [], "ports": []})
     ]
 
@@ -91,7 +91,7 @@ def test_publish_not_ready_and_placeholder() -> None:
 def test_only_own_slices_are_managed() -> None:
     svc = service()
     mine = {"metadata": {"ownerReferences": [{"kind": "Service", "uid": "svc", "controller": True}]}}
-    hand_made = {"metadata": {"labels": {endpoints.SERVICE_NAME: "web"}}}
-    assert endpoints.owned_by(mine, svc) and endpoints.owned_by(mine, None)
-    assert not endpoints.owned_by(hand_made, svc)
-    assert not endpoints.owned_by(mine, {"metadata": {"uid": "another"}})
+    hand_made = {"metadata": {"labels": {endpointslices.SERVICE_NAME: "web"}}}
+    assert endpointslices.owned_by(mine, svc) and endpointslices.owned_by(mine, None)
+    assert not endpointslices.owned_by(hand_made, svc)
+    assert not endpointslices.owned_by(mine, {"metadata": {"uid": "another"}})

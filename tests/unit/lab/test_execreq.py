@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from meshplane.lab import errors as lab_errors
 from meshplane.lab import execreq
 
 
@@ -29,7 +30,7 @@ def test_parse_curl() -> None:
     ],
 )
 def test_bad_commands(argv: list[str], message: str) -> None:
-    with pytest.raises(execreq.CurlUsage, match=message):
+    with pytest.raises(lab_errors.CurlUsage, match=message):
         execreq.parse_curl(argv)
 
 
@@ -52,5 +53,5 @@ def test_routes(tmp_path: Path) -> None:
     assert direct == execreq.Route("http://127.0.20.9:5000/hello", None, "127.0.2.5", "helloworld:5000")
     via = execreq.plan(pod(True), url, hosts, "127.0.2.0/24", "127.1.2.0/24")
     assert via == execreq.Route(url, "http://127.1.2.5:15001", "127.1.2.5", "helloworld:5000")
-    with pytest.raises(execreq.CurlUsage, match="unsupported URL"):
+    with pytest.raises(lab_errors.CurlUsage, match="unsupported URL"):
         execreq.plan(pod(False), "https://x/", hosts, "127.0.2.0/24", "127.1.2.0/24")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from meshplane.lab import errors, images
+from meshplane.lab import errors
+from meshplane.lab.node import images
 
 
 @pytest.mark.parametrize(

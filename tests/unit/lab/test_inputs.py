@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from meshplane.lab import errors, lab, node, volumes
+from meshplane.lab import errors, launcher
+from meshplane.lab.node import app, volumes
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 300) | st.text(max_size=8),
@@ -22,25 +23,27 @@ json_values = st.recursive(
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(json_values)
 def test_a_junk_state_file_loads_as_an_empty_or_partial_lab(tmp_path: Path, doc: Any) -> None:
-    paths = lab.LabPaths(tmp_path)
+    paths = launcher.LabPaths(tmp_path)
     paths.state.write_text(json.dumps(doc))
-    state = lab.load_state(paths)
+    state = launcher.load_state(paths)
     assert 0 <= state.base <= 254
     assert all(isinstance(p.pid, int) for procs in state.procs.values() for p in procs.values())
 
 
 def test_state_round_trip(tmp_path: Path) -> None:
-    paths = lab.LabPaths(tmp_path)
-    state = lab.LabState(100, {"cluster1": {"api": lab.Proc(123, 456, "https://127.0.0.1:4000", 4000)}})
-    lab.save_state(paths, state)
-    again = lab.load_state(paths)
+    paths = launcher.LabPaths(tmp_path)
+    state = launcher.LabState(
+        100, {"cluster1": {"api": launcher.Proc(123, 456, "https://127.0.0.1:4000", 4000)}}
+    )
+    launcher.save_state(paths, state)
+    again = launcher.load_state(paths)
     assert again.base == 100 and again.procs["cluster1"]["api"] == state.procs["cluster1"]["api"]
     assert [p.pod_cidr for p in again.plans()] == ["127.100.1.0/24", "127.100.2.0/24"]
     with pytest.raises(ValueError, match="out of range"):
-        lab.plans(255)
+        launcher.plans(255)
 
 
-def options(**kw: Any) -> node.NodeOptions:
+def options(**kw: Any) -> app.NodeOptions:
     base: dict[str, Any] = {
         "cluster": "cluster1",
         "kubeconfig": Path("k"),
@@ -53,7 +56,7 @@ def options(**kw: Any) -> node.NodeOptions:
         "region": "r",
         "zone": "z",
     }
-    return node.NodeOptions(**{**base, **kw})
+    return app.NodeOptions(**{**base, **kw})
 
 
 @pytest.mark.parametrize(
@@ -70,8 +73,8 @@ def options(**kw: Any) -> node.NodeOptions:
 )
 def test_bad_node_options_are_named(kw: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        node.validate(options(**kw))
-    node.validate(options())
+        app.validate(options(**kw))
+    app.validate(options())
 
 
 KINDS = ["emptyDir", "configMap", "secret", "downwardAPI", "projected", "hostPath"]

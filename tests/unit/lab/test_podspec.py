@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshplane.lab import errors, podspec
+from meshplane.lab import errors
+from meshplane.lab.node import podspec
 
 POD: dict[str, Any] = {
     "metadata": {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshplane.lab import podstatus
+from meshplane.lab.node import podstatus
 
 
 def state(**kw: object) -> podstatus.PodState:

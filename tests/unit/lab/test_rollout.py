@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshplane.lab import rollout
+from meshplane.lab.controllers import rollout
 
 
 def test_template_hash_is_stable_and_follows_the_template() -> None:

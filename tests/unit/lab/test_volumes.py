@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from meshplane.lab import errors, volumes
+from meshplane.lab import errors
+from meshplane.lab.node import volumes
 
 CONFIGMAPS = {("ns", "istio-ca-root-cert"): {"data": {"root-cert.pem": "PEM"}}}
 SECRETS = {("ns", "certs"): {"data": {"key.pem": base64.b64encode(b"KEY").decode()}}}

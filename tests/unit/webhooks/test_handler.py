@@ -15,7 +15,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meshplane.devcluster import patch as jsonpatch_apply
+from meshplane.devcluster.api import patch as jsonpatch_apply
 from meshplane.webhooks import handler, jsonpatch
 from meshplane.webhooks import settings as inj_settings
 

@@ -9,7 +9,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from meshplane.devcluster import patch as jsonpatch_apply
+from meshplane.devcluster.api import patch as jsonpatch_apply
 from meshplane.installer import config, gateways, pilot
 from meshplane.webhooks import inject, jsonpatch, policy, settings, sidecar
 

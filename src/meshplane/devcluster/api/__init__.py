@@ -1,0 +1,21 @@
+"""The dev cluster's HTTP surface: Kubernetes REST, as kube-apiserver answers it.
+
+- `server`      the HTTPS listener: one aiohttp catch-all route into `dispatch`.
+- `dispatch`    authentication and authorization (through `seams`), then the verb handler; errors
+                become `Status` bodies.
+- `routing`     API paths → the resource they address (`Target`).
+- `context`     what every handler needs, assembled once by `app.DevCluster`.
+- `reads`       get and list (selectors, paging, resourceVersion rules).
+- `writes`      create, update, patch, delete, deletecollection (defaults, validation, admission).
+- `watch`       watch streams (chunked JSON lines, bookmarks, timeouts); `watchlines` encodes each
+                event once for every watcher.
+- `bodies`      request bodies: size limit, media types, JSON/YAML; `protobuf` decodes Kubernetes'
+                protobuf bodies.
+- `patch`       JSON merge patch, JSON patch and strategic merge patch.
+- `selectors`   label and field selectors.  `tables` server-side printing for `kubectl get`.
+- `responses`   JSON responses with the exact Content-Type clients compare against.
+- `discovery`   /api, /apis and aggregated discovery documents.  `openapi` OpenAPI v3 documents.
+
+A request flows  server → dispatch → routing → reads | writes | watch → controllers/objects →
+storage/store.
+"""

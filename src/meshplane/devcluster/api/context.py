@@ -1,0 +1,76 @@
+"""What every request handler needs, assembled once by `app.DevCluster`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshplane.devcluster import seams
+from meshplane.devcluster.api import watchlines
+from meshplane.devcluster.controllers import objects
+from meshplane.devcluster.schema import resources, schemas
+from meshplane.devcluster.storage import store
+from meshplane.runtime import clock as clock_mod
+
+Obj = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Settings:
+    name: str = "cluster"
+    bookmark_interval: float = 60.0  # seconds between BOOKMARK events on watches that allow them
+    watch_timeout: float = 1800.0  # default watch duration when the client sets no timeoutSeconds
+    history_size: int = 10000  # events kept for watches resuming from a resourceVersion
+    git_version: str = "v1.32.0-meshplane"
+
+
+class NoAdmission:
+    """Admission that changes and refuses nothing (until the webhook admission is plugged in)."""
+
+    async def mutate(self, request: seams.AdmissionRequest) -> Obj | None:
+        return request.obj
+
+    async def validate(self, request: seams.AdmissionRequest) -> None:
+        return None
+
+
+class AdminAuthenticator:
+    """Only the cluster's admin token is accepted."""
+
+    def __init__(self, admin_token: str) -> None:
+        self._token = admin_token
+
+    async def authenticate(self, bearer_token: str | None) -> seams.UserInfo | None:
+        if bearer_token and _same(bearer_token, self._token):
+            return ADMIN
+        return None
+
+
+class MastersAuthorizer:
+    """system:masters may do everything; everyone else nothing."""
+
+    async def authorize(self, attrs: seams.RequestAttributes) -> tuple[bool, str]:
+        return ("system:masters" in attrs.user.groups, "")
+
+
+ADMIN = seams.UserInfo(username="kubernetes-admin", groups=("system:masters", "system:authenticated"))
+
+
+def _same(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+@dataclass(slots=True)
+class ApiContext:
+    store: store.Store
+    registry: resources.Registry
+    objects: objects.ObjectApi
+    schemas: schemas.Schemas
+    clock: clock_mod.Clock
+    settings: Settings
+    authenticator: seams.Authenticator
+    authorizer: seams.Authorizer
+    admission: seams.Admission = field(default_factory=NoAdmission)
+    watch_lines: watchlines.LineCache = field(default_factory=watchlines.LineCache)

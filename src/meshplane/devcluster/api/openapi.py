@@ -1,0 +1,215 @@
+"""OpenAPI v3 documents: an index of group-versions, one document per group-version.
+
+kubectl reads them to compute strategic merge patches (x-kubernetes-patch-merge-key/strategy on
+the component schemas) and to learn that the server honours `fieldValidation` (a PATCH operation
+with that parameter and x-kubernetes-group-version-kind in `paths`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from meshplane.devcluster.schema import resources, schemas
+
+Obj = dict[str, Any]
+
+_PARAMS = {
+    name: {"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+    for name in (
+        "dryRun",
+        "fieldManager",
+        "fieldValidation",
+        "pretty",
+        "labelSelector",
+        "fieldSelector",
+        "resourceVersion",
+        "resourceVersionMatch",
+        "limit",
+        "continue",
+        "watch",
+        "timeoutSeconds",
+        "allowWatchBookmarks",
+        "gracePeriodSeconds",
+        "propagationPolicy",
+        "force",
+    )
+}
+
+
+def gv_path(group: str, version: str) -> str:
+    return f"apis/{group}/{version}" if group else f"api/{version}"
+
+
+def _refs(node: Any, out: set[str]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(schemas.REF_PREFIX):
+            out.add(ref[len(schemas.REF_PREFIX) :])
+        for v in node.values():
+            _refs(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            _refs(v, out)
+
+
+def _closure(sch: Snapshot, roots: list[str]) -> dict[str, Obj]:
+    out: dict[str, Obj] = {}
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        comp = sch.component(name)
+        if comp is None:
+            continue
+        out[name] = comp
+        found: set[str] = set()
+        _refs(comp, found)
+        todo.extend(found - out.keys())
+    return out
+
+
+def _op(rt: resources.ResourceType, action: str, verb: str, params: list[str]) -> Obj:
+    return {
+        "operationId": f"{verb}{rt.kind}",
+        "parameters": [_PARAMS[p] for p in params],
+        "responses": {
+            "200": {
+                "description": "OK",
+                "content": {
+                    "application/json": {"schema": {"$ref": schemas.REF_PREFIX + (rt.schema_name or "")}}
+                },
+            }
+        },
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+    }
+
+
+def _paths(rt: resources.ResourceType) -> Obj:
+    prefix = "/" + gv_path(rt.group, rt.version)
+    coll = f"{prefix}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else f"{prefix}/{rt.plural}"
+    item = coll + "/{name}"
+    write = ["dryRun", "fieldManager", "fieldValidation", "pretty"]
+    out: Obj = {
+        coll: {
+            "get": _op(
+                rt,
+                "list",
+                "list",
+                [
+                    "labelSelector",
+                    "fieldSelector",
+                    "limit",
+                    "continue",
+                    "resourceVersion",
+                    "resourceVersionMatch",
+                    "watch",
+                    "timeoutSeconds",
+                    "allowWatchBookmarks",
+                ],
+            ),
+            "post": _op(rt, "post", "create", write),
+            "delete": _op(
+                rt,
+                "deletecollection",
+                "deletecollection",
+                ["dryRun", "gracePeriodSeconds", "propagationPolicy", "labelSelector", "fieldSelector"],
+            ),
+        },
+        item: {
+            "get": _op(rt, "get", "read", ["pretty"]),
+            "put": _op(rt, "put", "replace", write),
+            "patch": _op(rt, "patch", "patch", [*write, "force"]),
+            "delete": _op(rt, "delete", "delete", ["dryRun", "gracePeriodSeconds", "propagationPolicy"]),
+        },
+    }
+    for sub in rt.subresources:
+        out[f"{item}/{sub}"] = {
+            "get": _op(rt, "get", f"read{sub.title()}", ["pretty"]),
+            "put": _op(rt, "put", f"replace{sub.title()}", write),
+            "patch": _op(rt, "patch", f"patch{sub.title()}", [*write, "force"]),
+        }
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the documents are built from, taken on the event loop so that building them in a
+    thread never races with a CRD being added or removed."""
+
+    stamp: tuple[int, int]
+    types: tuple[resources.ResourceType, ...]
+    group_versions: dict[str, list[str]]
+    components: dict[str, Obj]
+
+    def component(self, name: str) -> Obj | None:
+        return self.components.get(name)
+
+
+class OpenApi:
+    """Builds and caches documents; the cache is keyed by the registry/schema generation."""
+
+    def __init__(self, reg: resources.Registry, sch: schemas.Schemas, git_version: str) -> None:
+        self._reg = reg
+        self._sch = sch
+        self._git_version = git_version
+        self._cache: dict[tuple[tuple[int, int], str], tuple[bytes, str]] = {}
+        self._lock = threading.Lock()
+
+    def snapshot(self) -> Snapshot:
+        """Call on the event loop; cheap (the component dicts are shared, never mutated)."""
+        stamp = (self._reg.generation, self._sch.generation)
+        comps = dict(self._sch.builtin())
+        comps.update(self._sch.crd_all())
+        return Snapshot(stamp, tuple(self._reg), self._reg.group_versions(), comps)
+
+    def document(self, snap: Snapshot, group: str, version: str) -> tuple[bytes, str] | None:
+        """(JSON bytes, hash) of one group-version's document, None if not served. Thread-safe."""
+        key = (snap.stamp, gv_path(group, version))
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        rts = sorted(
+            (rt for rt in snap.types if rt.group == group and rt.version == version and rt.schema_name),
+            key=lambda r: r.plural,
+        )
+        if not rts and version not in snap.group_versions.get(group, []):
+            return None
+        paths: Obj = {}
+        for rt in rts:
+            paths.update(_paths(rt))
+        roots = [rt.schema_name for rt in rts]
+        roots += [
+            "io.k8s.apimachinery.pkg.apis.meta.v1.Status",
+            "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",
+        ]
+        doc = {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": self._git_version},
+            "paths": paths,
+            "components": {"schemas": _closure(snap, roots)},
+        }
+        raw = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+        digest = hashlib.sha512(raw).hexdigest()[:128].upper()
+        with self._lock:
+            for old in [k for k in self._cache if k[0] != snap.stamp]:
+                del self._cache[old]
+            self._cache[key] = (raw, digest)
+        return raw, digest
+
+    def index(self, snap: Snapshot) -> Obj:
+        paths: Obj = {}
+        for group, versions in snap.group_versions.items():
+            for v in versions:
+                doc = self.document(snap, group, v)
+                if doc is None:
+                    continue
+                path = gv_path(group, v)
+                paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={doc[1]}"}
+        return {"paths": paths}

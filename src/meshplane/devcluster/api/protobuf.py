@@ -1,0 +1,385 @@
+"""Decoding Kubernetes' protobuf request bodies (`application/vnd.kubernetes.protobuf`).
+
+Since 1.31 client-go's typed clients send built-in objects as protobuf, so `kubectl create
+namespace|configmap|secret|serviceaccount|service|role|rolebinding|deployment|token` POST protobuf
+(with no JSON fallback). The envelope is `k8s\\0` + runtime.Unknown{typeMeta, raw}; `raw` is the
+object in the wire format of k8s.io/api's generated.proto. The tables below list the field numbers
+of the messages those commands send; a field outside them is refused (415) rather than dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from datetime import UTC, datetime
+from typing import Any
+
+from meshplane.devcluster import errors
+
+Obj = dict[str, Any]
+MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
+MAGIC = b"k8s\x00"
+
+# "Empty" stands for messages taken as {} (status on create, empty resources): any non-zero field
+# in them is refused. Field spec: number -> (json name, type). Types: "s" string, "b" bytes (base64
+# in JSON), "i" varint int, "?" bool, "t" Time, "ios" IntOrString, "{}s" map<string,string>, "{}b"
+# map<string,bytes>, a message name; a leading "*" marks a repeated field, a trailing "!" a
+# pointer field whose zero value is kept (proto2 optional that Go sets explicitly).
+_MSG: dict[str, dict[int, tuple[str, str]]] = {
+    "Unknown": {
+        1: ("typeMeta", "TypeMeta"),
+        2: ("raw", "b"),
+        3: ("contentEncoding", "s"),
+        4: ("contentType", "s"),
+    },
+    "TypeMeta": {1: ("apiVersion", "s"), 2: ("kind", "s")},
+    "ObjectMeta": {
+        1: ("name", "s"),
+        2: ("generateName", "s"),
+        3: ("namespace", "s"),
+        4: ("selfLink", "s"),
+        5: ("uid", "s"),
+        6: ("resourceVersion", "s"),
+        7: ("generation", "i"),
+        8: ("creationTimestamp", "t"),
+        9: ("deletionTimestamp", "t"),
+        10: ("deletionGracePeriodSeconds", "i!"),
+        11: ("labels", "{}s"),
+        12: ("annotations", "{}s"),
+        13: ("ownerReferences", "*OwnerReference"),
+        14: ("finalizers", "*s"),
+    },
+    "OwnerReference": {
+        1: ("kind", "s"),
+        3: ("name", "s"),
+        4: ("uid", "s"),
+        5: ("apiVersion", "s"),
+        6: ("controller", "?!"),
+        7: ("blockOwnerDeletion", "?!"),
+    },
+    "LabelSelector": {1: ("matchLabels", "{}s"), 2: ("matchExpressions", "*LabelSelectorRequirement")},
+    "LabelSelectorRequirement": {1: ("key", "s"), 2: ("operator", "s"), 3: ("values", "*s")},
+    "Namespace": {1: ("metadata", "ObjectMeta"), 2: ("spec", "NamespaceSpec"), 3: ("status", "Empty")},
+    "NamespaceSpec": {1: ("finalizers", "*s")},
+    "ConfigMap": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("data", "{}s"),
+        3: ("binaryData", "{}b"),
+        4: ("immutable", "?!"),
+    },
+    "Secret": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("data", "{}b"),
+        3: ("type", "s"),
+        4: ("stringData", "{}s"),
+        5: ("immutable", "?!"),
+    },
+    "ServiceAccount": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("secrets", "*ObjectReference"),
+        3: ("imagePullSecrets", "*LocalObjectReference"),
+        4: ("automountServiceAccountToken", "?!"),
+    },
+    "ObjectReference": {
+        1: ("kind", "s"),
+        2: ("namespace", "s"),
+        3: ("name", "s"),
+        4: ("uid", "s"),
+        5: ("apiVersion", "s"),
+        6: ("resourceVersion", "s"),
+        7: ("fieldPath", "s"),
+    },
+    "LocalObjectReference": {1: ("name", "s")},
+    "TokenRequest": {1: ("metadata", "ObjectMeta"), 2: ("spec", "TokenRequestSpec"), 3: ("status", "Empty")},
+    "TokenRequestSpec": {
+        1: ("audiences", "*s"),
+        3: ("boundObjectRef", "BoundObjectReference"),
+        4: ("expirationSeconds", "i!"),
+    },
+    "BoundObjectReference": {1: ("kind", "s"), 2: ("apiVersion", "s"), 3: ("name", "s"), 4: ("uid", "s")},
+    "Service": {1: ("metadata", "ObjectMeta"), 2: ("spec", "ServiceSpec"), 3: ("status", "Empty")},
+    "ServiceSpec": {
+        1: ("ports", "*ServicePort"),
+        2: ("selector", "{}s"),
+        3: ("clusterIP", "s"),
+        4: ("type", "s"),
+        5: ("externalIPs", "*s"),
+        7: ("sessionAffinity", "s"),
+        8: ("loadBalancerIP", "s"),
+        9: ("loadBalancerSourceRanges", "*s"),
+        10: ("externalName", "s"),
+        11: ("externalTrafficPolicy", "s"),
+        12: ("healthCheckNodePort", "i"),
+        13: ("publishNotReadyAddresses", "?"),
+        17: ("ipFamilyPolicy", "s"),
+        18: ("clusterIPs", "*s"),
+        19: ("ipFamilies", "*s"),
+        20: ("allocateLoadBalancerNodePorts", "?!"),
+        21: ("loadBalancerClass", "s"),
+        22: ("internalTrafficPolicy", "s"),
+    },
+    "ServicePort": {
+        1: ("name", "s"),
+        2: ("protocol", "s"),
+        3: ("port", "i"),
+        4: ("targetPort", "ios"),
+        5: ("nodePort", "i"),
+        6: ("appProtocol", "s"),
+    },
+    "Role": {1: ("metadata", "ObjectMeta"), 2: ("rules", "*PolicyRule")},
+    "ClusterRole": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("rules", "*PolicyRule"),
+        3: ("aggregationRule", "AggregationRule"),
+    },
+    "AggregationRule": {1: ("clusterRoleSelectors", "*LabelSelector")},
+    "PolicyRule": {
+        1: ("verbs", "*s"),
+        2: ("apiGroups", "*s"),
+        3: ("resources", "*s"),
+        4: ("resourceNames", "*s"),
+        5: ("nonResourceURLs", "*s"),
+    },
+    "RoleBinding": {1: ("metadata", "ObjectMeta"), 2: ("subjects", "*Subject"), 3: ("roleRef", "RoleRef")},
+    "ClusterRoleBinding": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("subjects", "*Subject"),
+        3: ("roleRef", "RoleRef"),
+    },
+    "Subject": {1: ("kind", "s"), 2: ("apiGroup", "s"), 3: ("name", "s"), 4: ("namespace", "s")},
+    "RoleRef": {1: ("apiGroup", "s"), 2: ("kind", "s"), 3: ("name", "s")},
+    "Deployment": {1: ("metadata", "ObjectMeta"), 2: ("spec", "DeploymentSpec"), 3: ("status", "Empty")},
+    "DeploymentSpec": {
+        1: ("replicas", "i!"),
+        2: ("selector", "LabelSelector"),
+        3: ("template", "PodTemplateSpec"),
+        4: ("strategy", "DeploymentStrategy"),
+        5: ("minReadySeconds", "i"),
+        6: ("revisionHistoryLimit", "i!"),
+        7: ("paused", "?"),
+        9: ("progressDeadlineSeconds", "i!"),
+    },
+    "DeploymentStrategy": {1: ("type", "s"), 2: ("rollingUpdate", "RollingUpdateDeployment")},
+    "RollingUpdateDeployment": {1: ("maxUnavailable", "ios"), 2: ("maxSurge", "ios")},
+    "PodTemplateSpec": {1: ("metadata", "ObjectMeta"), 2: ("spec", "PodSpec")},
+    "PodSpec": {
+        2: ("containers", "*Container"),
+        3: ("restartPolicy", "s"),
+        4: ("terminationGracePeriodSeconds", "i!"),
+        6: ("dnsPolicy", "s"),
+        7: ("nodeSelector", "{}s"),
+        8: ("serviceAccountName", "s"),
+        9: ("serviceAccount", "s"),
+        10: ("nodeName", "s"),
+        11: ("hostNetwork", "?"),
+        12: ("hostPID", "?"),
+        13: ("hostIPC", "?"),
+        14: ("securityContext", "Empty"),
+        16: ("hostname", "s"),
+        17: ("subdomain", "s"),
+        19: ("schedulerName", "s"),
+        20: ("initContainers", "*Container"),
+        24: ("priorityClassName", "s"),
+    },
+    "Container": {
+        1: ("name", "s"),
+        2: ("image", "s"),
+        3: ("command", "*s"),
+        4: ("args", "*s"),
+        5: ("workingDir", "s"),
+        6: ("ports", "*ContainerPort"),
+        7: ("env", "*EnvVar"),
+        8: ("resources", "Empty"),
+        13: ("terminationMessagePath", "s"),
+        14: ("imagePullPolicy", "s"),
+        16: ("stdin", "?"),
+        17: ("stdinOnce", "?"),
+        18: ("tty", "?"),
+        20: ("terminationMessagePolicy", "s"),
+    },
+    "ContainerPort": {
+        1: ("name", "s"),
+        2: ("hostPort", "i"),
+        3: ("containerPort", "i"),
+        4: ("protocol", "s"),
+        5: ("hostIP", "s"),
+    },
+    "EnvVar": {1: ("name", "s"), 2: ("value", "s")},
+    "DeleteOptions": {
+        1: ("gracePeriodSeconds", "i!"),
+        2: ("preconditions", "Preconditions"),
+        3: ("orphanDependents", "?!"),
+        4: ("propagationPolicy", "s"),
+        5: ("dryRun", "*s"),
+    },
+    "Preconditions": {1: ("uid", "s"), 2: ("resourceVersion", "s")},
+    "Empty": {},
+    "Time": {1: ("seconds", "i"), 2: ("nanos", "i")},
+    "IntOrString": {1: ("type", "i"), 2: ("intVal", "i"), 3: ("strVal", "s")},
+    "MapEntry": {1: ("key", "s"), 2: ("value", "b")},
+}
+_KINDS = {
+    "Namespace",
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+    "TokenRequest",
+    "Service",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "Deployment",
+    "DeleteOptions",
+}
+
+
+def _varint(b: bytes, i: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if i >= len(b) or shift > 63:
+            raise errors.ProtoError("truncated varint")
+        c = b[i]
+        i += 1
+        result |= (c & 0x7F) << shift
+        shift += 7
+        if c < 0x80:
+            return result, i
+
+
+def _fields(b: bytes) -> list[tuple[int, int, Any]]:
+    out: list[tuple[int, int, Any]] = []
+    i = 0
+    while i < len(b):
+        key, i = _varint(b, i)
+        num, wt = key >> 3, key & 7
+        v: Any
+        if num == 0:
+            raise errors.ProtoError("field number 0")
+        if wt == 0:
+            v, i = _varint(b, i)
+        elif wt == 2:
+            n, i = _varint(b, i)
+            if i + n > len(b):
+                raise errors.ProtoError("truncated field")
+            v, i = b[i : i + n], i + n
+        elif wt == 1:
+            if i + 8 > len(b):
+                raise errors.ProtoError("truncated fixed64")
+            v, i = struct.unpack("<q", b[i : i + 8])[0], i + 8
+        elif wt == 5:
+            if i + 4 > len(b):
+                raise errors.ProtoError("truncated fixed32")
+            v, i = struct.unpack("<i", b[i : i + 4])[0], i + 4
+        else:
+            raise errors.ProtoError(f"unsupported wire type {wt}")
+        out.append((num, wt, v))
+    return out
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _text(v: Any) -> str:
+    if not isinstance(v, bytes):
+        raise errors.ProtoError("expected a length-delimited string")
+    try:
+        return v.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise errors.ProtoError("invalid UTF-8 in a string field") from e
+
+
+def _scalar(kind: str, wt: int, v: Any, path: str) -> Any:
+    if kind == "s":
+        return _text(v)
+    if kind == "b":
+        if not isinstance(v, bytes):
+            raise errors.ProtoError(f"{path}: expected bytes")
+        return base64.b64encode(v).decode()
+    if kind == "i":
+        if wt != 0:
+            raise errors.ProtoError(f"{path}: expected a varint")
+        return _signed(v)
+    if kind == "?":
+        if wt != 0:
+            raise errors.ProtoError(f"{path}: expected a varint")
+        return bool(v)
+    if kind == "t":
+        t = _message("Time", v, path)
+        if not t:
+            return None
+        return datetime.fromtimestamp(int(t.get("seconds", 0)), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if kind == "ios":
+        ios = _message("IntOrString", v, path)
+        return ios.get("strVal", "") if ios.get("type") == 1 else int(ios.get("intVal", 0))
+    if kind.startswith("{}"):
+        entry = _fields(v if isinstance(v, bytes) else b"")
+        key = value = None
+        for num, _wt, ev in entry:
+            if num == 1:
+                key = _text(ev)
+            elif num == 2:
+                value = _text(ev) if kind == "{}s" else base64.b64encode(ev).decode()
+        return (key or "", value if value is not None else "")
+    if not isinstance(v, bytes):
+        raise errors.ProtoError(f"{path}: expected an embedded message")
+    return _message(kind, v, path)
+
+
+def _zero(v: Any) -> bool:
+    return v in ("", 0, False, None) or v == {} or v == []
+
+
+def _message(name: str, raw: bytes, path: str) -> Obj:
+    spec = _MSG.get(name)
+    if spec is None:
+        raise errors.ProtoError(f"{path}: message {name} is not supported")
+    out: Obj = {}
+    for num, wt, v in _fields(raw):
+        field = spec.get(num)
+        if field is None and name == "Empty" and v in (0, b""):
+            continue  # zero-valued fields of a message we keep empty (e.g. status on create)
+        if field is None:
+            raise errors.ProtoError(f"{path or name}: field number {num} of {name} is not supported")
+        json_name, kind = field
+        keep_zero = kind.endswith("!")
+        kind = kind.rstrip("!")
+        repeated = kind.startswith("*")
+        kind = kind.lstrip("*")
+        sub = f"{path}.{json_name}" if path else json_name
+        value = _scalar(kind, wt, v, sub)
+        if kind.startswith("{}"):
+            k, val = value
+            out.setdefault(json_name, {})[k] = val
+        elif repeated:
+            out.setdefault(json_name, []).append(value)
+        elif value is not None and (keep_zero or not _zero(value)):
+            out[json_name] = value
+    return out
+
+
+def decode(body: bytes) -> Obj:
+    """The JSON form of a protobuf-encoded object; 415 for kinds or fields outside the tables."""
+    if not body.startswith(MAGIC):
+        raise errors.bad_request("protobuf body without the Kubernetes envelope prefix")
+    try:
+        envelope = _message("Unknown", body[len(MAGIC) :], "")
+        type_meta = envelope.get("typeMeta") or {}
+        kind = type_meta.get("kind", "")
+        if kind not in _KINDS:
+            raise errors.ApiError(
+                415,
+                f"the dev cluster does not decode protobuf for kind {kind!r}; "
+                "send it as JSON or YAML (for example with kubectl apply -f)",
+            )
+        raw = base64.b64decode(envelope.get("raw", ""))
+        obj = _message(kind, raw, "")
+    except errors.ProtoError as e:
+        raise errors.ApiError(
+            415, f"the dev cluster cannot decode this protobuf body: {e}; send it as JSON or YAML"
+        ) from e
+    if type_meta.get("apiVersion"):
+        obj["apiVersion"] = type_meta["apiVersion"]
+    obj["kind"] = kind
+    return obj

@@ -1,0 +1,31 @@
+"""Response helpers: JSON bodies with the exact Content-Type clients compare against, and
+objects shown in the version the request asked for."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from meshplane.devcluster.api import bodies
+from meshplane.devcluster.schema import resources
+
+Obj = dict[str, Any]
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def respond(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+    headers = dict(JSON_HEADERS)
+    resp = web.Response(body=bodies.dumps(obj), status=status, headers=headers)
+    for w in warnings or []:
+        # json.dumps quotes and escapes (control characters too), as a header value must be
+        resp.headers.add("Warning", "299 - " + json.dumps(w))
+    return resp
+
+
+def present(rt: resources.ResourceType, obj: Obj) -> Obj:
+    """The object as the requested version shows it (CRD versions share storage)."""
+    if obj.get("apiVersion") != rt.api_version:
+        obj = dict(obj, apiVersion=rt.api_version)
+    return obj
