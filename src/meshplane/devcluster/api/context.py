@@ -34,34 +34,6 @@ class NoAdmission:
         return None
 
 
-class AdminAuthenticator:
-    """Only the cluster's admin token is accepted."""
-
-    def __init__(self, admin_token: str) -> None:
-        self._token = admin_token
-
-    async def authenticate(self, bearer_token: str | None) -> seams.UserInfo | None:
-        if bearer_token and _same(bearer_token, self._token):
-            return ADMIN
-        return None
-
-
-class MastersAuthorizer:
-    """system:masters may do everything; everyone else nothing."""
-
-    async def authorize(self, attrs: seams.RequestAttributes) -> tuple[bool, str]:
-        return ("system:masters" in attrs.user.groups, "")
-
-
-ADMIN = seams.UserInfo(username="kubernetes-admin", groups=("system:masters", "system:authenticated"))
-
-
-def _same(a: str, b: str) -> bool:
-    import hmac
-
-    return hmac.compare_digest(a.encode(), b.encode())
-
-
 @dataclass(slots=True)
 class ApiContext:
     store: store.Store
