@@ -23,6 +23,7 @@ from lightkube.core import exceptions as lk_exceptions
 from lightkube.resources import core_v1
 
 from meshplane.installer import apply, checks, errors, labels, rbac
+from meshplane.kube import errors as kube_errors
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import logging as rlog
 
@@ -109,7 +110,7 @@ class RemoteSecret:
         try:
             return await self.client.get(res, name, namespace=namespace)
         except lk_exceptions.ApiError as e:
-            if apply.api_error(e) == 404:
+            if kube_errors.is_not_found(e):
                 return None
             raise
 
