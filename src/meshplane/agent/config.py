@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ import yaml
 
 from meshplane.agent import bootstrap, csr, errors
 from meshplane.model.proxy import ProxyType
+from meshplane.runtime import durations
 
 DEFAULT_DISCOVERY = "istiod.istio-system.svc:15012"
 DEFAULT_TTL = 24 * 3600.0
@@ -34,24 +34,16 @@ ADMIN_SOCKET = "/etc/istio/proxy/admin.sock"
 BOOTSTRAP_PATH = "/etc/istio/proxy/envoy-rev.json"
 LOCALHOST_META = "MESHPLANE_LOCALHOST"
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
 
 def parse_duration(text: str) -> float:
-    """Go's time.ParseDuration subset (`24h`, `60s`, `1h30m`, `500ms`) into seconds."""
-    s = text.strip()
-    if not s:
-        raise errors.ConfigError("empty duration")
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or pos == 0:
-        raise errors.ConfigError(f"invalid duration {text!r} (expected e.g. 24h, 60s, 1h30m)")
-    return total
+    """A non-negative Go duration (`24h`, `60s`, `1h30m`, `500ms`; no bare numbers) in seconds."""
+    try:
+        seconds = durations.parse_go(text)
+    except ValueError as e:
+        raise errors.ConfigError(str(e)) from e
+    if seconds < 0:
+        raise errors.ConfigError(f"invalid duration {text!r}: must not be negative")
+    return seconds
 
 
 def dns_domain_from_flag(domain: str, namespace: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from meshplane.installer import (
     render,
     uninstall,
 )
+from meshplane.runtime import durations
 
 app = typer.Typer(help="Generate install manifests.", no_args_is_help=True)
 
@@ -50,18 +50,18 @@ COMPONENT_NAMES = {
     labels.INGRESS: "Ingress gateways",
     labels.EGRESS: "Egress gateways",
 }
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
 
 
 def parse_duration(text: str) -> float:
     """Go-style durations (`5m`, `90s`, `1m30s`, `250ms`) or plain seconds, in seconds."""
-    text = text.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    if not text or _DURATION.sub("", text):
-        raise typer.BadParameter(f"{text!r} is not a duration (e.g. 300s, 5m, 1m30s)")
-    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    return sum(float(n) * scale[u] for n, u in _DURATION.findall(text))
+    bad = typer.BadParameter(f"{text.strip()!r} is not a duration (e.g. 300s, 5m, 1m30s)")
+    try:
+        seconds = durations.parse(text)
+    except ValueError as e:
+        raise bad from e
+    if seconds < 0:
+        raise bad
+    return seconds
 
 
 def _read_sources(files: Sequence[str]) -> list[tuple[str, bytes]]:

@@ -7,47 +7,18 @@ from typing import Any
 
 import yaml
 
+from meshplane.kube import kubeconfig as kube_kubeconfig
+
 Obj = dict[str, Any]
 
 
 def build(name: str, server: str, ca_pem: bytes, token: str) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "preferences": {},
-        "clusters": [
-            {
-                "name": name,
-                "cluster": {
-                    "server": server,
-                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
-                },
-            }
-        ],
-        "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
-        "current-context": name,
-    }
+    return kube_kubeconfig.build(name, server, base64.b64encode(ca_pem).decode(), token)
 
 
 def merge(configs: list[Obj], current: str | None = None) -> Obj:
-    """One kubeconfig holding every cluster/user/context of `configs` (later entries win)."""
-    out: Obj = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "preferences": {},
-        "clusters": [],
-        "users": [],
-        "contexts": [],
-    }
-    for section in ("clusters", "users", "contexts"):
-        by_name: dict[str, Obj] = {}
-        for cfg in configs:
-            for entry in cfg.get(section) or []:
-                by_name[entry["name"]] = entry
-        out[section] = list(by_name.values())
-    out["current-context"] = current or (configs[0].get("current-context", "") if configs else "")
-    return out
+    """One kubeconfig holding every cluster/user/context of `configs` (kubectl's rule: first wins)."""
+    return kube_kubeconfig.merge(configs, current)
 
 
 def dump(cfg: Obj) -> str:

@@ -19,6 +19,7 @@ import lightkube
 from lightkube.core import exceptions as lk_exceptions
 from lightkube.resources import core_v1
 
+from meshplane.kube import errors as kube_errors
 from meshplane.kube import leader
 from meshplane.model import ids
 from meshplane.registry import multicluster
@@ -49,9 +50,9 @@ async def check_should_lead(
             ns = await client.get(core_v1.Namespace, namespace)
             return should_lead_annotation(ns.metadata.annotations, cluster_id)
         except lk_exceptions.ApiError as e:
-            if e.status.code == 404:
+            if kube_errors.is_not_found(e):
                 return False
-            reason = f"{e.status.code}: {e.status.message}"
+            reason = kube_errors.describe(e)
         except (httpx2.HTTPError, OSError) as e:
             reason = type(e).__name__
         delay = backoff.next()

@@ -22,6 +22,7 @@ from lightkube.core import exceptions as lk_exceptions
 from lightkube.resources import apiextensions_v1
 
 from meshplane.installer import compare, errors, manifest
+from meshplane.kube import errors as kube_errors
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import logging as rlog
 
@@ -41,14 +42,10 @@ class ApplyResult:
         return len(self.actions[action])
 
 
-def api_error(e: lk_exceptions.ApiError) -> int:
-    return int(getattr(e.status, "code", 0) or 0)
-
-
 def cluster_error(what: str, e: Exception) -> errors.ClusterError:
     if isinstance(e, lk_exceptions.ApiError):
         return errors.ClusterError(
-            f"{what}: {api_error(e)} {e.status.reason or ''}: {e.status.message}".strip()
+            f"{what}: {kube_errors.status_code(e) or 0} {e.status.reason or ''}: {e.status.message}".strip()
         )
     if isinstance(e, httpx2.TimeoutException):
         return errors.ClusterError(f"{what}: the API server did not answer in time")
@@ -97,7 +94,7 @@ class Applier:
         try:
             live = await self.client.get(res, meta["name"], namespace=meta.get("namespace"))
         except lk_exceptions.ApiError as e:
-            if api_error(e) == 404:
+            if kube_errors.is_not_found(e):
                 return None
             raise
         out: dict[str, Any] = live.to_dict()
@@ -118,7 +115,7 @@ class Applier:
                 try:
                     await self.client.replace(codecs.from_dict(_carry_over(obj, live)))
                 except lk_exceptions.ApiError as e:
-                    if api_error(e) == 409:
+                    if kube_errors.is_conflict(e):
                         continue
                     raise
                 return UPDATED

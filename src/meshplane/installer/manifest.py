@@ -23,8 +23,9 @@ def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def dump(obj: Any) -> str:
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
+def dump(obj: Any, *, sort_keys: bool = False) -> str:
+    """One YAML document, keys in insertion order (or sorted, as client-go writes them)."""
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=sort_keys, default_flow_style=False, width=1000)
 
 
 def to_yaml(objects: Iterable[dict[str, Any]]) -> str:

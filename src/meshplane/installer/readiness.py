@@ -12,6 +12,7 @@ from lightkube.core import exceptions as lk_exceptions
 from lightkube.resources import apps_v1, core_v1
 
 from meshplane.installer import apply, errors, manifest
+from meshplane.kube import errors as kube_errors
 from meshplane.runtime import clock as clock_mod
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ async def _not_ready(client: lightkube.AsyncClient, obj: dict[str, Any]) -> str 
         lb = svc.status.loadBalancer if svc.status else None
         return None if lb and lb.ingress else f"{what} (no load-balancer address yet)"
     except lk_exceptions.ApiError as e:
-        if apply.api_error(e) == 404:
+        if kube_errors.is_not_found(e):
             return f"{what} (not found)"
         raise apply.cluster_error(f"reading {what}", e) from e
     except httpx2.HTTPError as e:

@@ -17,12 +17,13 @@ from typing import Any
 
 import httpx2
 import lightkube
-import yaml
 from lightkube import codecs
 from lightkube.core import exceptions as lk_exceptions
 from lightkube.resources import core_v1
 
-from meshplane.installer import apply, checks, errors, labels, rbac
+from meshplane.installer import apply, checks, errors, labels, manifest, rbac
+from meshplane.kube import errors as kube_errors
+from meshplane.kube import kubeconfig as kubeconfig_mod
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import logging as rlog
 
@@ -47,30 +48,9 @@ class Options:
     create_service_account: bool = True
 
 
-class _Dumper(yaml.SafeDumper):
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
-
-
-_Dumper.add_representer(str, _str)
-
-
 def kubeconfig_text(name: str, server: str, ca_data: str, token: str) -> str:
     """The kubeconfig a remote secret carries (keys sorted, as client-go writes it)."""
-    cfg = {
-        "apiVersion": "v1",
-        "clusters": [{"cluster": {"certificate-authority-data": ca_data, "server": server}, "name": name}],
-        "contexts": [{"context": {"cluster": name, "user": name}, "name": name}],
-        "current-context": name,
-        "kind": "Config",
-        "preferences": {},
-        "users": [{"name": name, "user": {"token": token}}],
-    }
-    return yaml.dump(cfg, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=1 << 20)
+    return manifest.dump(kubeconfig_mod.build(name, server, ca_data, token), sort_keys=True)
 
 
 def secret_text(name: str, namespace: str, kubeconfig: str) -> str:
@@ -87,8 +67,7 @@ def secret_text(name: str, namespace: str, kubeconfig: str) -> str:
         },
         "stringData": {name: kubeconfig},
     }
-    body = yaml.dump(secret, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=1 << 20)
-    return HEADER + body + TRAILER
+    return HEADER + manifest.dump(secret, sort_keys=True) + TRAILER
 
 
 def server_warning(server: str) -> str | None:
@@ -109,7 +88,7 @@ class RemoteSecret:
         try:
             return await self.client.get(res, name, namespace=namespace)
         except lk_exceptions.ApiError as e:
-            if apply.api_error(e) == 404:
+            if kube_errors.is_not_found(e):
                 return None
             raise
 

@@ -31,6 +31,7 @@ from lightkube.resources import (
 )
 
 from meshplane.installer import apply, errors, labels, manifest
+from meshplane.kube import errors as kube_errors
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import logging as rlog
 
@@ -85,7 +86,7 @@ async def _list(client: lightkube.AsyncClient, res: Any, selector: dict[str, Any
                 Target(res.__name__, obj.metadata.name, obj.metadata.namespace if namespaced else None)
             )
     except lk_exceptions.ApiError as e:
-        if apply.api_error(e) == 404:  # kind not served by this API server
+        if kube_errors.is_not_found(e):  # kind not served by this API server
             return []
         raise apply.cluster_error(f"listing {res.__name__}", e) from e
     except httpx2.HTTPError as e:
@@ -144,7 +145,7 @@ async def delete(
             else:
                 await client.delete(res, t.name, cascade=lk_types.CascadeType.FOREGROUND)
         except lk_exceptions.ApiError as e:
-            if apply.api_error(e) == 404:
+            if kube_errors.is_not_found(e):
                 continue
             raise apply.cluster_error(f"deleting {t}", e) from e
         except httpx2.HTTPError as e:
@@ -163,7 +164,7 @@ async def _exists(client: lightkube.AsyncClient, res: Any, t: Target) -> bool:
         else:
             await client.get(res, t.name)
     except lk_exceptions.ApiError as e:
-        if apply.api_error(e) == 404:
+        if kube_errors.is_not_found(e):
             return False
         raise apply.cluster_error(f"reading {t}", e) from e
     except httpx2.HTTPError as e:

@@ -22,6 +22,7 @@ from lightkube.config import kubeconfig as lk_config
 from lightkube.core import exceptions as lk_exceptions
 
 from meshplane.kube import errors
+from meshplane.kube import kubeconfig as kubeconfig_mod
 from meshplane.runtime import podroot
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -51,21 +52,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def merge_kubeconfigs(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Merge kubeconfig documents as kubectl merges KUBECONFIG lists: the first definition wins."""
-    merged: dict[str, Any] = {"clusters": [], "contexts": [], "users": []}
-    seen: dict[str, set[str]] = {k: set() for k in merged}
-    for doc in docs:
-        if merged.get("current-context") is None and doc.get("current-context"):
-            merged["current-context"] = doc["current-context"]
-        for key in ("clusters", "contexts", "users"):
-            for item in doc.get(key) or []:
-                if isinstance(item, dict) and item.get("name") not in seen[key]:
-                    seen[key].add(str(item.get("name")))
-                    merged[key].append(item)
-    return merged
-
-
 def kubeconfig_paths(explicit: str | None) -> list[Path]:
     """The files to read: --kubeconfig, else every entry of KUBECONFIG, else ~/.kube/config."""
     if explicit:
@@ -81,7 +67,7 @@ def load_file_config(kubeconfig: str | None = None, context: str | None = None) 
     existing = [p for p in paths if p.is_file()]
     if not existing:
         raise errors.KubeconfigError(f"no kubeconfig found (looked at {', '.join(map(str, paths))})")
-    doc = merge_kubeconfigs(_read_yaml(p) for p in existing)
+    doc = kubeconfig_mod.merge(_read_yaml(p) for p in existing)
     return single_config(doc, context, fname=existing[0], source=str(existing[0]))
 
 

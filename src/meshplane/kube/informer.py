@@ -21,6 +21,7 @@ import lightkube
 from lightkube.core import exceptions as lk_exceptions
 from lightkube.core import resource as lk_resource
 
+from meshplane.kube import errors
 from meshplane.runtime import backoff as backoff_mod
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime.logging import kv
@@ -236,12 +237,11 @@ class Informer(Generic[T]):
             except asyncio.CancelledError:
                 raise
             except lk_exceptions.ApiError as e:
-                code = getattr(e.status, "code", None)
-                if code == 410:
+                if errors.is_gone(e):
                     log.info("watch expired, relisting %s", kv(cluster=self.cluster_id, kind=self.kind))
                     need_list = True
                     continue
-                if code == 404 and self.missing_ok:
+                if errors.is_not_found(e) and self.missing_ok:
                     # the kind is not served (yet): an empty, synced cache; look again later
                     self._clear()
                     self._synced.set()
@@ -249,7 +249,7 @@ class Informer(Generic[T]):
                     await self._clock.sleep(self._backoff.next())
                     need_list = True
                     continue
-                await self._failed(f"API error {code}: {getattr(e.status, 'message', e)}")
+                await self._failed(f"API error {errors.status_code(e)}: {getattr(e.status, 'message', e)}")
                 need_list = True
             except (
                 httpx2.HTTPError,

@@ -24,6 +24,7 @@ from lightkube.core import exceptions as lk_exceptions
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources import core_v1
 
+from meshplane.kube import errors
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime.logging import kv
 
@@ -171,7 +172,7 @@ class LeaderElection:
         try:
             return await self.client.get(core_v1.ConfigMap, self.name, namespace=self.namespace)
         except lk_exceptions.ApiError as e:
-            if e.status.code == 404:
+            if errors.is_not_found(e):
                 return None
             raise
 
@@ -229,7 +230,7 @@ class LeaderElection:
             self._observe(record)
             return True
         except lk_exceptions.ApiError as e:
-            if e.status.code != 409:
+            if not errors.is_conflict(e):
                 self._log("leader election request failed", code=e.status.code, reason=e.status.message)
             return False
         except (httpx2.HTTPError, OSError) as e:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from meshplane.push import context
 from meshplane.runtime import clock as clock_mod
+from meshplane.runtime import durations
 from meshplane.runtime import logging as rlog
 
 log = logging.getLogger(__name__)
@@ -46,39 +47,14 @@ class DebounceOptions:
 # Closer than this to the deadline counts as there: a sleep that short may not advance the clock.
 _RESOLUTION = 1e-3
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
 
 def parse_duration(text: str, what: str = "duration") -> float:
-    """A Go duration (`100ms`, `1m30s`, `2.5s`) in seconds; a bare number means seconds."""
-    s = text.strip()
-    if not s:
-        raise ValueError(f"{what}: empty duration")
+    """A non-negative Go duration (`100ms`, `1m30s`, `2.5s`) in seconds; a bare number means seconds."""
     try:
-        return _nonneg(float(s), what, text)
-    except ValueError:
-        pass
-    total, i = 0.0, 0
-    while i < len(s):
-        j = i
-        while j < len(s) and (s[j].isdigit() or s[j] == "."):
-            j += 1
-        k = j
-        while k < len(s) and not (s[k].isdigit() or s[k] == "."):
-            k += 1
-        number, unit = s[i:j], s[j:k]
-        if not number or unit not in _UNITS:
-            raise ValueError(f"{what}: {text!r} is not a duration like 100ms, 10s or 1m30s")
-        try:
-            total += float(number) * _UNITS[unit]
-        except ValueError:
-            raise ValueError(f"{what}: {text!r} is not a duration like 100ms, 10s or 1m30s") from None
-        i = k
-    return _nonneg(total, what, text)
-
-
-def _nonneg(value: float, what: str, text: str) -> float:
-    if value < 0 or value != value:
+        value = durations.parse(text)
+    except ValueError as e:
+        raise ValueError(f"{what}: {text!r} is not a duration like 100ms, 10s or 1m30s") from e
+    if value < 0:
         raise ValueError(f"{what}: {text!r} must be a non-negative duration")
     return value
 

@@ -20,6 +20,7 @@ import lightkube
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 
+from meshplane.kube import errors as kube_errors
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime.logging import kv
 from meshplane.security import ca, errors
@@ -80,7 +81,7 @@ class CaStore:
         try:
             await self._client.create(secret)
         except lightkube.ApiError as e:
-            if _code(e) != 409:
+            if not kube_errors.is_conflict(e):
                 raise errors.CaMaterialError(
                     f"cannot create Secret {self.namespace}/{SELF_SIGNED_SECRET}: {_msg(e)}"
                 ) from e
@@ -102,7 +103,7 @@ class CaStore:
         try:
             return await self._client.get(Secret, name, namespace=self.namespace)
         except lightkube.ApiError as e:
-            if _code(e) == 404:
+            if kube_errors.is_not_found(e):
                 return None
             raise errors.CaMaterialError(f"cannot read Secret {self.namespace}/{name}: {_msg(e)}") from e
 
@@ -117,10 +118,6 @@ def _decode(secret: Secret, name: str) -> Mapping[str, bytes]:
     for k, v in (secret.stringData or {}).items():  # only seen on objects built locally
         out.setdefault(k, (v or "").encode())
     return out
-
-
-def _code(e: lightkube.ApiError) -> int | None:
-    return getattr(e.status, "code", None)
 
 
 def _msg(e: lightkube.ApiError) -> str:

@@ -17,6 +17,7 @@ import lightkube
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Namespace
 
+from meshplane.kube import errors as kube_errors
 from meshplane.kube import informer as inf
 from meshplane.model.ids import ClusterId
 from meshplane.runtime import clock as clock_mod
@@ -115,7 +116,12 @@ class NamespaceController:
             delay = self._queue.retry(ns)
             log.warning(
                 "cannot write root cert ConfigMap, retrying %s",
-                kv(cluster=self.cluster_id, namespace=ns, retry_in=f"{delay:.1f}s", error=_err(e)),
+                kv(
+                    cluster=self.cluster_id,
+                    namespace=ns,
+                    retry_in=f"{delay:.1f}s",
+                    error=kube_errors.describe(e),
+                ),
             )
         else:
             self._queue.forget(ns)
@@ -157,10 +163,10 @@ class NamespaceController:
                     )
                 )
             except lightkube.ApiError as e:
-                if _code(e) == 409:  # the cache is behind; the event that follows requeues it
+                if kube_errors.is_conflict(e):  # the cache is behind; the event that follows requeues it
                     await self._update(ns_name, bundle)
                     return
-                if _code(e) in (403, 404) and self._namespaces.get(ns_name) is None:
+                if kube_errors.status_code(e) in (403, 404) and self._namespaces.get(ns_name) is None:
                     return  # the namespace went away meanwhile
                 raise
             self.writes += 1
@@ -182,13 +188,3 @@ class NamespaceController:
         await self._client.replace(live)
         self.writes += 1
         log.info("restored root cert ConfigMap %s", kv(cluster=self.cluster_id, namespace=ns_name))
-
-
-def _code(e: lightkube.ApiError) -> int | None:
-    return getattr(e.status, "code", None)
-
-
-def _err(e: Exception) -> str:
-    if isinstance(e, lightkube.ApiError):
-        return f"{_code(e)}: {getattr(e.status, 'message', '')}"
-    return f"{type(e).__name__}: {e}"

@@ -11,6 +11,7 @@ import lightkube
 from lightkube.models.authentication_v1 import TokenReviewSpec
 from lightkube.resources.authentication_v1 import TokenReview
 
+from meshplane.kube import errors as kube_errors
 from meshplane.model.ids import ClusterId
 from meshplane.security import authenticate, errors
 
@@ -38,9 +39,9 @@ class KubeTokenReviewer:
             async with asyncio.timeout(self._timeout):
                 res = await self._client.create(obj)
         except lightkube.ApiError as e:
-            code = e.status.code if e.status is not None else "?"
-            msg = e.status.message if e.status is not None else ""
-            raise errors.ReviewerUnavailable(f"TokenReview refused by the API server ({code}: {msg})") from e
+            raise errors.ReviewerUnavailable(
+                f"TokenReview refused by the API server ({kube_errors.describe(e)})"
+            ) from e
         except TimeoutError as e:
             raise errors.ReviewerUnavailable(f"TokenReview timed out after {self._timeout}s") from e
         except Exception as e:  # transport errors: connection refused, TLS, DNS

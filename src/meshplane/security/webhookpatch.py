@@ -17,6 +17,7 @@ from typing import Any
 import lightkube
 from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
 
+from meshplane.kube import errors as kube_errors
 from meshplane.kube import informer as inf
 from meshplane.model.ids import ClusterId
 from meshplane.runtime import clock as clock_mod
@@ -114,7 +115,12 @@ class WebhookPatcher:
                     delay = self._queue.retry(name)
                     log.warning(
                         "cannot patch webhook caBundle, retrying %s",
-                        kv(cluster=self.cluster_id, webhook=name, retry_in=f"{delay:.1f}s", error=_err(e)),
+                        kv(
+                            cluster=self.cluster_id,
+                            webhook=name,
+                            retry_in=f"{delay:.1f}s",
+                            error=kube_errors.describe(e),
+                        ),
                     )
                 else:
                     self._queue.forget(name)
@@ -150,9 +156,3 @@ class WebhookPatcher:
             "patched webhook caBundle %s",
             kv(cluster=self.cluster_id, webhook=name, entries=len(stale), revision=self.revision),
         )
-
-
-def _err(e: Exception) -> str:
-    if isinstance(e, lightkube.ApiError):
-        return f"{getattr(e.status, 'code', '?')}: {getattr(e.status, 'message', '')}"
-    return f"{type(e).__name__}: {e}"
