@@ -20,6 +20,7 @@ from lightkube.resources.core_v1 import ServiceAccount
 from lightkube.types import PatchType
 
 from meshplane.kube import client as kube_client
+from meshplane.kube import errors as kube_errors
 from meshplane.lab import watchcache
 
 Obj = dict[str, Any]
@@ -48,14 +49,6 @@ def server_of(kubeconfig: Path, context: str | None) -> Server:
     return Server(parts.hostname, parts.port or 443)
 
 
-def not_found(e: BaseException) -> bool:
-    return isinstance(e, lk_exceptions.ApiError) and getattr(e.status, "code", None) == 404
-
-
-def conflict(e: BaseException) -> bool:
-    return isinstance(e, lk_exceptions.ApiError) and getattr(e.status, "code", None) in (409, 422)
-
-
 class Api:
     def __init__(self, client: lightkube.AsyncClient) -> None:
         self.client = client
@@ -75,7 +68,7 @@ class Api:
         try:
             await self.client.delete(res, name, namespace=namespace, grace_period=grace)
         except lk_exceptions.ApiError as e:
-            if not not_found(e):
+            if not kube_errors.is_not_found(e):
                 raise
 
     async def token(

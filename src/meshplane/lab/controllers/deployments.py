@@ -16,6 +16,7 @@ from typing import Any
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Pod
 
+from meshplane.kube import errors as kube_errors
 from meshplane.lab import kubeapi, watchcache
 from meshplane.lab.controllers import rollout
 from meshplane.runtime import clock as clock_mod
@@ -210,7 +211,10 @@ class Deployments:
             try:
                 new = await self._create_rs(d, h, max(revisions, default=0) + 1, 0 if rss else desired)
             except Exception as e:
-                if kubeapi.conflict(e):  # created in an earlier round, not in the cache yet
+                if kube_errors.status_code(e) in (
+                    409,
+                    422,
+                ):  # created in an earlier round, not in the cache yet
                     return
                 raise
             rss = [*rss, new]

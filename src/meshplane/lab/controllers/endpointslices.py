@@ -19,6 +19,7 @@ from typing import Any
 
 from lightkube.resources.discovery_v1 import EndpointSlice
 
+from meshplane.kube import errors as kube_errors
 from meshplane.lab import kubeapi, watchcache
 from meshplane.lab.node import podspec
 from meshplane.runtime.logging import kv
@@ -247,7 +248,7 @@ class EndpointSlices:
                         namespace=ns,
                     )
                 except Exception as e:
-                    if not kubeapi.not_found(e):
+                    if not kube_errors.is_not_found(e):
                         raise
                     self._unseen.pop(watchcache.key_of(current), None)
                     self.trigger.fire()

@@ -18,6 +18,7 @@ from typing import Any
 
 from lightkube.resources.core_v1 import Node, Pod
 
+from meshplane.kube import errors as kube_errors
 from meshplane.lab import kubeapi, watchcache
 from meshplane.lab.controllers import rollout
 from meshplane.runtime import clock as clock_mod
@@ -124,7 +125,7 @@ class Scheduler:
         try:
             await self.api.create(Node, node_object(self.info))
         except Exception as e:
-            if not kubeapi.conflict(e):
+            if kube_errors.status_code(e) not in (409, 422):
                 raise
             await self.api.patch(Node, self.info.name, {"metadata": {"labels": self.info.labels}})
         now = rollout.now_iso(self.clock.wall())

@@ -15,6 +15,7 @@ from typing import Any
 
 from lightkube.resources.core_v1 import Pod
 
+from meshplane.kube import errors as kube_errors
 from meshplane.lab import kubeapi
 from meshplane.runtime import backoff as backoff_mod
 from meshplane.runtime.logging import kv
@@ -63,7 +64,7 @@ class StatusWriter:
                 self._written.set()
                 backoff.reset()
             except Exception as e:
-                if kubeapi.not_found(e):
+                if kube_errors.is_not_found(e):
                     self._written.set()
                     return
                 log.warning(
