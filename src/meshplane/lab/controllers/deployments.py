@@ -211,10 +211,8 @@ class Deployments:
             try:
                 new = await self._create_rs(d, h, max(revisions, default=0) + 1, 0 if rss else desired)
             except Exception as e:
-                if kube_errors.status_code(e) in (
-                    409,
-                    422,
-                ):  # created in an earlier round, not in the cache yet
+                # 409/422: created in an earlier round, not in the cache yet
+                if kube_errors.status_code(e) in (409, 422):
                     return
                 raise
             rss = [*rss, new]
