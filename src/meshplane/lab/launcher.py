@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from meshplane.devcluster import kubeconfig as kubeconfig_mod
+from meshplane.kube import kubeconfig as kube_kubeconfig
 from meshplane.lab import errors
 from meshplane.lab.node import process
 
@@ -284,7 +285,7 @@ def up(directory: Path, base: int | None = None) -> LabState:
 
 def write_kubeconfig(paths: LabPaths) -> None:
     docs = [yaml.safe_load(paths.cluster_kubeconfig(name).read_text()) for name in CLUSTER_NAMES]
-    merged = kubeconfig_mod.merge(docs, current=CLUSTER_NAMES[0])
+    merged = kube_kubeconfig.merge(docs, current=CLUSTER_NAMES[0])
     paths.kubeconfig.touch(mode=0o600, exist_ok=True)
     paths.kubeconfig.chmod(0o600)
     tmp = paths.kubeconfig.with_suffix(".tmp")
