@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from meshplane.cli import common
-from meshplane.server import debugclient, errors, proxystatus
+from meshplane.ctl import debugclient, errors, proxystatus
 
 
 def proxy_status(

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from meshplane.cli import common
-from meshplane.server import debugclient, errors, proxystatus
+from meshplane.ctl import debugclient, errors, proxystatus
 
 
 def rows(per_istiod: dict[str, list[dict[str, Any]]], revision: str) -> list[dict[str, str]]:

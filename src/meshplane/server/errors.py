@@ -27,7 +27,3 @@ class NodeError(StreamRejected):
 
 class NotReady(ServerError):
     """No PushContext has been built yet, so there is nothing to serve."""
-
-
-class SyncStatusError(ServerError):
-    """A discovery server's /debug/syncz could not be fetched or read (proxy-status)."""
