@@ -8,13 +8,12 @@ the package raises on purpose subclasses that root:
     ├── ctl.errors.CtlError              (SyncStatusError: proxy-status, remote-clusters)
     ├── discovery.errors.DiscoveryError  (OptionsError)
     ├── installer.errors.InstallError    (ConfigError, ClusterError, ReadinessTimeout, ...)
-    ├── kube.errors.KubeError            (KubeconfigError, NotSynced)
-    ├── model.errors.NodeIdError
+    ├── kube.errors.KubeError            (KubeconfigError)
     ├── networking.errors.ConfigError
     ├── registry.errors.RegistryError    (MeshConfigError)
     ├── security.errors.SecurityError    (CaMaterialError, AuthenticationError, ...)
-    ├── server.errors.ServerError        (StreamRejected, NodeError, NotReady)
-    ├── webhooks.errors.WebhookError     (BadReview, InjectionError)
+    ├── server.errors.ServerError        (StreamRejected, NodeError)
+    ├── webhooks.errors.WebhookError     (BadReview)
     ├── xds.errors.XdsError              (UnsupportedTypeError, ResourceNameError)
     ├── devcluster.errors.ApiError
     └── lab.errors.LabError

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from meshplane.cli import common
+from meshplane.discovery import errors as discovery_errors
 from meshplane.discovery import options, run
 from meshplane.kube import errors as kube_errors
 from meshplane.runtime import logging as rlog
@@ -73,7 +74,7 @@ def discovery(
     }
     try:
         opts = options.build(flags)
-    except options.OptionsError as e:
+    except discovery_errors.OptionsError as e:
         raise common.fail(str(e), 2) from e
     try:
         run.run(opts)
