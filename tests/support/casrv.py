@@ -33,7 +33,7 @@ class CaServer:
             [
                 authenticate.ClientCertAuthenticator(self.mesh),
                 authenticate.KubeJwtAuthenticator(
-                    ClusterId(self.cluster_id), self.reviewer, authenticate.ReviewerRegistry()
+                    ClusterId(self.cluster_id), self.reviewer, fakereview.ReviewerRegistry()
                 ),
             ]
         )

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from meshplane.model.ids import ClusterId
 from meshplane.security import authenticate
 
 
@@ -47,3 +48,22 @@ class FakeReviewer:
             audiences=matched,
             extra={"authentication.kubernetes.io/pod-name": ("pod-1",)},
         )
+
+
+class ReviewerRegistry:
+    """A mutable RemoteReviewers (the remote clusters' reviewers, by cluster ID) set by the test."""
+
+    def __init__(self) -> None:
+        self._reviewers: dict[ClusterId, authenticate.TokenReviewer] = {}
+
+    def set(self, cluster_id: ClusterId, reviewer: authenticate.TokenReviewer) -> None:
+        self._reviewers[cluster_id] = reviewer
+
+    def remove(self, cluster_id: ClusterId) -> None:
+        self._reviewers.pop(cluster_id, None)
+
+    def get(self, cluster_id: ClusterId) -> authenticate.TokenReviewer | None:
+        return self._reviewers.get(cluster_id)
+
+    def cluster_ids(self) -> Sequence[ClusterId]:
+        return sorted(self._reviewers)

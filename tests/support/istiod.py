@@ -38,7 +38,7 @@ class Istiod:
     # the local cluster's TokenReview (in-memory by default; a KubeTokenReviewer for a dev cluster)
     reviewer: fakereview.FakeReviewer = field(default_factory=fakereview.FakeReviewer)
     # remote clusters' TokenReview, as the remote secrets would register them
-    remotes: authenticate.ReviewerRegistry = field(default_factory=authenticate.ReviewerRegistry)
+    remotes: fakereview.ReviewerRegistry = field(default_factory=fakereview.ReviewerRegistry)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     ads: ads.AdsServer | None = None
     _queue: queue.PushQueue | None = None

@@ -31,6 +31,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import json_format
 
 from meshplane import __version__
+from meshplane.agent import errors
 from meshplane.model.proxy import ProxyType
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,6 @@ _META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # The typed configs the bootstrap embeds; importing them registers their types for the schema check.
 _EMBEDDED = (tls_pb2.UpstreamTlsContext, http_protocol_options_pb2.HttpProtocolOptions)
-
-
-class BootstrapError(ValueError):
-    """The bootstrap cannot be written from these flags, environment or files; says which."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +85,10 @@ def parse_address(text: str, what: str, allow_any_port: bool = False) -> tuple[s
     host, sep, port = text.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not sep or not host:
-        raise BootstrapError(f"{what} {text!r} is not HOST:PORT")
+        raise errors.BootstrapError(f"{what} {text!r} is not HOST:PORT")
     low = 0 if allow_any_port else 1
     if not port.isdigit() or not low <= int(port) < 65536:
-        raise BootstrapError(f"{what} {text!r} has no valid port ({low}-65535)")
+        raise errors.BootstrapError(f"{what} {text!r} has no valid port ({low}-65535)")
     return host, int(port)
 
 
@@ -137,12 +134,12 @@ def metadata_from_env(env: Mapping[str, str], pod_labels: Mapping[str, str] | No
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError as e:
-            raise BootstrapError(f"env {key} is not valid JSON: {e}") from e
+            raise errors.BootstrapError(f"env {key} is not valid JSON: {e}") from e
         if not isinstance(parsed, dict):
-            raise BootstrapError(f"env {key} must be a JSON object")
+            raise errors.BootstrapError(f"env {key} must be a JSON object")
         if key == "ISTIO_METAJSON_LABELS":
             if not all(isinstance(v, str) for v in parsed.values()):
-                raise BootstrapError(f"env {key} must map label names to strings")
+                raise errors.BootstrapError(f"env {key} must map label names to strings")
             meta["LABELS"] = parsed
         else:
             meta.update(parsed)
@@ -162,34 +159,36 @@ def metadata_from_env(env: Mapping[str, str], pod_labels: Mapping[str, str] | No
 
 def _check(opts: BootstrapOptions) -> None:
     if not opts.pod_name or any(c.isspace() or c in "~" for c in opts.pod_name):
-        raise BootstrapError(f"pod name {opts.pod_name!r} is empty or has spaces or '~'")
+        raise errors.BootstrapError(f"pod name {opts.pod_name!r} is empty or has spaces or '~'")
     if not _DNS_LABEL.match(opts.namespace):
-        raise BootstrapError(f"namespace {opts.namespace!r} is not a DNS-1123 label")
+        raise errors.BootstrapError(f"namespace {opts.namespace!r} is not a DNS-1123 label")
     if not opts.ips:
-        raise BootstrapError("no instance IP: set INSTANCE_IP or --ip")
+        raise errors.BootstrapError("no instance IP: set INSTANCE_IP or --ip")
     for ip in opts.ips:
         if not _is_ip(ip):
-            raise BootstrapError(f"instance IP {ip!r} is not an IP address")
+            raise errors.BootstrapError(f"instance IP {ip!r} is not an IP address")
     if not opts.dns_domain or "~" in opts.dns_domain:
-        raise BootstrapError(f"DNS domain {opts.dns_domain!r} is not valid")
+        raise errors.BootstrapError(f"DNS domain {opts.dns_domain!r} is not valid")
     for key in opts.metadata:
         if not _META_KEY.match(key):
-            raise BootstrapError(f"node metadata key {key!r} is not a valid name")
+            raise errors.BootstrapError(f"node metadata key {key!r} is not a valid name")
     localhost = opts.metadata.get(LOCALHOST_KEY)
     if localhost and not _is_ip(str(localhost)):
-        raise BootstrapError(f"{LOCALHOST_KEY} {localhost!r} is not an IP address")
+        raise errors.BootstrapError(f"{LOCALHOST_KEY} {localhost!r} is not an IP address")
     if opts.admin_address and opts.admin_socket:
-        raise BootstrapError("give an admin address or an admin socket, not both")
+        raise errors.BootstrapError("give an admin address or an admin socket, not both")
     if opts.xds_tls is not None:
         if opts.discovery_address.startswith("unix:"):
-            raise BootstrapError("TLS to the discovery address needs HOST:PORT, not a unix socket")
+            raise errors.BootstrapError("TLS to the discovery address needs HOST:PORT, not a unix socket")
         if not Path(opts.xds_tls.root_cert).is_file():
-            raise BootstrapError(f"root certificate file {opts.xds_tls.root_cert!r} does not exist")
+            raise errors.BootstrapError(f"root certificate file {opts.xds_tls.root_cert!r} does not exist")
         if not opts.xds_tls.server_name:
-            raise BootstrapError("TLS to the discovery address needs a server name")
+            raise errors.BootstrapError("TLS to the discovery address needs a server name")
     for k, _ in opts.xds_headers:
         if not k or k != k.lower() or not re.match(r"^[a-z0-9._-]+$", k):
-            raise BootstrapError(f"xDS header name {k!r} must be lower-case letters, digits, '.', '_' or '-'")
+            raise errors.BootstrapError(
+                f"xDS header name {k!r} must be lower-case letters, digits, '.', '_' or '-'"
+            )
 
 
 def _address(host: str, port: int) -> dict[str, Any]:
@@ -233,7 +232,7 @@ def _xds_cluster(opts: BootstrapOptions) -> dict[str, Any]:
             target.removeprefix("unix://") if target.startswith("unix://") else target.removeprefix("unix:")
         )
         if not path:
-            raise BootstrapError(f"discovery address {target!r} names no socket path")
+            raise errors.BootstrapError(f"discovery address {target!r} names no socket path")
         return _static_cluster(XDS_CLUSTER, _pipe(path))
     host, port = parse_address(target, "discovery address")
     cluster = _static_cluster(XDS_CLUSTER, _address(host, port))
@@ -346,7 +345,7 @@ def build(opts: BootstrapOptions) -> dict[str, Any]:
     try:
         json_format.ParseDict(doc, bootstrap_pb2.Bootstrap())
     except json_format.ParseError as e:
-        raise BootstrapError(f"bootstrap does not match Envoy's schema: {e}") from e
+        raise errors.BootstrapError(f"bootstrap does not match Envoy's schema: {e}") from e
     return doc
 
 

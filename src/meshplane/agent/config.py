@@ -196,7 +196,7 @@ def from_env(
 
     try:
         metadata = bootstrap.metadata_from_env(env, pod_labels)
-    except bootstrap.BootstrapError as e:
+    except errors.BootstrapError as e:
         raise errors.ConfigError(str(e)) from e
     metadata[LOCALHOST_META] = localhost
     cluster_id = env.get("ISTIO_META_CLUSTER_ID") or "Kubernetes"

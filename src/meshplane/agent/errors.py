@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from meshplane import errors
 
-class AgentError(Exception):
+
+class AgentError(errors.MeshplaneError):
     """Base of every error the agent raises."""
+
+
+class BootstrapError(AgentError, ValueError):
+    """The bootstrap cannot be written from these flags, environment or files; says which."""
 
 
 class ConfigError(AgentError):

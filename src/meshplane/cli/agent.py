@@ -100,30 +100,27 @@ def bootstrap_cmd(
     env = dict(os.environ)
     labels_file = podroot.path(bootstrap.POD_LABELS_FILE)
     labels = bootstrap.parse_downward_labels(labels_file.read_text()) if labels_file.is_file() else None
-    try:
-        metadata = bootstrap.metadata_from_env(env, labels)
-        metadata.update(_pairs(meta or [], "--meta"))
-        ips = tuple(x for item in ip or [] for x in item.split(",") if x)
-        opts = bootstrap.BootstrapOptions(
-            proxy_type=proxy_type,
-            pod_name=pod_name,
-            namespace=namespace,
-            ips=ips,
-            discovery_address=discovery_address or _discovery_default(env),
-            metadata=metadata,
-            dns_domain=domain,
-            delta=delta,
-            admin_address=admin_address,
-            admin_socket=str(podroot.path(admin_socket)) if admin_socket else "",
-            xds_tls=bootstrap.XdsTls(str(podroot.path(xds_root_cert)), xds_server_name)
-            if xds_root_cert
-            else None,
-            sds_socket=str(podroot.path(sds_socket)) if sds_socket else "",
-            xds_headers=tuple(_pairs(xds_header or [], "--xds-header")),
-        )
-        text = bootstrap.render(opts)
-    except bootstrap.BootstrapError as e:
-        raise common.fail(str(e)) from e
+    metadata = bootstrap.metadata_from_env(env, labels)
+    metadata.update(_pairs(meta or [], "--meta"))
+    ips = tuple(x for item in ip or [] for x in item.split(",") if x)
+    opts = bootstrap.BootstrapOptions(
+        proxy_type=proxy_type,
+        pod_name=pod_name,
+        namespace=namespace,
+        ips=ips,
+        discovery_address=discovery_address or _discovery_default(env),
+        metadata=metadata,
+        dns_domain=domain,
+        delta=delta,
+        admin_address=admin_address,
+        admin_socket=str(podroot.path(admin_socket)) if admin_socket else "",
+        xds_tls=bootstrap.XdsTls(str(podroot.path(xds_root_cert)), xds_server_name)
+        if xds_root_cert
+        else None,
+        sds_socket=str(podroot.path(sds_socket)) if sds_socket else "",
+        xds_headers=tuple(_pairs(xds_header or [], "--xds-header")),
+    )
+    text = bootstrap.render(opts)
     try:
         _write(output, text)
     except OSError as e:
@@ -176,7 +173,6 @@ def proxy_cmd(
     the flags Istio's injector gives pilot-agent (--domain, --proxyLogLevel, ...)."""
     from meshplane.agent import app as agent_app
     from meshplane.agent import config as agent_config
-    from meshplane.agent import errors as agent_errors
     from meshplane.runtime import logging as mplogging
 
     try:
@@ -191,7 +187,5 @@ def proxy_cmd(
             envoy_binary=binary_path,
         )
         agent_app.run(proxy_type, dict(os.environ), flags)
-    except (agent_errors.AgentError, bootstrap.BootstrapError) as e:
-        raise common.fail(str(e)) from e
     except OSError as e:
         raise common.fail(f"agent failed: {e}") from e

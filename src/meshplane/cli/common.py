@@ -7,9 +7,12 @@ They are accepted both before the subcommand (`meshplane --context c1 install`) 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass
@@ -27,6 +30,17 @@ KubeconfigOpt = Annotated[str | None, typer.Option("--kubeconfig", "-c", help="k
 def kube_target(context: str | None, kubeconfig: str | None) -> tuple[str | None, str | None]:
     """(kubeconfig, context) with subcommand flags over global ones."""
     return (kubeconfig or GLOBAL.kubeconfig, context or GLOBAL.context)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """The rich Console every command prints through. On a terminal it wraps at the terminal's
+    width; anywhere else (a pipe, a file, a test) it never breaks a line, so a message stays one
+    line whatever its length (rich would otherwise hard-wrap at 80 columns)."""
+    from rich.console import Console  # imported here so that `meshplane --help` stays cheap
+
+    out = Console(stderr=stderr, highlight=False)
+    out.soft_wrap = not out.is_terminal
+    return out
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import gc
-import signal
 from typing import Annotated
 
 import typer
 
 from meshplane.cli import common
-from meshplane.discovery import app as discovery_app
-from meshplane.discovery import options
-from meshplane.kube import errors as kube_errors
+from meshplane.discovery import errors as discovery_errors
+from meshplane.discovery import options, run
 from meshplane.runtime import logging as rlog
 
 
@@ -78,34 +73,6 @@ def discovery(
     }
     try:
         opts = options.build(flags)
-    except options.OptionsError as e:
+    except discovery_errors.OptionsError as e:
         raise common.fail(str(e), 2) from e
-    try:
-        asyncio.run(_run(opts))
-    except kube_errors.KubeError as e:
-        raise common.fail(str(e)) from e
-
-
-async def _freeze_when_ready(server: discovery_app.Discovery) -> None:
-    await server.first_push_done.wait()
-    gc.collect()
-    gc.freeze()
-
-
-async def _run(opts: options.Options) -> None:
-    server = discovery_app.Discovery(opts)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    # Many long-lived objects (caches, protos) make CPython's automatic collections long pauses
-    # during pushes: collect less often, and freeze what exists once the first sync is done.
-    gc.set_threshold(50_000, 50, 100)
-    try:
-        await server.start()
-        freeze = asyncio.create_task(_freeze_when_ready(server))
-        await stop.wait()
-        freeze.cancel()
-    finally:
-        with contextlib.suppress(Exception):
-            await server.stop()
+    run.run(opts)

@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from meshplane.cli import common
-from meshplane.installer import eastwest, errors
+from meshplane.installer import eastwest
 
 
 def gen_eastwest_gateway(
@@ -20,10 +19,7 @@ def gen_eastwest_gateway(
     ] = "",
 ) -> None:
     """Print the IstioOperator of the east-west gateway (pipe it to `meshplane install -y -f -`)."""
-    try:
-        text = eastwest.generate(network, revision, single_cluster)
-    except errors.InstallError as e:
-        raise common.fail(str(e)) from e
+    text = eastwest.generate(network, revision, single_cluster)
     typer.echo(text, nl=False)
 
 

@@ -85,7 +85,7 @@ def load_config(files: Sequence[str], sets: Sequence[str], revision: str) -> con
     try:
         return config.load(_read_sources(files), sets, revision or None)
     except errors.ConfigError as e:
-        err = Console(stderr=True)
+        err = common.console(stderr=True)
         err.print(
             "[red]Error:[/red] the install configuration is invalid; nothing was applied:", highlight=False
         )
@@ -192,7 +192,7 @@ def install(
         raise common.fail(f"--output must be yaml or json, not {output!r}")
     timeout = parse_duration(readiness_timeout)
     cfg = load_config(filename or [], set_ or [], revision)
-    err = Console(stderr=True, highlight=False)
+    err = common.console(stderr=True)
     try:
         kube = kubeclient.load(*common.kube_target(context, kubeconfig))
         asyncio.run(_install(cfg, kube, dry_run, output, yes, wait, timeout, err))
@@ -236,7 +236,7 @@ def uninstall_cmd(
     kubeconfig: common.KubeconfigOpt = None,
 ) -> None:
     """Remove what meshplane (or istioctl) installed (istioctl uninstall)."""
-    err = Console(stderr=True, highlight=False)
+    err = common.console(stderr=True)
     if not (purge or filename or revision):
         raise common.fail("at least one of the --revision, --filename or --purge flags must be set")
     if purge and (filename or revision):

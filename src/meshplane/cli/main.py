@@ -1,14 +1,32 @@
-"""The `meshplane` command: one sub-app per command group, registered here."""
+"""The `meshplane` command: one sub-app per command group, registered here.
+
+A `MeshplaneError` from any command ends it the same way: `Error: <message>` on stderr, exit code 1.
+"""
 
 from __future__ import annotations
 
-import typer
+from typing import Any
 
-from meshplane import __version__
+import typer
+from typer import core
+
+from meshplane import __version__, errors
 from meshplane.cli import common
+
+
+class _Group(core.TyperGroup):
+    """The root command group: turns a MeshplaneError raised by any command into a clean exit."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer may vendor its own click)
+        try:
+            return super().invoke(ctx)
+        except errors.MeshplaneError as e:
+            raise common.fail(str(e)) from e
+
 
 app = typer.Typer(
     name="meshplane",
+    cls=_Group,
     help="A small multicluster service-mesh control plane (Istio primary-remote), istioctl-compatible.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from meshplane.cli import common
-from meshplane.server import debugclient, errors, proxystatus
+from meshplane.ctl import debugclient, proxystatus
 
 
 def proxy_status(
@@ -31,10 +31,7 @@ def proxy_status(
     """
     if output not in ("table", "json"):
         raise common.fail(f"--output must be table or json, got {output!r}")
-    try:
-        statuses, problems = asyncio.run(_collect(istiod_url or [], istio_namespace, context, kubeconfig))
-    except errors.SyncStatusError as e:
-        raise common.fail(str(e)) from e
+    statuses, problems = asyncio.run(_collect(istiod_url or [], istio_namespace, context, kubeconfig))
     for p in problems:
         typer.secho(f"Error: {p}", fg=typer.colors.RED, err=True)
     if not statuses:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from meshplane.cli import common
-from meshplane.server import debugclient, errors, proxystatus
+from meshplane.ctl import debugclient, proxystatus
 
 
 def rows(per_istiod: dict[str, list[dict[str, Any]]], revision: str) -> list[dict[str, str]]:
@@ -66,10 +66,7 @@ def remote_clusters(
     http://POD_IP:15014 (pod IPs must be reachable from here, as in the lab)."""
     if output not in ("table", "json"):
         raise common.fail(f"--output must be table or json, got {output!r}")
-    try:
-        per_istiod, problems = asyncio.run(_collect(istiod_url or [], istio_namespace, context, kubeconfig))
-    except errors.SyncStatusError as e:
-        raise common.fail(str(e)) from e
+    per_istiod, problems = asyncio.run(_collect(istiod_url or [], istio_namespace, context, kubeconfig))
     for p in problems:
         typer.secho(f"Error: {p}", fg=typer.colors.RED, err=True)
     rs = rows(per_istiod, revision)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from meshplane.cli import common
-from meshplane.installer import checks, errors, kubeclient, rbac, remotesecret
+from meshplane.installer import checks, kubeclient, rbac, remotesecret
 
 
 def _warn(message: str) -> None:
@@ -53,11 +53,8 @@ def create_remote_secret(
         server=server,
         create_service_account=create_service_account,
     )
-    try:
-        kube = kubeclient.load(*common.kube_target(context, kubeconfig))
-        text = asyncio.run(_create(kube, opts))
-    except errors.InstallError as e:
-        raise common.fail(str(e)) from e
+    kube = kubeclient.load(*common.kube_target(context, kubeconfig))
+    text = asyncio.run(_create(kube, opts))
     typer.echo(text, nl=False)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshplane import errors as meshplane_errors
+
 Obj = dict[str, Any]
 
 _REASONS = {
@@ -29,7 +31,7 @@ _REASONS = {
 }
 
 
-class DevclusterError(Exception):
+class DevclusterError(meshplane_errors.MeshplaneError):
     """Base of the dev cluster's errors."""
 
 

@@ -18,6 +18,7 @@ from lightkube.resources import core_v1
 from meshplane.kube import informer as inf
 from meshplane.model import mesh as mesh_mod
 from meshplane.networking import config as net_config
+from meshplane.registry import errors as registry_errors
 from meshplane.registry import meshconfig
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import tasks
@@ -89,7 +90,7 @@ class ConfigWatcher:
         text = (cm.data or {}).get(MESH_KEY) if cm is not None else None
         try:
             parsed = meshconfig.parse(text, self.base_mesh)
-        except meshconfig.MeshConfigError as e:
+        except registry_errors.MeshConfigError as e:
             log.error(
                 "mesh config rejected, keeping the last good one %s",
                 kv(cluster=self.cluster_id, configmap=f"{self.namespace}/{MESH_CONFIGMAP}", reason=e),

@@ -10,11 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from meshplane.discovery import errors
 from meshplane.runtime import durations
-
-
-class OptionsError(ValueError):
-    """A flag or env variable has a bad value; the message names it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +50,16 @@ def _bool(name: str, raw: str) -> bool:
         return True
     if low in ("0", "false", "no", "off", ""):
         return False
-    raise OptionsError(f"{name}: expected true or false, got {raw!r}")
+    raise errors.OptionsError(f"{name}: expected true or false, got {raw!r}")
 
 
 def _duration(name: str, raw: str) -> float:
     try:
         value = durations.parse(raw)
     except ValueError as e:
-        raise OptionsError(f"{name}: {e}") from e
+        raise errors.OptionsError(f"{name}: {e}") from e
     if value < 0:
-        raise OptionsError(f"{name}: must not be negative")
+        raise errors.OptionsError(f"{name}: must not be negative")
     return value
 
 
@@ -70,7 +67,7 @@ def _port(name: str, value: int | None) -> int | None:
     if value is None:
         return None
     if not 0 <= value <= 65535:
-        raise OptionsError(f"{name}: port {value} is out of range")
+        raise errors.OptionsError(f"{name}: port {value} is out of range")
     return value
 
 
@@ -134,7 +131,7 @@ def build(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -> 
         else _bool("ENABLE_LEADER_ELECTION", str(leader)),
     )
     if not opts.cluster_id:
-        raise OptionsError("--cluster-id / CLUSTER_ID: must not be empty")
+        raise errors.OptionsError("--cluster-id / CLUSTER_ID: must not be empty")
     if opts.debounce_after > opts.debounce_max:
-        raise OptionsError("PILOT_DEBOUNCE_AFTER must not exceed PILOT_DEBOUNCE_MAX")
+        raise errors.OptionsError("PILOT_DEBOUNCE_AFTER must not exceed PILOT_DEBOUNCE_MAX")
     return opts

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from meshplane import errors
 
-class InstallError(Exception):
+
+class InstallError(errors.MeshplaneError):
     """Base of everything the installer raises on purpose."""
 
 

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from lightkube.core import exceptions as lk_exceptions
 
+from meshplane import errors
 
-class KubeError(Exception):
+
+class KubeError(errors.MeshplaneError):
     """Base of the kube layer's errors."""
 
 
 class KubeconfigError(KubeError):
     """A kubeconfig (a file, a context, or a remote secret's value) cannot be used; the message says why."""
-
-
-class NotSynced(KubeError):
-    """An informer has not completed its first list."""
 
 
 # Status checks on the API server's answers (lightkube's ApiError carries the Status object).

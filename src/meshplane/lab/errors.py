@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from meshplane import errors as meshplane_errors
 
-class LabError(Exception):
+
+class LabError(meshplane_errors.MeshplaneError):
     """Base of the lab's errors."""
 
 

@@ -18,10 +18,6 @@ class ProxyType(StrEnum):
     ROUTER = "router"
 
 
-class NodeIdError(ValueError):
-    """The node id is not Istio's `TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN`."""
-
-
 @dataclass(frozen=True, slots=True)
 class Proxy:
     id: ProxyId

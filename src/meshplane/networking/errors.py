@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from meshplane import errors
 
-class ConfigError(ValueError):
+
+class ConfigError(errors.MeshplaneError, ValueError):
     """An invalid config object; the message names the object and the field path."""
 
     def __init__(self, ref: str, path: str, problem: str) -> None:

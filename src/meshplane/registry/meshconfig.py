@@ -14,10 +14,7 @@ from typing import Any
 import yaml
 
 from meshplane.model import mesh
-
-
-class MeshConfigError(ValueError):
-    """The mesh config cannot be used; the message names the field."""
+from meshplane.registry import errors
 
 
 def parse(text: str | None, base: mesh.MeshConfig) -> mesh.MeshConfig:
@@ -27,11 +24,11 @@ def parse(text: str | None, base: mesh.MeshConfig) -> mesh.MeshConfig:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise MeshConfigError(f"mesh: not valid YAML: {e}") from e
+        raise errors.MeshConfigError(f"mesh: not valid YAML: {e}") from e
     if doc is None:
         return base
     if not isinstance(doc, Mapping):
-        raise MeshConfigError("mesh: expected a mapping")
+        raise errors.MeshConfigError("mesh: expected a mapping")
     out = base
     trust_domain = _str(doc, "trustDomain")
     if trust_domain:
@@ -42,7 +39,7 @@ def parse(text: str | None, base: mesh.MeshConfig) -> mesh.MeshConfig:
     default_config = doc.get("defaultConfig")
     default_config = {} if default_config is None else default_config
     if not isinstance(default_config, Mapping):
-        raise MeshConfigError("mesh.defaultConfig: expected a mapping")
+        raise errors.MeshConfigError("mesh.defaultConfig: expected a mapping")
     mesh_id = _str(default_config, "meshId", "mesh.defaultConfig")
     if mesh_id:
         out = replace(out, mesh_id=mesh_id)
@@ -51,20 +48,20 @@ def parse(text: str | None, base: mesh.MeshConfig) -> mesh.MeshConfig:
     settings = doc.get("serviceSettings")
     settings = [] if settings is None else settings
     if not isinstance(settings, list):
-        raise MeshConfigError("mesh.serviceSettings: expected a list")
+        raise errors.MeshConfigError("mesh.serviceSettings: expected a list")
     for i, entry in enumerate(settings):
         path = f"mesh.serviceSettings[{i}]"
         if not isinstance(entry, Mapping):
-            raise MeshConfigError(f"{path}: expected a mapping")
+            raise errors.MeshConfigError(f"{path}: expected a mapping")
         hosts = entry.get("hosts") or []
         if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
-            raise MeshConfigError(f"{path}.hosts: expected a list of strings")
+            raise errors.MeshConfigError(f"{path}.hosts: expected a list of strings")
         flags = entry.get("settings") or {}
         if not isinstance(flags, Mapping):
-            raise MeshConfigError(f"{path}.settings: expected a mapping")
+            raise errors.MeshConfigError(f"{path}.settings: expected a mapping")
         cluster_local = flags.get("clusterLocal", False)
         if not isinstance(cluster_local, bool):
-            raise MeshConfigError(f"{path}.settings.clusterLocal: expected true or false")
+            raise errors.MeshConfigError(f"{path}.settings.clusterLocal: expected true or false")
         (local if cluster_local else not_local).extend(hosts)
     return replace(out, cluster_local_hosts=tuple(local), not_cluster_local_hosts=tuple(not_local))
 
@@ -74,7 +71,7 @@ def _str(doc: Mapping[str, Any], key: str, path: str = "mesh") -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise MeshConfigError(f"{path}.{key}: expected a string")
+        raise errors.MeshConfigError(f"{path}.{key}: expected a string")
     return value
 
 

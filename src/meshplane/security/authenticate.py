@@ -116,25 +116,6 @@ class Authenticator(Protocol):
         ...
 
 
-class ReviewerRegistry:
-    """A mutable RemoteReviewers: the multicluster controller sets and removes entries."""
-
-    def __init__(self) -> None:
-        self._reviewers: dict[ClusterId, TokenReviewer] = {}
-
-    def set(self, cluster_id: ClusterId, reviewer: TokenReviewer) -> None:
-        self._reviewers[cluster_id] = reviewer
-
-    def remove(self, cluster_id: ClusterId) -> None:
-        self._reviewers.pop(cluster_id, None)
-
-    def get(self, cluster_id: ClusterId) -> TokenReviewer | None:
-        return self._reviewers.get(cluster_id)
-
-    def cluster_ids(self) -> Sequence[ClusterId]:
-        return sorted(self._reviewers)
-
-
 class ClientCertAuthenticator:
     """A TLS client certificate that chains to the mesh CA and carries SPIFFE URI SANs."""
 

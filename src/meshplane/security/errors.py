@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from meshplane import errors
 
-class SecurityError(Exception):
+
+class SecurityError(errors.MeshplaneError):
     """Base class: the message names the reason and never contains a token or key."""
 
 

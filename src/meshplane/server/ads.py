@@ -60,7 +60,6 @@ class AdsServer:
         auth: XdsAuth | None = None,
         push_concurrency: int = 100,
         send_timeout: float = 30.0,
-        offload: bool = True,
     ) -> None:
         if push_concurrency < 1:
             raise ValueError(f"push_concurrency must be at least 1, got {push_concurrency}")
@@ -73,11 +72,7 @@ class AdsServer:
         self._concurrency = push_concurrency
         self._throttle: asyncio.Semaphore | None = None
         self._encoder = wire.Encoder()
-        self._executor = (
-            concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="xds-gen")
-            if offload
-            else None
-        )
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="xds-gen")
         self._ctx: context.PushContext | None = None
         self._ready: asyncio.Event | None = None
         self._connections: dict[str, connection.Connection] = {}
@@ -123,8 +118,7 @@ class AdsServer:
                 await asyncio.wait_for(self._idle.wait(), grace)
 
     async def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     # --- grpc wiring -------------------------------------------------------------------------
     def rpc_handler(self) -> grpc.GenericRpcHandler:
@@ -311,8 +305,6 @@ class AdsServer:
     async def _warm(self, proxy: proxy_mod.Proxy, ctx: context.PushContext) -> None:
         """Build what every proxy's plan needs for this snapshot (the generator's inbound index)
         once, on the generation thread; the other connections wait for that one."""
-        if self._executor is None:
-            return
         warming = self._warming.get(ctx.version)
         if warming is None:
             loop = asyncio.get_running_loop()
@@ -337,7 +329,7 @@ class AdsServer:
         async with self._throttle:
             t0 = time.perf_counter()
             try:
-                if self._executor is not None and not inline:
+                if not inline:
                     built = await asyncio.get_running_loop().run_in_executor(self._executor, build)
                 else:
                     built = build()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import grpc
 
+from meshplane import errors
 
-class ServerError(Exception):
+
+class ServerError(errors.MeshplaneError):
     """Base of every error the server package raises."""
 
 
@@ -23,11 +25,3 @@ class NodeError(StreamRejected):
 
     def __init__(self, message: str) -> None:
         super().__init__(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-class NotReady(ServerError):
-    """No PushContext has been built yet, so there is nothing to serve."""
-
-
-class SyncStatusError(ServerError):
-    """A discovery server's /debug/syncz could not be fetched or read (proxy-status)."""

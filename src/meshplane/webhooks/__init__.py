@@ -1,1 +1,16 @@
-"""webhooks."""
+"""webhooks: sidecar injection (Istio's injection webhook), served by discovery/webhook.py.
+
+- handler.py    AdmissionReview v1 in over HTTP, AdmissionReview with a JSONPatch out
+- injectpath.py `/inject/cluster/C/net/N`: proxy env overrides per remote cluster
+- policy.py     whether a pod gets a sidecar (injectRequired, default `enabled` policy)
+- settings.py   what sidecars are rendered with: the injector ConfigMap's values
+- inject.py     one pod: policy, env overrides, template merge, status annotation, patch
+- sidecar.py    the injected parts: istio-init, istio-proxy, volumes, labels, annotations
+- jsonpatch.py  RFC 6902 patch from the old pod to the new one
+- json_util.py  reading untrusted JSON without crashing on unexpected types
+- errors.py     WebhookError, BadReview
+
+Flow: handler reads the review and checks model/injection's selectors → inject applies policy
+and the path's overrides (injectpath), renders the sidecar parts with settings → jsonpatch of old
+pod to new → handler answers allowed, with the patch.
+"""

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from meshplane import errors
 
-class WebhookError(Exception):
+
+class WebhookError(errors.MeshplaneError):
     """Base of the webhooks package's errors."""
 
 
 class BadReview(WebhookError):
     """The request is not an AdmissionReview this webhook can answer (the message says why)."""
-
-
-class InjectionError(WebhookError):
-    """The pod could not be injected (the message says why); answered with allowed=false."""

@@ -1,1 +1,19 @@
-"""xds."""
+"""xds: pure generators of Envoy resources, one per type, as functions of (proxy, snapshot).
+
+- generator.py  the entry point the ADS server calls: picks the generators for the proxy's type
+- snapshot.py   the protocol generators read (push.context.PushContext satisfies it)
+- proxyview.py  facts about a proxy read from its node metadata (localhost address, SDS, ...)
+- cds.py        clusters: outbound EDS clusters, inbound clusters, SNI-DNAT clusters
+- eds.py        ClusterLoadAssignments per `outbound|PORT||HOST` from every cluster's shard
+- lds.py, rds.py     a sidecar's listeners and its outbound routes
+- gateways.py   router mode: listeners, routes and clusters a Gateway config asks for
+- inbound.py    a sidecar's own service ports (index built once per push)
+- mtls.py, filters.py, protos.py  shared TLS contexts, filters and protobuf constructors
+- naming.py     Istio's names for clusters, SNI, listeners and routes
+- cache.py      each resource built and serialized once per (push version, name, proxy view)
+- resources.py  type URLs and the serialized Resource shared by every stream
+- errors.py     XdsError, UnsupportedTypeError, ResourceNameError
+
+Flow: server.respond → generator.generate(type_url, proxy, ctx, names) → cache hit, or the
+type's builder (cds/eds/lds/rds/gateways) over the snapshot → resources.Resource (packed once).
+"""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from meshplane import errors
 
-class XdsError(Exception):
+
+class XdsError(errors.MeshplaneError):
     """Base of every error the xds package raises."""
 
 

@@ -33,7 +33,7 @@ class Env:
     port: int
     mesh: ca.MeshCA
     local: fakereview.FakeReviewer
-    remotes: authenticate.ReviewerRegistry
+    remotes: fakereview.ReviewerRegistry
     registry: CollectorRegistry
     channel: grpc.aio.Channel
 
@@ -58,7 +58,7 @@ class Env:
 async def env() -> AsyncIterator[Env]:
     mesh = ca.MeshCA(ca.self_signed_root(), max_ttl=dt.timedelta(days=2))
     local = fakereview.FakeReviewer()
-    remotes = authenticate.ReviewerRegistry()
+    remotes = fakereview.ReviewerRegistry()
     chain = authenticate.Chain(
         [
             authenticate.ClientCertAuthenticator(mesh),

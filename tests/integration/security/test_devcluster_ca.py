@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from meshplane.model.ids import ClusterId
 from meshplane.security import authenticate, caproto, plane, tokenreview
 from tests.integration.security.conftest import Cluster, unique
-from tests.support import secpki
+from tests.support import fakereview, secpki
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -40,7 +40,7 @@ class Env:
     c1: Cluster
     c2: Cluster
     plane: plane.SecurityPlane
-    remotes: authenticate.ReviewerRegistry
+    remotes: fakereview.ReviewerRegistry
     registry: CollectorRegistry
     channel: grpc.aio.Channel
     fuzz_token: str = ""
@@ -68,7 +68,7 @@ class Env:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env(clusters: tuple[Cluster, Cluster]) -> AsyncIterator[Env]:
     c1, c2 = clusters
-    remotes = authenticate.ReviewerRegistry()
+    remotes = fakereview.ReviewerRegistry()
     registry = CollectorRegistry()
     sec = await plane.build(c1.admin, ClusterId("cluster1"), "istio-system", remotes, registry)
     server = grpc.aio.server()

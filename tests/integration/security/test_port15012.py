@@ -49,9 +49,7 @@ async def env() -> AsyncIterator[Env]:
     chain = authenticate.Chain(
         [
             authenticate.ClientCertAuthenticator(mesh),
-            authenticate.KubeJwtAuthenticator(
-                ClusterId("cluster1"), reviewer, authenticate.ReviewerRegistry()
-            ),
+            authenticate.KubeJwtAuthenticator(ClusterId("cluster1"), reviewer, fakereview.ReviewerRegistry()),
         ]
     )
     registry = CollectorRegistry()

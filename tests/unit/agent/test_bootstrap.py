@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meshplane.agent import bootstrap
+from meshplane.agent import errors as agent_errors
 from meshplane.model.proxy import ProxyType
 from tests.support import envoyproc
 
@@ -143,14 +144,14 @@ def test_tls_to_15012_and_sds(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_says_what_is_wrong(kw: dict[str, Any], problem: str) -> None:
-    with pytest.raises(bootstrap.BootstrapError, match=problem):
+    with pytest.raises(agent_errors.BootstrapError, match=problem):
         bootstrap.build(_opts(**kw))
 
 
 def test_bad_metajson() -> None:
-    with pytest.raises(bootstrap.BootstrapError, match="ISTIO_METAJSON_LABELS"):
+    with pytest.raises(agent_errors.BootstrapError, match="ISTIO_METAJSON_LABELS"):
         bootstrap.metadata_from_env({"ISTIO_METAJSON_LABELS": "{not json"})
-    with pytest.raises(bootstrap.BootstrapError, match="must map label names to strings"):
+    with pytest.raises(agent_errors.BootstrapError, match="must map label names to strings"):
         bootstrap.metadata_from_env({"ISTIO_METAJSON_LABELS": '{"a": 1}'})
 
 
@@ -161,7 +162,7 @@ _ENV_KEYS = st.sampled_from(["ISTIO_META_X", "ISTIO_METAJSON_LABELS", "ISTIO_MET
 def test_any_env_gives_metadata_or_a_bootstrap_error(env: dict[str, str]) -> None:
     try:
         meta = bootstrap.metadata_from_env(env)
-    except bootstrap.BootstrapError:
+    except agent_errors.BootstrapError:
         return
     assert isinstance(meta, dict)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from meshplane.discovery import options
+from meshplane.discovery import errors, options
 
 
 def test_env_fills_what_flags_leave_unset() -> None:
@@ -55,5 +55,5 @@ def test_defaults_are_istios() -> None:
     ],
 )
 def test_bad_values_name_the_option(flags: dict[str, object], env: dict[str, str], message: str) -> None:
-    with pytest.raises(options.OptionsError, match=message):
+    with pytest.raises(errors.OptionsError, match=message):
         options.build(flags, env)

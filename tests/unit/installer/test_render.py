@@ -371,7 +371,7 @@ def test_revision_suffixes_names() -> None:
 
 
 def test_image_roles() -> None:
-    from meshplane.installer import images
+    from tests.support import images
 
     assert images.role("docker.io/meshplane/pilot:0.1.0") == "pilot"
     assert images.role("docker.io/istio/proxyv2:1.24.0@sha256:abc") == "proxyv2"

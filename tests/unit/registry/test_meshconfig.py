@@ -1,7 +1,7 @@
 import pytest
 
 from meshplane.model import mesh
-from meshplane.registry import meshconfig
+from meshplane.registry import errors, meshconfig
 
 BASE = mesh.MeshConfig()
 
@@ -41,7 +41,7 @@ accessLogFile: /dev/stdout
     ],
 )
 def test_errors_name_the_field(text: str, path: str) -> None:
-    with pytest.raises(meshconfig.MeshConfigError, match=path.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(errors.MeshConfigError, match=path.replace("[", r"\[").replace("]", r"\]")):
         meshconfig.parse(text, BASE)
 
 

@@ -27,10 +27,10 @@ def setup() -> tuple[
     authenticate.KubeJwtAuthenticator,
     fakereview.FakeReviewer,
     fakereview.FakeReviewer,
-    authenticate.ReviewerRegistry,
+    fakereview.ReviewerRegistry,
 ]:
     local, remote = fakereview.FakeReviewer(), fakereview.FakeReviewer()
-    reg = authenticate.ReviewerRegistry()
+    reg = fakereview.ReviewerRegistry()
     auth = authenticate.KubeJwtAuthenticator(C1, local, reg, local_aliases=[ClusterId("Kubernetes")])
     return auth, local, remote, reg
 

@@ -29,7 +29,7 @@ def _proxy(ns: str = "sample", sa: str = "sleep", md: dict[str, str] | None = No
 def setup() -> tuple[xdsauth.XdsAuthenticator, fakereview.FakeReviewer]:
     reviewer = fakereview.FakeReviewer()
     chain = authenticate.Chain(
-        [authenticate.KubeJwtAuthenticator(ClusterId("cluster1"), reviewer, authenticate.ReviewerRegistry())]
+        [authenticate.KubeJwtAuthenticator(ClusterId("cluster1"), reviewer, fakereview.ReviewerRegistry())]
     )
     return xdsauth.XdsAuthenticator(chain), reviewer
 

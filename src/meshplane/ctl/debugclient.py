@@ -18,9 +18,9 @@ import httpx2
 from lightkube.core import exceptions as lk_exceptions
 from lightkube.resources import core_v1
 
+from meshplane.ctl import errors
 from meshplane.kube import client as kube_client
 from meshplane.kube import errors as kube_errors
-from meshplane.server import errors
 
 MONITORING_PORT = 15014
 Entries = list[Mapping[str, Any]]

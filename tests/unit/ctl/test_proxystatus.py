@@ -1,6 +1,6 @@
 import pytest
 
-from meshplane.server import debugclient, errors, proxystatus
+from meshplane.ctl import debugclient, errors, proxystatus
 
 
 @pytest.mark.parametrize(

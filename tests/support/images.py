@@ -1,7 +1,7 @@
-"""Image names: what the installer and the injector put in pod specs, and what a node runtime (the lab)
-needs to know to run them. `<hub>/pilot:<tag>` runs `meshplane discovery`; `<hub>/proxyv2:<tag>` runs
-the agent (`proxy sidecar|router`, and `istio-iptables` in the traffic-capture init container).
-Istio's own images (`docker.io/istio/pilot:1.2x`, `.../proxyv2:...`) map the same way.
+"""Image names as tests read them: the role of each image the installer and the injector put in pod
+specs. `<hub>/pilot:<tag>` runs `meshplane discovery`; `<hub>/proxyv2:<tag>` runs the agent
+(`proxy sidecar|router`, and `istio-iptables` in the traffic-capture init container). Istio's own
+images (`docker.io/istio/pilot:1.2x`, `.../proxyv2:...`) map the same way.
 """
 
 from __future__ import annotations

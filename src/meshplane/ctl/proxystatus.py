@@ -2,7 +2,7 @@
 
 As istioctl does (istioctl/pkg/writer/pilot/status.go): per proxy and type, NOT SENT when nothing
 was sent, SYNCED when the last sent nonce is the last acked one, `STALE (Never Acknowledged)` when
-nothing was ever acked, STALE otherwise. The pages are fetched by `server.debugclient`.
+nothing was ever acked, STALE otherwise. The pages are fetched by `ctl.debugclient`.
 """
 
 from __future__ import annotations
