@@ -7,7 +7,7 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -150,7 +150,7 @@ def down(directory: DirOpt = DEFAULT_DIR) -> None:
 @app.command()
 def status(directory: DirOpt = DEFAULT_DIR) -> None:
     """The lab's processes, and the pods of each cluster with their readiness."""
-    from meshplane.lab import launcher
+    from meshplane.lab import kubeapi, launcher
 
     mlogging.setup("WARNING")
     state = launcher.status(directory)
@@ -165,7 +165,7 @@ def status(directory: DirOpt = DEFAULT_DIR) -> None:
         if api is None or not api.alive:
             continue
         try:
-            pods = asyncio.run(_list_pods(paths.cluster_kubeconfig(plan.name)))
+            pods = asyncio.run(kubeapi.list_pods(paths.cluster_kubeconfig(plan.name)))
         except Exception as e:
             typer.echo(f"\n{plan.name}: cannot list pods: {e}")
             continue
@@ -173,18 +173,6 @@ def status(directory: DirOpt = DEFAULT_DIR) -> None:
         typer.echo(f"  {'NAMESPACE':16} {'NAME':44} {'READY':6} {'STATUS':18} {'RESTARTS':9} IP")
         for ns, name, ready, st, restarts, ip in launcher.pod_rows(pods):
             typer.echo(f"  {ns:16} {name:44} {ready:6} {st:18} {restarts:9} {ip}")
-
-
-async def _list_pods(kubeconfig: Path) -> list[dict[str, object]]:
-    from lightkube.resources.core_v1 import Pod
-
-    from meshplane.lab import kubeapi
-
-    client = await asyncio.to_thread(kubeapi.client, kubeconfig, None)
-    try:
-        return [p.to_dict() async for p in client.list(Pod, namespace="*")]
-    finally:
-        await client.close()
 
 
 @app.command(name="exec", context_settings={"allow_interspersed_args": False})
@@ -197,7 +185,7 @@ def exec_(
 ) -> None:
     """Send one HTTP request from a pod (through its sidecar when it has one) and print the body:
     the lab's stand-in for `kubectl exec POD -- curl -sS URL`."""
-    from meshplane.lab import addresses, errors, execreq, launcher
+    from meshplane.lab import addresses, errors, execreq, kubeapi, launcher
     from meshplane.lab.node import podspec
 
     mlogging.setup("WARNING")
@@ -215,7 +203,7 @@ def exec_(
     if plan is None:
         raise common.fail(f"unknown context {context!r} (the lab has cluster1 and cluster2)", 2)
     try:
-        pod = asyncio.run(_get_pod(paths.cluster_kubeconfig(plan.name), namespace, pod_name))
+        pod = asyncio.run(kubeapi.get_pod(paths.cluster_kubeconfig(plan.name), namespace, pod_name))
     except Exception as e:
         raise common.fail(f'cannot get pod "{pod_name}" in {namespace} on {context}: {e}') from e
     names = [str(c.get("name")) for c in podspec.containers(pod)]
@@ -232,18 +220,6 @@ def exec_(
     if result.exit_code:
         typer.echo(f"curl: ({result.exit_code}) {result.error}", err=True)
         raise typer.Exit(result.exit_code)
-
-
-async def _get_pod(kubeconfig: Path, namespace: str, name: str) -> dict[str, Any]:
-    from lightkube.resources.core_v1 import Pod
-
-    from meshplane.lab import kubeapi
-
-    client = await asyncio.to_thread(kubeapi.client, kubeconfig, None)
-    try:
-        return dict((await client.get(Pod, name, namespace=namespace)).to_dict())
-    finally:
-        await client.close()
 
 
 def _samples_dir(given: Path | None) -> Path:

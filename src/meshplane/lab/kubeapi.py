@@ -6,6 +6,7 @@ applies to the Pods the lab creates exactly as it would to a kubelet's or a cont
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ import lightkube
 from lightkube.core import exceptions as lk_exceptions
 from lightkube.models.authentication_v1 import BoundObjectReference, TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import ServiceAccount
+from lightkube.resources.core_v1 import Pod, ServiceAccount
 from lightkube.types import PatchType
 
 from meshplane.kube import client as kube_client
@@ -32,6 +33,24 @@ def client(
     """A client for one context of a lab kubeconfig file (blocking: run in a thread)."""
     cfg = kube_client.load_file_config(str(kubeconfig), context)
     return kube_client.make_client(cfg, field_manager=field_manager)
+
+
+async def list_pods(kubeconfig: Path) -> list[Obj]:
+    """Every Pod of the cluster a lab kubeconfig names, as dicts (`lab status`)."""
+    api = await asyncio.to_thread(client, kubeconfig, None)
+    try:
+        return [p.to_dict() async for p in api.list(Pod, namespace="*")]
+    finally:
+        await api.close()
+
+
+async def get_pod(kubeconfig: Path, namespace: str, name: str) -> Obj:
+    """One Pod as a dict (`lab exec`)."""
+    api = await asyncio.to_thread(client, kubeconfig, None)
+    try:
+        return dict((await api.get(Pod, name, namespace=namespace)).to_dict())
+    finally:
+        await api.close()
 
 
 @dataclass(frozen=True, slots=True)
