@@ -19,6 +19,7 @@ from lightkube.resources.core_v1 import Pod
 from meshplane.lab import kubeapi, watchcache
 from meshplane.lab.controllers import rollout
 from meshplane.runtime import clock as clock_mod
+from meshplane.runtime import rfc3339
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,7 @@ class Deployments:
             await self._scale(d, new, olds, desired)
         await self._cleanup(d, olds)
         status = rollout.deployment_status(
-            d, str(new["metadata"]["name"]), rss, rollout.now_iso(self.clock.wall())
+            d, str(new["metadata"]["name"]), rss, rfc3339.format(self.clock.wall())
         )
         current = _dict(d.get("status"))
         if any(current.get(k) != v for k, v in status.items() if k != "conditions") or _cond_changed(

@@ -9,8 +9,9 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+from meshplane.runtime import rfc3339
 
 Obj = dict[str, Any]
 
@@ -130,10 +131,6 @@ def recreate(desired: int, new: RsView, olds: Sequence[RsView], old_pods_running
     return out
 
 
-def now_iso(wall: float) -> str:
-    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _condition(old: Sequence[Obj], ctype: str, status: str, reason: str, message: str, now: str) -> Obj:
     prev = next((c for c in old if _dict(c).get("type") == ctype), None)
     same = prev is not None and prev.get("status") == status
@@ -219,9 +216,10 @@ def pod_ready_since(pod: Obj) -> str | None:
     return None
 
 
-def parse_time(text: str) -> float:
+def _time_or_zero(text: str) -> float:
+    """A condition's or object's timestamp; 0 (the epoch) when it is missing or malformed."""
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        return rfc3339.parse(text)
     except ValueError:
         return 0.0
 
@@ -240,7 +238,7 @@ def replicaset_status(rs: Obj, pods: Sequence[Obj], wall: float) -> Obj:
         if since is None:
             continue
         ready += 1
-        if min_ready <= 0 or parse_time(since) + min_ready <= wall:
+        if min_ready <= 0 or _time_or_zero(since) + min_ready <= wall:
             available += 1
     return {
         "replicas": len(pods),
@@ -258,7 +256,7 @@ def deletion_order(pods: Sequence[Obj]) -> list[Obj]:
     def rank(p: Obj) -> tuple[int, int, int, int, float]:
         spec, status = _dict(p.get("spec")), _dict(p.get("status"))
         restarts = sum(int(_dict(c).get("restartCount") or 0) for c in status.get("containerStatuses") or [])
-        created = parse_time(str(_dict(p.get("metadata")).get("creationTimestamp") or ""))
+        created = _time_or_zero(str(_dict(p.get("metadata")).get("creationTimestamp") or ""))
         return (
             0 if not spec.get("nodeName") else 1,
             0 if status.get("phase") == "Pending" else 1,

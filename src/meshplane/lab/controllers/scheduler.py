@@ -19,8 +19,8 @@ from typing import Any
 from lightkube.resources.core_v1 import Node, Pod
 
 from meshplane.lab import kubeapi, watchcache
-from meshplane.lab.controllers import rollout
 from meshplane.runtime import clock as clock_mod
+from meshplane.runtime import rfc3339
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class Scheduler:
             if not kubeapi.conflict(e):
                 raise
             await self.api.patch(Node, self.info.name, {"metadata": {"labels": self.info.labels}})
-        now = rollout.now_iso(self.clock.wall())
+        now = rfc3339.format(self.clock.wall())
         await self.api.patch(Node.Status, self.info.name, {"status": node_status(self.info, now)})
         log.info("node registered %s", kv(cluster=self.cluster, node=self.info.name, ip=self.info.ip))
 
@@ -154,7 +154,7 @@ class Scheduler:
             log.info("scheduled pod %s", kv(cluster=self.cluster, pod=f"{ns}/{name}", node=self.info.name))
 
     async def _unschedulable_status(self, ns: str, name: str) -> None:
-        now = rollout.now_iso(self.clock.wall())
+        now = rfc3339.format(self.clock.wall())
         cond = {
             "type": "PodScheduled",
             "status": "False",
