@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from meshplane.agent import (
 )
 from meshplane.model.proxy import ProxyType
 from meshplane.runtime import clock as runclock
-from meshplane.runtime import podroot, tasks
+from meshplane.runtime import podroot, signals, tasks
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
@@ -202,28 +201,23 @@ class Agent:
 
     async def run_until_signal(self) -> None:
         """Start, serve until SIGTERM/SIGINT, stop."""
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await self.start()
-            assert self._envoy_task is not None
-            waiter = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waiter, self._envoy_task}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            if self._envoy_task.done() and not self._envoy_task.cancelled():
-                error = self._envoy_task.exception()
-                if error is not None:
-                    raise error
-            log.info(
-                "signal received, draining %s",
-                kv(proxy=self.cfg.node_id, drain=f"{self.cfg.drain_seconds:g}s"),
-            )
-        finally:
-            await self.stop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
+        with signals.StopOnSignal() as stop:
+            try:
+                await self.start()
+                assert self._envoy_task is not None
+                waiter = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, self._envoy_task}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if self._envoy_task.done() and not self._envoy_task.cancelled():
+                    error = self._envoy_task.exception()
+                    if error is not None:
+                        raise error
+                log.info(
+                    "signal received, draining %s",
+                    kv(proxy=self.cfg.node_id, drain=f"{self.cfg.drain_seconds:g}s"),
+                )
+            finally:
+                await self.stop()
 
 
 @dataclass(frozen=True, slots=True)

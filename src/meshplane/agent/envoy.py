@@ -15,15 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
-import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshplane.agent import errors
-from meshplane.runtime import backoff
+from meshplane.runtime import backoff, processes
 from meshplane.runtime import clock as runclock
 from meshplane.runtime.logging import kv
 
@@ -164,13 +162,6 @@ class Supervisor:
 async def terminate(proc: asyncio.subprocess.Process, log_id: str = "") -> None:
     if proc.returncode is not None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), _KILL_GRACE)
-    except TimeoutError:
+    if await processes.stop(proc, _KILL_GRACE):
         log.warning("envoy ignored SIGTERM, killing %s", kv(proxy=log_id, pid=proc.pid))
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        await proc.wait()
     log.info("envoy stopped %s", kv(proxy=log_id, pid=proc.pid, code=proc.returncode))

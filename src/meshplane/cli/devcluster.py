@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +13,7 @@ from meshplane.cli import common
 from meshplane.devcluster import app as devcluster_app
 from meshplane.devcluster.api import context
 from meshplane.runtime import logging as mlogging
+from meshplane.runtime import signals
 
 app = typer.Typer(help="Run a local Kubernetes-API-compatible dev cluster.", no_args_is_help=True)
 
@@ -60,10 +59,7 @@ def serve(
 
 
 async def _serve(cluster: devcluster_app.DevCluster, kubeconfig_out: Path | None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = signals.StopOnSignal()
     await cluster.start()
     try:
         if kubeconfig_out is not None:
@@ -72,7 +68,5 @@ async def _serve(cluster: devcluster_app.DevCluster, kubeconfig_out: Path | None
         sys.stdout.flush()
         await stop.wait()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(sig)
+        stop.close()
         await cluster.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +13,7 @@ import typer
 from meshplane.cli import common
 from meshplane.lab.node import app as node_mod
 from meshplane.runtime import logging as mlogging
+from meshplane.runtime import signals
 
 app = typer.Typer(help="The lab: the guide's two clusters on one machine.", no_args_is_help=True)
 
@@ -88,10 +88,7 @@ def _default_local(pod_cidr: str) -> str:
 
 
 async def _run_node(runtime: node_mod.NodeRuntime) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = signals.StopOnSignal()
     try:
         start = asyncio.ensure_future(runtime.start())
         waiter = asyncio.ensure_future(stop.wait())
@@ -106,9 +103,7 @@ async def _run_node(runtime: node_mod.NodeRuntime) -> None:
             with contextlib.suppress(BaseException):
                 await start
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(sig)
+        stop.close()
         await runtime.stop()
 
 

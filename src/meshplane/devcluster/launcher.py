@@ -7,15 +7,13 @@ Used by `meshplane demo`; each process writes its kubeconfig and log under a wor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshplane.devcluster import errors
+from meshplane.runtime import processes
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +94,6 @@ async def stop(cluster: Launched, grace: float = 10.0) -> None:
 
 
 async def _kill(proc: asyncio.subprocess.Process, grace: float) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            await proc.wait()
+    await processes.stop(proc, grace)
     if proc.stdout is not None:
         proc.stdout.feed_eof()

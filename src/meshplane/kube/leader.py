@@ -10,7 +10,6 @@ Keys prefixed `^` mark a remote holder; a local holder of the same revision may 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
 import random
@@ -26,6 +25,7 @@ from lightkube.resources import core_v1
 
 from meshplane.kube import errors
 from meshplane.runtime import clock as clock_mod
+from meshplane.runtime import rfc3339
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
@@ -78,17 +78,6 @@ class Record:
             )
         except (ValueError, TypeError, AttributeError):
             return None
-
-
-def _rfc3339(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(value: str) -> float | None:
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def may_take_over(our_key: str, holder_key: str) -> bool:
@@ -186,8 +175,8 @@ class LeaderElection:
                     self.identity,
                     self.key,
                     int(self.timing.lease_duration),
-                    _rfc3339(now_wall),
-                    _rfc3339(now_wall),
+                    rfc3339.format(now_wall),
+                    rfc3339.format(now_wall),
                     0,
                 )
                 await self.client.create(
@@ -221,8 +210,8 @@ class LeaderElection:
                 holder_identity=self.identity,
                 holder_key=self.key,
                 lease_duration_seconds=int(self.timing.lease_duration),
-                acquire_time=current.acquire_time if ours and current else _rfc3339(now_wall),
-                renew_time=_rfc3339(now_wall),
+                acquire_time=current.acquire_time if ours and current else rfc3339.format(now_wall),
+                renew_time=rfc3339.format(now_wall),
                 leader_transitions=(current.leader_transitions if current else 0) + (0 if ours else 1),
             )
             cm.metadata.annotations = {**(cm.metadata.annotations or {}), ANNOTATION: record.to_json()}
@@ -245,8 +234,11 @@ class LeaderElection:
         duration = record.lease_duration_seconds or self.timing.lease_duration
         if self._observed_at + duration <= self.clock.monotonic():
             return True
-        renewed = _parse_time(record.renew_time)
-        return renewed is not None and renewed + duration <= now_wall
+        try:
+            renewed = rfc3339.parse(record.renew_time)
+        except ValueError:
+            return False
+        return renewed + duration <= now_wall
 
     async def _release(self) -> None:
         try:
@@ -256,7 +248,7 @@ class LeaderElection:
             )
             if cm is None or current is None or current.holder_identity != self.identity:
                 return
-            now = _rfc3339(self.clock.wall())
+            now = rfc3339.format(self.clock.wall())
             released = Record("", "", 1, now, now, current.leader_transitions)
             cm.metadata.annotations = {**(cm.metadata.annotations or {}), ANNOTATION: released.to_json()}
             await asyncio.shield(self.client.replace(cm))

@@ -38,6 +38,7 @@ from meshplane.devcluster import kubeconfig as kubeconfig_mod
 from meshplane.kube import kubeconfig as kube_kubeconfig
 from meshplane.lab import errors
 from meshplane.lab.node import process
+from meshplane.runtime import processes
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class Proc:
 
     @property
     def alive(self) -> bool:
-        return process.alive(self.pid, self.start)
+        return processes.alive(self.pid, self.start)
 
 
 @dataclass(slots=True)
@@ -272,7 +273,7 @@ def up(directory: Path, base: int | None = None) -> LabState:
                 started[f"{plan.name}-{role}"] = _spawn(paths, f"{plan.name}-{role}", argv, env)
             for name, line in _await_ready(paths, started).items():
                 proc = started[name]
-                rec = Proc(proc.pid, process.start_time(proc.pid) or 0)
+                rec = Proc(proc.pid, processes.start_time(proc.pid) or 0)
                 if role == "api":
                     rec.url = line.split()[1]
                     rec.port = int(rec.url.rsplit(":", 1)[1])
@@ -294,21 +295,6 @@ def write_kubeconfig(paths: LabPaths) -> None:
     os.replace(tmp, paths.kubeconfig)
 
 
-def _stop(p: Proc, grace: float) -> None:
-    if not p.alive:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(p.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and p.alive:
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(p.pid, os.WNOHANG)
-        time.sleep(0.05)
-    if p.alive:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(p.pid, signal.SIGKILL)
-
-
 def down(directory: Path) -> list[str]:
     """Stop everything `up` started; return what was stopped. Blocking."""
     paths = LabPaths(directory.resolve())
@@ -319,7 +305,7 @@ def down(directory: Path) -> list[str]:
             for cluster, procs in state.procs.items():
                 p = procs.get(role)
                 if p is not None and p.alive:
-                    _stop(p, STOP_GRACE)
+                    processes.stop_pid(p.pid, p.start, STOP_GRACE)
                     stopped.append(f"{cluster} {role} (pid {p.pid})")
         for name in CLUSTER_NAMES:
             for pid in process.sweep(paths.node(name) / "pods"):

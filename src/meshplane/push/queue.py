@@ -18,7 +18,7 @@ from typing import Protocol
 from meshplane.push import context, debounce, metrics
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import logging as rlog
-from meshplane.runtime import tasks
+from meshplane.runtime import rfc3339, tasks
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class PushQueue:
 
     def _next_version(self) -> str:
         self._counter += 1
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock.wall()))
+        stamp = rfc3339.format(self._clock.wall())
         return f"{stamp}/{self._counter}"
 
     async def _push(self, request: context.PushRequest) -> context.PushContext:

@@ -19,8 +19,9 @@ from typing import Any
 from aiohttp import web
 
 from meshplane.model import injection
+from meshplane.runtime import jsonobj
 from meshplane.runtime import logging as rlog
-from meshplane.webhooks import errors, inject, json_util
+from meshplane.webhooks import errors, inject
 from meshplane.webhooks.settings import InjectionSettings
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class Injector:
 
     def _review(self, req: dict[str, Any], path: str) -> dict[str, Any]:
         uid: str = req["uid"]
-        kind = json_util.mapping(req.get("kind"))
+        kind = jsonobj.as_mapping(req.get("kind"))
         if (kind.get("group"), kind.get("kind")) != ("", "Pod") or req.get("operation", "CREATE") != "CREATE":
             return _response(uid, True)  # not ours to change
         pod = req.get("object")

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshplane.model import injection
+from meshplane.runtime import jsonobj
 from meshplane.runtime import logging as rlog
-from meshplane.webhooks import injectpath, json_util, jsonpatch, policy, sidecar
+from meshplane.webhooks import injectpath, jsonpatch, policy, sidecar
 from meshplane.webhooks.settings import InjectionSettings
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def _merge_named(existing: list[Any], added: list[dict[str, Any]], user_wins: bo
 
 def inject(pod: Mapping[str, Any], namespace: str, s: InjectionSettings, path: str = "/inject") -> Result:
     """Decide and, when injecting, build the patched pod and its JSON patch (pure)."""
-    meta = json_util.mapping(pod.get("metadata"))
+    meta = jsonobj.as_mapping(pod.get("metadata"))
     namespace = meta.get("namespace") or namespace
     decision = policy.decide(pod, namespace)
     name = meta.get("name") or f"{meta.get('generateName') or ''}*"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshplane.model import injection
-from meshplane.webhooks import json_util
+from meshplane.runtime import jsonobj
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ def _strmap(value: Any) -> dict[str, str]:
 
 def decide(pod: Mapping[str, Any], namespace: str) -> Decision:
     """The webhook's own checks; the namespace/object selectors were applied by the API server."""
-    spec = json_util.mapping(pod.get("spec"))
+    spec = jsonobj.as_mapping(pod.get("spec"))
     meta = _meta(pod)
     annotations = _strmap(meta.get("annotations"))
     labels = _strmap(meta.get("labels"))

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from meshplane.runtime import podroot
-from meshplane.webhooks import errors, json_util
+from meshplane.runtime import jsonobj, podroot
+from meshplane.webhooks import errors
 
 VALUES_FILE = "/var/lib/istio/inject/values"
 DEFAULT_CLUSTER_ID = "Kubernetes"
@@ -64,17 +64,17 @@ class InjectionSettings:
                 raise errors.WebhookError(f"injector values: {key} must be a string, got {type(v).__name__}")
             return str(v)
 
-        proxy = json_util.mapping(glob.get("proxy"))
+        proxy = jsonobj.as_mapping(glob.get("proxy"))
         hub, tag = s(glob, "hub"), s(glob, "tag")
         image = s(proxy, "image", "proxyv2")
         if "/" not in image:
             if not hub or not tag:
                 raise errors.WebhookError("injector values: global.hub and global.tag are required")
             image = f"{hub}/{image}:{tag}"
-        multi = json_util.mapping(glob.get("multiCluster"))
-        sds = json_util.mapping(glob.get("sds"))
-        token = json_util.mapping(sds.get("token"))
-        logging_ = json_util.mapping(glob.get("logging"))
+        multi = jsonobj.as_mapping(glob.get("multiCluster"))
+        sds = jsonobj.as_mapping(glob.get("sds"))
+        token = jsonobj.as_mapping(sds.get("token"))
+        logging_ = jsonobj.as_mapping(glob.get("logging"))
         webhook = values.get("sidecarInjectorWebhook")
         secrets = glob.get("imagePullSecrets") or ()
         if not isinstance(secrets, list | tuple) or not all(isinstance(x, str) for x in secrets):

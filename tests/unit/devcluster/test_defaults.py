@@ -39,11 +39,11 @@ def test_pod_and_service_defaults() -> None:
         "metadata": {"name": "p"},
         "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]},
     }
-    defaults.apply("pods", "", pod, None)
+    defaults.apply("pods", "", pod, None, 0.0)
     c = pod["spec"]["containers"][0]
     assert c["imagePullPolicy"] == "Always" and c["ports"][0]["protocol"] == "TCP"
     assert pod["status"]["phase"] == "Pending" and pod["spec"]["terminationGracePeriodSeconds"] == 30
     svc = {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}
     old = {"spec": {"clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"]}}
-    defaults.apply("services", "", svc, old)
+    defaults.apply("services", "", svc, old, 0.0)
     assert svc["spec"]["ports"][0]["targetPort"] == 80 and svc["spec"]["clusterIP"] == "10.96.0.9"

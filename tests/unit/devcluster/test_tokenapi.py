@@ -14,6 +14,7 @@ from meshplane.devcluster.auth import authn, tokenapi, tokens
 from meshplane.devcluster.schema import resources
 from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock as clock_mod
+from meshplane.runtime import rfc3339
 
 Obj = dict[str, Any]
 ADMIN = "admin-secret-token"
@@ -54,7 +55,7 @@ async def test_token_request_defaults_and_binding(api: tuple[store.Store, tokena
     assert code == 201 and out["kind"] == "TokenRequest" and out["apiVersion"] == "authentication.k8s.io/v1"
     assert out["metadata"] == {"name": "sa", "namespace": "ns", "creationTimestamp": None}
     assert out["spec"]["audiences"] == [tokens.ISSUER] and out["spec"]["expirationSeconds"] == 3600
-    exp = tokens.parse_time(out["status"]["expirationTimestamp"])
+    exp = rfc3339.parse(out["status"]["expirationTimestamp"])
     assert abs(exp - (time.time() + 3600)) < 5
 
     pod_uid = st.peek("pods", "ns", "p")["metadata"]["uid"]  # type: ignore[index]

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meshplane.lab.controllers import rollout
+from meshplane.runtime import rfc3339
 
 
 def test_template_hash_is_stable_and_follows_the_template() -> None:
@@ -126,7 +127,7 @@ def test_scale_down_order_and_replicaset_status() -> None:
         "metadata": {"generation": 2},
         "spec": {"minReadySeconds": 30, "template": {"metadata": {"labels": {"app": "a"}}}},
     }
-    status = rollout.replicaset_status(r, pods, wall=rollout.parse_time("2026-01-01T00:00:20Z"))
+    status = rollout.replicaset_status(r, pods, wall=rfc3339.parse("2026-01-01T00:00:20Z"))
     assert status == {
         "replicas": 4,
         "fullyLabeledReplicas": 4,

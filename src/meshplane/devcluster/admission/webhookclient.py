@@ -25,6 +25,7 @@ import aiohttp
 from aiohttp import abc as aiohttp_abc
 
 from meshplane.devcluster import errors
+from meshplane.runtime import jsonobj
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def resolve_service(reader: Reader, namespace: str, name: str, port: int) -> tup
     svc = reader.peek("services", namespace, name)
     if svc is None:
         raise errors.CallError(f'services "{name}" not found')
-    spec = _dict(svc.get("spec"))
+    spec = jsonobj.as_obj(svc.get("spec"))
     svc_type = spec.get("type") or "ClusterIP"
     if svc_type not in ("ClusterIP", "LoadBalancer", "NodePort"):
         raise errors.CallError(f'unsupported service type "{svc_type}"')
@@ -99,27 +100,19 @@ def resolve_service(reader: Reader, namespace: str, name: str, port: int) -> tup
     port_name = svc_port.get("name") or ""
     target_port = svc_port.get("targetPort")
     for eps in reader.items(SLICES, namespace):
-        labels = _dict(_dict(eps.get("metadata")).get("labels"))
+        labels = jsonobj.as_obj(jsonobj.as_obj(eps.get("metadata")).get("labels"))
         if labels.get(SERVICE_NAME_LABEL) != name:
             continue
-        number = _slice_port(_list(eps.get("ports")), port_name, target_port)
+        number = _slice_port(jsonobj.as_list(eps.get("ports")), port_name, target_port)
         if number is None:
             continue
-        for ep in _list(eps.get("endpoints")):
-            if not isinstance(ep, dict) or _dict(ep.get("conditions")).get("ready") is False:
+        for ep in jsonobj.as_list(eps.get("endpoints")):
+            if not isinstance(ep, dict) or jsonobj.as_obj(ep.get("conditions")).get("ready") is False:
                 continue
-            addrs = [a for a in _list(ep.get("addresses")) if isinstance(a, str) and a]
+            addrs = [a for a in jsonobj.as_list(ep.get("addresses")) if isinstance(a, str) and a]
             if addrs:
                 return addrs[0], number
     raise errors.CallError(f'no endpoints available for service "{name}"')
-
-
-def _dict(v: Any) -> Obj:
-    return v if isinstance(v, dict) else {}
-
-
-def _list(v: Any) -> list[Any]:
-    return v if isinstance(v, list) else []
 
 
 def _slice_port(ports: list[Any], name: str, target_port: Any) -> int | None:

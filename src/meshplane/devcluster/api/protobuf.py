@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import base64
 import struct
-from datetime import UTC, datetime
 from typing import Any
 
 from meshplane.devcluster import errors
+from meshplane.runtime import rfc3339
 
 Obj = dict[str, Any]
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
@@ -309,7 +309,7 @@ def _scalar(kind: str, wt: int, v: Any, path: str) -> Any:
         t = _message("Time", v, path)
         if not t:
             return None
-        return datetime.fromtimestamp(int(t.get("seconds", 0)), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return rfc3339.format(int(t.get("seconds", 0)))
     if kind == "ios":
         ios = _message("IntOrString", v, path)
         return ios.get("strVal", "") if ios.get("type") == 1 else int(ios.get("intVal", 0))

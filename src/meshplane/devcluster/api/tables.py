@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from meshplane.devcluster.schema import resources
+from meshplane.runtime import rfc3339
 
 Obj = dict[str, Any]
 Column = tuple[str, str, Callable[[Obj], Any]]  # (name, type, cell)
@@ -25,10 +26,10 @@ def _age(obj: Obj) -> str:
     if not ts:
         return "<unknown>"
     try:
-        then = dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        then = rfc3339.parse(ts)
     except ValueError:
         return "<unknown>"
-    secs = int((dt.datetime.now(dt.UTC) - then).total_seconds())
+    secs = int(dt.datetime.now(dt.UTC).timestamp() - then)
     if secs < 120:
         return f"{max(secs, 0)}s"
     if secs < 7200:

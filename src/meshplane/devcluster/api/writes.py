@@ -136,7 +136,7 @@ async def create(
     ctx.objects.check_namespace(
         rt, t.namespace, meta.get("name") or meta.get("generateName") or "", creating=True
     )
-    defaults.apply(rt.plural, rt.group, obj, None)
+    defaults.apply(rt.plural, rt.group, obj, None, ctx.clock.wall())
     obj = await _admit(ctx, _admission_request("CREATE", rt, t, user, obj, None, dry), rt, obj)
     created = await ctx.objects.create(rt, obj, dry_run=dry)
     return responses.respond(responses.present(rt, created), 201, warnings)
@@ -198,7 +198,7 @@ async def update(
         raise errors.not_found(rt.plural, rt.group, t.name)
     new = _merge_status(rt, t.subresource, old, body)
     _keep_system_meta(old, new)
-    defaults.apply(rt.plural, rt.group, new, old)
+    defaults.apply(rt.plural, rt.group, new, old, ctx.clock.wall())
     new = await _admit(ctx, _admission_request("UPDATE", rt, t, user, new, old, dry), rt, new)
     updated = await ctx.objects.update(rt, new, expected_rv=expected, dry_run=dry)
     return responses.respond(responses.present(rt, updated), 200, warnings)
@@ -229,7 +229,7 @@ async def patch_(
             raise errors.conflict(rt.plural, rt.group, t.name)
         new = _merge_status(rt, t.subresource, old, patched)
         _keep_system_meta(old, new)
-        defaults.apply(rt.plural, rt.group, new, old)
+        defaults.apply(rt.plural, rt.group, new, old, ctx.clock.wall())
         new = await _admit(ctx, _admission_request("UPDATE", rt, t, user, new, old, dry), rt, new)
         try:
             updated = await ctx.objects.update(rt, new, expected_rv=old_rv, dry_run=dry)
@@ -262,7 +262,7 @@ async def _apply_create(
     _check_body(rt, t, obj, creating=False)
     warnings = validation.check_fields(ctx.schemas, rt, obj, mode)
     ctx.objects.check_namespace(rt, t.namespace, t.name, creating=True)
-    defaults.apply(rt.plural, rt.group, obj, None)
+    defaults.apply(rt.plural, rt.group, obj, None, ctx.clock.wall())
     obj = await _admit(ctx, _admission_request("CREATE", rt, t, user, obj, None, dry), rt, obj)
     created = await ctx.objects.create(rt, obj, dry_run=dry)
     return responses.respond(responses.present(rt, created), 201, warnings)

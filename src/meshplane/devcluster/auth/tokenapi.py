@@ -16,6 +16,7 @@ from meshplane.devcluster import errors, seams
 from meshplane.devcluster.auth import authn, tokens
 from meshplane.devcluster.schema import resources
 from meshplane.runtime import clock as clock_mod
+from meshplane.runtime import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ class TokenApi:
             "apiVersion": AUTH_VERSION,
             "metadata": {"name": req.name, "namespace": req.namespace, "creationTimestamp": None},
             "spec": {"audiences": audiences, "expirationSeconds": exp, "boundObjectRef": bound},
-            "status": {"token": token, "expirationTimestamp": tokens.format_time(expiry)},
+            "status": {"token": token, "expirationTimestamp": rfc3339.format(expiry)},
         }
         return 201, out
 

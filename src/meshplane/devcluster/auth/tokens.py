@@ -10,7 +10,6 @@ Kubernetes' own, because TokenReview answers show them to callers.
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import hmac
 import json
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from meshplane.devcluster import errors, seams
+from meshplane.runtime import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -447,13 +447,4 @@ def _deleted_before(obj: Obj, cutoff: float) -> bool:
     ts = _meta(obj).get("deletionTimestamp")
     if not isinstance(ts, str) or not ts:
         return False
-    return parse_time(ts) < cutoff
-
-
-def parse_time(text: str) -> float:
-    """RFC 3339 (as Kubernetes writes metav1.Time) to a Unix time."""
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def format_time(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(int(ts), tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339.parse(ts) < cutoff

@@ -31,7 +31,7 @@ async def ensure(api: objects.ObjectApi, reg: resources.Registry, host: str, por
     for ns in NAMESPACES:
         if api.store.peek("namespaces", "", ns) is None:
             obj: Obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-            defaults.apply("namespaces", "", obj, None)
+            defaults.apply("namespaces", "", obj, None, api.clock.wall())
             await api.create(ns_rt, obj)
     ip = _address(host)
     svc: Obj = {
@@ -85,7 +85,7 @@ async def ensure(api: objects.ObjectApi, reg: resources.Registry, host: str, por
     ):
         rt = reg.lookup(group, "v1", plural)
         assert rt is not None
-        defaults.apply(plural, group, obj, None)
+        defaults.apply(plural, group, obj, None, api.clock.wall())
         current = api.store.get(rt.key, "default", "kubernetes")
         try:
             if current is None:

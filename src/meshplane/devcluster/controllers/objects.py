@@ -16,6 +16,7 @@ from meshplane.devcluster import errors
 from meshplane.devcluster.schema import defaults, resources
 from meshplane.devcluster.storage import meta, store
 from meshplane.runtime import clock as clock_mod
+from meshplane.runtime import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class ObjectApi:
         grace = self._pod_grace(rt, obj, opts.grace_period)
         now = self.clock.wall()
         if grace > 0:
-            until = meta.timestamp(now + grace)
+            until = rfc3339.format(now + grace)
             old_grace = nmeta.get("deletionGracePeriodSeconds")
             if nmeta.get("deletionTimestamp") and old_grace is not None and old_grace <= grace:
                 return copy.deepcopy(obj), False
@@ -200,7 +201,7 @@ class ObjectApi:
                 and (key != "namespaces" or (obj.get("status") or {}).get("phase") == "Terminating")
             ):
                 return copy.deepcopy(obj), False
-            nmeta.setdefault("deletionTimestamp", meta.timestamp(now))
+            nmeta.setdefault("deletionTimestamp", rfc3339.format(now))
             nmeta["deletionGracePeriodSeconds"] = 0
             nmeta["finalizers"] = fins
             if not fins:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import ipaddress
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from meshplane.devcluster import errors
+from meshplane.runtime import rfc3339
 
 Obj = dict[str, Any]
 
@@ -191,7 +191,7 @@ def secret(obj: Obj) -> None:
         obj["data"] = data
 
 
-def crd(obj: Obj) -> None:
+def crd(obj: Obj, wall: float) -> None:
     spec = obj.get("spec") or {}
     names = spec.get("names") or {}
     status = obj.setdefault("status", {})
@@ -202,7 +202,7 @@ def crd(obj: Obj) -> None:
         accepted["listKind"] = f"{names['kind']}List"
     status["acceptedNames"] = accepted
     status["storedVersions"] = [v.get("name") for v in spec.get("versions") or [] if v.get("storage")]
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = rfc3339.format(wall)
     status["conditions"] = [
         {
             "type": "NamesAccepted",
@@ -221,8 +221,8 @@ def crd(obj: Obj) -> None:
     ]
 
 
-def apply(plural: str, group: str, obj: Obj, old: Obj | None) -> None:
-    """Fill defaults for a create (old None) or an update."""
+def apply(plural: str, group: str, obj: Obj, old: Obj | None, wall: float) -> None:
+    """Fill defaults for a create (old None) or an update; `wall` is the time now (from the clock)."""
     if group == "":
         if plural == "services":
             service(obj, old)
@@ -239,4 +239,4 @@ def apply(plural: str, group: str, obj: Obj, old: Obj | None) -> None:
     elif group == "apps" and plural == "daemonsets":
         _template_only(obj)
     elif group == "apiextensions.k8s.io" and old is None:
-        crd(obj)
+        crd(obj, wall)

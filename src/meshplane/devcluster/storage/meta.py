@@ -1,9 +1,8 @@
-"""Metadata rules shared by the store and the API semantics: timestamps, resource keys,
-preconditions, what counts as a spec change, and which finalizers hold a deletion."""
+"""Metadata rules shared by the store and the API semantics: resource keys, preconditions,
+what counts as a spec change, and which finalizers hold a deletion."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from meshplane.devcluster import errors
@@ -15,10 +14,6 @@ def split_key(key: str) -> tuple[str, str]:
     """(group, plural) of a resource key."""
     group, _, plural = key.rpartition("/")
     return group, plural
-
-
-def timestamp(wall: float) -> str:
-    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def finalizers_pending(key: str, obj: Obj) -> bool:

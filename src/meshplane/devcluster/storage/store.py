@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from meshplane.devcluster import errors
 from meshplane.devcluster.storage import meta, persistence
 from meshplane.runtime import clock as clock_mod
+from meshplane.runtime import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +248,7 @@ class Store:
             new = copy.deepcopy(obj)
             m = new["metadata"]
             m["uid"] = str(uuid.uuid4())
-            m["creationTimestamp"] = meta.timestamp(self._clock.wall())
+            m["creationTimestamp"] = rfc3339.format(self._clock.wall())
             m["generation"] = 1
             m.pop("deletionTimestamp", None)
             m.pop("deletionGracePeriodSeconds", None)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 
 from aiohttp import web
 
 from meshplane.runtime import logging as mlogging
+from meshplane.runtime import signals
 
 log = logging.getLogger(__name__)
 PORT = 5000
@@ -57,14 +57,11 @@ async def serve(host: str, port: int, version: str, instance: str) -> None:
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
     log.info("helloworld listening address=%s:%d version=%s instance=%s", host, port, version, instance)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    with signals.StopOnSignal() as stop:
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
 
 
 def main() -> int:

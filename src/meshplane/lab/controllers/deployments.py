@@ -20,6 +20,7 @@ from meshplane.kube import errors as kube_errors
 from meshplane.lab import kubeapi, watchcache
 from meshplane.lab.controllers import rollout
 from meshplane.runtime import clock as clock_mod
+from meshplane.runtime import jsonobj, rfc3339
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
@@ -28,19 +29,15 @@ Obj = dict[str, Any]
 EXPECTATION_TTL = 30.0
 
 
-def _dict(v: Any) -> Obj:
-    return v if isinstance(v, dict) else {}
-
-
 def controller_uid(obj: Obj) -> str | None:
-    for ref in _dict(obj.get("metadata")).get("ownerReferences") or []:
+    for ref in jsonobj.as_obj(obj.get("metadata")).get("ownerReferences") or []:
         if isinstance(ref, dict) and ref.get("controller"):
             return str(ref.get("uid") or "")
     return None
 
 
 def owner_ref(owner: Obj, kind: str) -> Obj:
-    m = _dict(owner.get("metadata"))
+    m = jsonobj.as_obj(owner.get("metadata"))
     return {
         "apiVersion": "apps/v1",
         "kind": kind,
@@ -52,23 +49,30 @@ def owner_ref(owner: Obj, kind: str) -> Obj:
 
 
 def is_active(pod: Obj) -> bool:
-    st = _dict(pod.get("status")).get("phase")
-    return st not in ("Succeeded", "Failed") and not _dict(pod.get("metadata")).get("deletionTimestamp")
+    st = jsonobj.as_obj(pod.get("status")).get("phase")
+    return st not in ("Succeeded", "Failed") and not jsonobj.as_obj(pod.get("metadata")).get(
+        "deletionTimestamp"
+    )
 
 
 def pod_from_template(rs: Obj) -> Obj:
-    m, spec = _dict(rs.get("metadata")), _dict(rs.get("spec"))
-    template = copy.deepcopy(_dict(spec.get("template")))
-    tm = _dict(template.get("metadata"))
+    m, spec = jsonobj.as_obj(rs.get("metadata")), jsonobj.as_obj(rs.get("spec"))
+    template = copy.deepcopy(jsonobj.as_obj(spec.get("template")))
+    tm = jsonobj.as_obj(template.get("metadata"))
     pod_meta: Obj = {
         "generateName": f"{m.get('name')}-",
         "namespace": m.get("namespace"),
-        "labels": dict(_dict(tm.get("labels"))),
+        "labels": dict(jsonobj.as_obj(tm.get("labels"))),
         "ownerReferences": [owner_ref(rs, "ReplicaSet")],
     }
     if tm.get("annotations"):
-        pod_meta["annotations"] = dict(_dict(tm.get("annotations")))
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": _dict(template.get("spec"))}
+        pod_meta["annotations"] = dict(jsonobj.as_obj(tm.get("annotations")))
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": pod_meta,
+        "spec": jsonobj.as_obj(template.get("spec")),
+    }
 
 
 class ReplicaSets:
@@ -94,7 +98,7 @@ class ReplicaSets:
             if uid and self._pending.get(uid):
                 self._pending[uid].pop(0)
         if new is None and old is not None:
-            self._deleting.pop(str(_dict(old.get("metadata")).get("uid")), None)
+            self._deleting.pop(str(jsonobj.as_obj(old.get("metadata")).get("uid")), None)
         if controller_uid(obj):
             self.trigger.fire()
 
@@ -112,7 +116,7 @@ class ReplicaSets:
             if uid:
                 by_owner.setdefault(uid, []).append(p)
         for rs in self.rss.items():
-            if _dict(rs.get("metadata")).get("deletionTimestamp"):
+            if jsonobj.as_obj(rs.get("metadata")).get("deletionTimestamp"):
                 continue
             await self.sync(rs, by_owner.get(str(rs["metadata"].get("uid")), []))
 
@@ -126,7 +130,7 @@ class ReplicaSets:
             if now - t >= EXPECTATION_TTL:
                 del self._deleting[k]
         active = [p for p in owned if is_active(p) and str(p["metadata"].get("uid")) not in self._deleting]
-        want = int(_dict(rs.get("spec")).get("replicas", 1) or 0)
+        want = int(jsonobj.as_obj(rs.get("spec")).get("replicas", 1) or 0)
         diff = len(active) + len(pending) - want
         if diff < 0:
             for _ in range(-diff):
@@ -149,7 +153,7 @@ class ReplicaSets:
                     "deleted pod %s", kv(cluster=self.cluster, replicaset=f"{ns}/{name}", pod=pm["name"])
                 )
         status = rollout.replicaset_status(rs, active, self.clock.wall())
-        current = _dict(rs.get("status"))
+        current = jsonobj.as_obj(rs.get("status"))
         if any(current.get(k) != v for k, v in status.items()):
             await self.api.patch(ReplicaSet.Status, name, {"status": status}, namespace=ns)
 
@@ -184,28 +188,31 @@ class Deployments:
             if uid:
                 owned.setdefault(uid, []).append(rs)
         for d in self.deploys.items():
-            if _dict(d.get("metadata")).get("deletionTimestamp"):
+            if jsonobj.as_obj(d.get("metadata")).get("deletionTimestamp"):
                 continue
             await self.sync(d, owned.get(str(d["metadata"].get("uid")), []))
 
     async def sync(self, d: Obj, rss: list[Obj]) -> None:
-        m, spec = d["metadata"], _dict(d.get("spec"))
+        m, spec = d["metadata"], jsonobj.as_obj(d.get("spec"))
         name, ns = str(m["name"]), str(m.get("namespace"))
-        template = _dict(spec.get("template"))
+        template = jsonobj.as_obj(spec.get("template"))
         h = rollout.template_hash(template)
-        new = next((r for r in rss if _dict(r["metadata"].get("labels")).get(rollout.HASH_LABEL) == h), None)
+        new = next(
+            (r for r in rss if jsonobj.as_obj(r["metadata"].get("labels")).get(rollout.HASH_LABEL) == h), None
+        )
         if new is None:
             new = next(
                 (
                     r
                     for r in rss
-                    if rollout.without_hash(_dict(_dict(r.get("spec")).get("template"))) == template
+                    if rollout.without_hash(jsonobj.as_obj(jsonobj.as_obj(r.get("spec")).get("template")))
+                    == template
                 ),
                 None,
             )
         desired = int(spec.get("replicas", 1) or 0)
         revisions = [
-            int(_dict(r["metadata"].get("annotations")).get(rollout.REVISION, "0") or 0) for r in rss
+            int(jsonobj.as_obj(r["metadata"].get("annotations")).get(rollout.REVISION, "0") or 0) for r in rss
         ]
         if new is None:
             try:
@@ -221,21 +228,21 @@ class Deployments:
             await self._scale(d, new, olds, desired)
         await self._cleanup(d, olds)
         status = rollout.deployment_status(
-            d, str(new["metadata"]["name"]), rss, rollout.now_iso(self.clock.wall())
+            d, str(new["metadata"]["name"]), rss, rfc3339.format(self.clock.wall())
         )
-        current = _dict(d.get("status"))
+        current = jsonobj.as_obj(d.get("status"))
         if any(current.get(k) != v for k, v in status.items() if k != "conditions") or _cond_changed(
             current, status
         ):
             await self.api.patch(Deployment.Status, name, {"status": status}, namespace=ns)
 
     async def _create_rs(self, d: Obj, h: str, revision: int, replicas: int) -> Obj:
-        m, spec = d["metadata"], _dict(d.get("spec"))
-        template = copy.deepcopy(_dict(spec.get("template")))
+        m, spec = d["metadata"], jsonobj.as_obj(d.get("spec"))
+        template = copy.deepcopy(jsonobj.as_obj(spec.get("template")))
         tm = template.setdefault("metadata", {})
-        tm["labels"] = {**_dict(tm.get("labels")), rollout.HASH_LABEL: h}
-        selector = copy.deepcopy(_dict(spec.get("selector")))
-        selector["matchLabels"] = {**_dict(selector.get("matchLabels")), rollout.HASH_LABEL: h}
+        tm["labels"] = {**jsonobj.as_obj(tm.get("labels")), rollout.HASH_LABEL: h}
+        selector = copy.deepcopy(jsonobj.as_obj(spec.get("selector")))
+        selector["matchLabels"] = {**jsonobj.as_obj(selector.get("matchLabels")), rollout.HASH_LABEL: h}
         rs: Obj = {
             "apiVersion": "apps/v1",
             "kind": "ReplicaSet",
@@ -268,21 +275,23 @@ class Deployments:
         def view(r: Obj) -> rollout.RsView:
             return rollout.RsView(
                 str(r["metadata"]["name"]),
-                int(_dict(r.get("spec")).get("replicas", 0) or 0),
-                int(_dict(r.get("status")).get("availableReplicas") or 0),
+                int(jsonobj.as_obj(r.get("spec")).get("replicas", 0) or 0),
+                int(jsonobj.as_obj(r.get("status")).get("availableReplicas") or 0),
                 str(r["metadata"].get("creationTimestamp") or ""),
             )
 
-        strategy = str(_dict(_dict(d.get("spec")).get("strategy")).get("type") or "RollingUpdate")
+        strategy = str(
+            jsonobj.as_obj(jsonobj.as_obj(d.get("spec")).get("strategy")).get("type") or "RollingUpdate"
+        )
         if strategy == "Recreate":
-            running = sum(int(_dict(r.get("status")).get("replicas") or 0) for r in olds)
+            running = sum(int(jsonobj.as_obj(r.get("status")).get("replicas") or 0) for r in olds)
             plan = rollout.recreate(desired, view(new), [view(r) for r in olds], running)
         else:
             surge, unavailable = rollout.surge_and_unavailable(d)
             plan = rollout.rolling(desired, view(new), [view(r) for r in olds], surge, unavailable)
         for r in (new, *olds):
             rname = str(r["metadata"]["name"])
-            if plan.get(rname, 0) != int(_dict(r.get("spec")).get("replicas", 0) or 0):
+            if plan.get(rname, 0) != int(jsonobj.as_obj(r.get("spec")).get("replicas", 0) or 0):
                 await self.api.patch(
                     ReplicaSet,
                     rname,
@@ -294,14 +303,18 @@ class Deployments:
                 )
 
     async def _cleanup(self, d: Obj, olds: list[Obj]) -> None:
-        limit = int(_dict(d.get("spec")).get("revisionHistoryLimit", 10) or 0)
+        limit = int(jsonobj.as_obj(d.get("spec")).get("revisionHistoryLimit", 10) or 0)
         idle = [
             r
             for r in olds
-            if int(_dict(r.get("spec")).get("replicas", 0) or 0) == 0
-            and int(_dict(r.get("status")).get("replicas") or 0) == 0
+            if int(jsonobj.as_obj(r.get("spec")).get("replicas", 0) or 0) == 0
+            and int(jsonobj.as_obj(r.get("status")).get("replicas") or 0) == 0
         ]
-        idle.sort(key=lambda r: int(_dict(r["metadata"].get("annotations")).get(rollout.REVISION, "0") or 0))
+        idle.sort(
+            key=lambda r: int(
+                jsonobj.as_obj(r["metadata"].get("annotations")).get(rollout.REVISION, "0") or 0
+            )
+        )
         for r in idle[: max(0, len(idle) - limit)]:
             await self.api.delete(
                 ReplicaSet, str(r["metadata"]["name"]), namespace=str(r["metadata"].get("namespace"))

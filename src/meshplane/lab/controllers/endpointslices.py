@@ -22,6 +22,7 @@ from lightkube.resources.discovery_v1 import EndpointSlice
 from meshplane.kube import errors as kube_errors
 from meshplane.lab import kubeapi, watchcache
 from meshplane.lab.node import podspec
+from meshplane.runtime import jsonobj
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
@@ -32,18 +33,14 @@ MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER = "endpointslice-controller.k8s.io"
 
 
-def _dict(v: Any) -> Obj:
-    return v if isinstance(v, dict) else {}
-
-
 def selects(service: Obj, pod: Obj) -> bool:
-    sel = _dict(_dict(service.get("spec")).get("selector"))
-    labels = _dict(podspec.meta(pod).get("labels"))
+    sel = jsonobj.as_obj(jsonobj.as_obj(service.get("spec")).get("selector"))
+    labels = jsonobj.as_obj(podspec.meta(pod).get("labels"))
     return bool(sel) and all(labels.get(k) == v for k, v in sel.items())
 
 
 def pod_ready(pod: Obj) -> bool:
-    for c in _dict(pod.get("status")).get("conditions") or []:
+    for c in jsonobj.as_obj(pod.get("status")).get("conditions") or []:
         if isinstance(c, dict) and c.get("type") == "Ready":
             return c.get("status") == "True"
     return False
@@ -67,7 +64,7 @@ def endpoint(pod: Obj, publish_not_ready: bool, zone: str) -> Obj:
     serving = pod_ready(pod)
     terminating = bool(m.get("deletionTimestamp"))
     ep: Obj = {
-        "addresses": [_dict(pod.get("status")).get("podIP")],
+        "addresses": [jsonobj.as_obj(pod.get("status")).get("podIP")],
         "conditions": {
             "ready": True if publish_not_ready else (serving and not terminating),
             "serving": True if publish_not_ready else serving,
@@ -90,12 +87,12 @@ def endpoint(pod: Obj, publish_not_ready: bool, zone: str) -> Obj:
 def desired(service: Obj, pods: list[Obj], zone: str) -> list[tuple[tuple[Any, ...], Obj]]:
     """(ports key, slice body without metadata) per distinct port mapping, sorted; one slice with no
     endpoints when nothing is selected (Kubernetes' placeholder)."""
-    spec = _dict(service.get("spec"))
+    spec = jsonobj.as_obj(service.get("spec"))
     ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
     publish = bool(spec.get("publishNotReadyAddresses"))
     groups: dict[tuple[Any, ...], tuple[list[Obj], list[Obj]]] = {}
     for pod in sorted(pods, key=lambda p: str(podspec.meta(p).get("name"))):
-        status = _dict(pod.get("status"))
+        status = jsonobj.as_obj(pod.get("status"))
         if (
             not status.get("podIP")
             or status.get("phase") in ("Succeeded", "Failed")
@@ -123,7 +120,11 @@ def desired(service: Obj, pods: list[Obj], zone: str) -> list[tuple[tuple[Any, .
 
 def ports_key(slice_: Obj) -> tuple[Any, ...]:
     return tuple(
-        (_dict(p).get("name", ""), _dict(p).get("port"), _dict(p).get("protocol", "TCP"))
+        (
+            jsonobj.as_obj(p).get("name", ""),
+            jsonobj.as_obj(p).get("port"),
+            jsonobj.as_obj(p).get("protocol", "TCP"),
+        )
         for p in slice_.get("ports") or []
     )
 
@@ -179,11 +180,11 @@ class EndpointSlices:
             del self._unseen[key]
         for s in [*self.slices.items(), *self._unseen.values()]:
             m = podspec.meta(s)
-            if _dict(m.get("labels")).get(MANAGED_BY) == CONTROLLER and owned_by(s, None):
-                name = _dict(m.get("labels")).get(SERVICE_NAME, "")
+            if jsonobj.as_obj(m.get("labels")).get(MANAGED_BY) == CONTROLLER and owned_by(s, None):
+                name = jsonobj.as_obj(m.get("labels")).get(SERVICE_NAME, "")
                 by_service.setdefault((str(m.get("namespace")), str(name)), []).append(s)
         for svc in self.services.items():
-            m, spec = podspec.meta(svc), _dict(svc.get("spec"))
+            m, spec = podspec.meta(svc), jsonobj.as_obj(svc.get("spec"))
             key = (str(m.get("namespace")), str(m.get("name")))
             existing = [s for s in by_service.pop(key, []) if owned_by(s, svc)]
             if not spec.get("selector") or spec.get("type") == "ExternalName" or m.get("deletionTimestamp"):
@@ -203,7 +204,7 @@ class EndpointSlices:
         m = podspec.meta(svc)
         ns, name = str(m.get("namespace")), str(m.get("name"))
         want = desired(svc, self.pods.items(ns), self.zone)
-        labels = {**_dict(m.get("labels")), SERVICE_NAME: name, MANAGED_BY: CONTROLLER}
+        labels = {**jsonobj.as_obj(m.get("labels")), SERVICE_NAME: name, MANAGED_BY: CONTROLLER}
         pool = {ports_key(s): s for s in existing}
         for key, body in want:
             current = pool.pop(key, None)
@@ -236,7 +237,7 @@ class EndpointSlices:
                     kv(cluster=self.cluster, service=f"{ns}/{name}", slice=podspec.meta(created).get("name")),
                 )
                 continue
-            same = (current.get("endpoints") or []) == body["endpoints"] and _dict(
+            same = (current.get("endpoints") or []) == body["endpoints"] and jsonobj.as_obj(
                 podspec.meta(current).get("labels")
             ) == labels
             if not same:
@@ -261,9 +262,9 @@ class EndpointSlices:
         present = ready = False
         for s in self.slices.items(ns):
             for ep in s.get("endpoints") or []:
-                if _dict(_dict(ep).get("targetRef")).get("uid") == uid:
+                if jsonobj.as_obj(jsonobj.as_obj(ep).get("targetRef")).get("uid") == uid:
                     present = True
-                    ready = ready or bool(_dict(_dict(ep).get("conditions")).get("ready"))
+                    ready = ready or bool(jsonobj.as_obj(jsonobj.as_obj(ep).get("conditions")).get("ready"))
         return present, ready
 
     async def not_ready(self, pod: Obj, timeout: float = 3.0) -> bool:  # noqa: ASYNC109 - bounded by design

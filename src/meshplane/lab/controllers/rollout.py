@@ -9,18 +9,15 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+from meshplane.runtime import jsonobj, rfc3339
 
 Obj = dict[str, Any]
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand.SafeEncodeString
-
-
-def _dict(v: Any) -> Obj:
-    return v if isinstance(v, dict) else {}
 
 
 def fnv32a(data: bytes) -> int:
@@ -41,7 +38,7 @@ def template_hash(template: Obj, collision_count: int = 0) -> str:
 
 def without_hash(template: Obj) -> Obj:
     t = copy.deepcopy(template)
-    labels = _dict(_dict(t.get("metadata")).get("labels"))
+    labels = jsonobj.as_obj(jsonobj.as_obj(t.get("metadata")).get("labels"))
     labels.pop(HASH_LABEL, None)
     return t
 
@@ -66,9 +63,9 @@ def scaled_value(value: Any, total: int, round_up: bool) -> int:
 
 def surge_and_unavailable(deploy: Obj) -> tuple[int, int]:
     """maxSurge (rounded up) and maxUnavailable (rounded down); both 0 means unavailable 1."""
-    spec = _dict(deploy.get("spec"))
+    spec = jsonobj.as_obj(deploy.get("spec"))
     desired = int(spec.get("replicas", 1) or 0)
-    ru = _dict(_dict(spec.get("strategy")).get("rollingUpdate"))
+    ru = jsonobj.as_obj(jsonobj.as_obj(spec.get("strategy")).get("rollingUpdate"))
     surge = scaled_value(ru.get("maxSurge", "25%"), desired, True)
     unavailable = scaled_value(ru.get("maxUnavailable", "25%"), desired, False)
     if surge == 0 and unavailable == 0:
@@ -130,12 +127,8 @@ def recreate(desired: int, new: RsView, olds: Sequence[RsView], old_pods_running
     return out
 
 
-def now_iso(wall: float) -> str:
-    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _condition(old: Sequence[Obj], ctype: str, status: str, reason: str, message: str, now: str) -> Obj:
-    prev = next((c for c in old if _dict(c).get("type") == ctype), None)
+    prev = next((c for c in old if jsonobj.as_obj(c).get("type") == ctype), None)
     same = prev is not None and prev.get("status") == status
     changed = prev is None or (prev.get("reason"), prev.get("message")) != (reason, message)
     return {
@@ -150,17 +143,19 @@ def _condition(old: Sequence[Obj], ctype: str, status: str, reason: str, message
 
 def deployment_status(deploy: Obj, new_name: str, rss: Sequence[Obj], now: str) -> Obj:
     """status of a Deployment from its ReplicaSets (`rss`, the new one included)."""
-    spec, meta = _dict(deploy.get("spec")), _dict(deploy.get("metadata"))
+    spec, meta = jsonobj.as_obj(deploy.get("spec")), jsonobj.as_obj(deploy.get("metadata"))
     desired = int(spec.get("replicas", 1) or 0)
     _, unavailable = surge_and_unavailable(deploy)
 
     def total(field: str, subset: Sequence[Obj]) -> int:
-        return sum(int(_dict(r.get("status")).get(field) or 0) for r in subset)
+        return sum(int(jsonobj.as_obj(r.get("status")).get(field) or 0) for r in subset)
 
-    new = [r for r in rss if _dict(r.get("metadata")).get("name") == new_name]
+    new = [r for r in rss if jsonobj.as_obj(r.get("metadata")).get("name") == new_name]
     replicas, updated = total("replicas", rss), total("replicas", new)
     ready, available = total("readyReplicas", rss), total("availableReplicas", rss)
-    old_conditions = [c for c in _dict(deploy.get("status")).get("conditions") or [] if isinstance(c, dict)]
+    old_conditions = [
+        c for c in jsonobj.as_obj(deploy.get("status")).get("conditions") or [] if isinstance(c, dict)
+    ]
     if available >= desired - unavailable:
         avail = _condition(
             old_conditions,
@@ -213,34 +208,37 @@ def deployment_status(deploy: Obj, new_name: str, rss: Sequence[Obj], now: str) 
 
 def pod_ready_since(pod: Obj) -> str | None:
     """lastTransitionTime of the pod's Ready=True condition, or None when not ready."""
-    for c in _dict(pod.get("status")).get("conditions") or []:
+    for c in jsonobj.as_obj(pod.get("status")).get("conditions") or []:
         if isinstance(c, dict) and c.get("type") == "Ready":
             return str(c.get("lastTransitionTime") or "") if c.get("status") == "True" else None
     return None
 
 
-def parse_time(text: str) -> float:
+def _time_or_zero(text: str) -> float:
+    """A condition's or object's timestamp; 0 (the epoch) when it is missing or malformed."""
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        return rfc3339.parse(text)
     except ValueError:
         return 0.0
 
 
 def replicaset_status(rs: Obj, pods: Sequence[Obj], wall: float) -> Obj:
     """status of a ReplicaSet from its active pods."""
-    spec, meta = _dict(rs.get("spec")), _dict(rs.get("metadata"))
+    spec, meta = jsonobj.as_obj(rs.get("spec")), jsonobj.as_obj(rs.get("metadata"))
     min_ready = float(spec.get("minReadySeconds") or 0)
-    tlabels = _dict(_dict(_dict(spec.get("template")).get("metadata")).get("labels"))
+    tlabels = jsonobj.as_obj(
+        jsonobj.as_obj(jsonobj.as_obj(spec.get("template")).get("metadata")).get("labels")
+    )
     ready = available = labeled = 0
     for p in pods:
-        plabels = _dict(_dict(p.get("metadata")).get("labels"))
+        plabels = jsonobj.as_obj(jsonobj.as_obj(p.get("metadata")).get("labels"))
         if all(plabels.get(k) == v for k, v in tlabels.items()):
             labeled += 1
         since = pod_ready_since(p)
         if since is None:
             continue
         ready += 1
-        if min_ready <= 0 or parse_time(since) + min_ready <= wall:
+        if min_ready <= 0 or _time_or_zero(since) + min_ready <= wall:
             available += 1
     return {
         "replicas": len(pods),
@@ -256,9 +254,11 @@ def deletion_order(pods: Sequence[Obj]) -> list[Obj]:
     not ready, more restarts, newer."""
 
     def rank(p: Obj) -> tuple[int, int, int, int, float]:
-        spec, status = _dict(p.get("spec")), _dict(p.get("status"))
-        restarts = sum(int(_dict(c).get("restartCount") or 0) for c in status.get("containerStatuses") or [])
-        created = parse_time(str(_dict(p.get("metadata")).get("creationTimestamp") or ""))
+        spec, status = jsonobj.as_obj(p.get("spec")), jsonobj.as_obj(p.get("status"))
+        restarts = sum(
+            int(jsonobj.as_obj(c).get("restartCount") or 0) for c in status.get("containerStatuses") or []
+        )
+        created = _time_or_zero(str(jsonobj.as_obj(p.get("metadata")).get("creationTimestamp") or ""))
         return (
             0 if not spec.get("nodeName") else 1,
             0 if status.get("phase") == "Pending" else 1,

@@ -20,8 +20,8 @@ from lightkube.resources.core_v1 import Node, Pod
 
 from meshplane.kube import errors as kube_errors
 from meshplane.lab import kubeapi, watchcache
-from meshplane.lab.controllers import rollout
 from meshplane.runtime import clock as clock_mod
+from meshplane.runtime import rfc3339
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class Scheduler:
             if kube_errors.status_code(e) not in (409, 422):
                 raise
             await self.api.patch(Node, self.info.name, {"metadata": {"labels": self.info.labels}})
-        now = rollout.now_iso(self.clock.wall())
+        now = rfc3339.format(self.clock.wall())
         await self.api.patch(Node.Status, self.info.name, {"status": node_status(self.info, now)})
         log.info("node registered %s", kv(cluster=self.cluster, node=self.info.name, ip=self.info.ip))
 
@@ -155,7 +155,7 @@ class Scheduler:
             log.info("scheduled pod %s", kv(cluster=self.cluster, pod=f"{ns}/{name}", node=self.info.name))
 
     async def _unschedulable_status(self, ns: str, name: str) -> None:
-        now = rollout.now_iso(self.clock.wall())
+        now = rfc3339.format(self.clock.wall())
         cond = {
             "type": "PodScheduled",
             "status": "False",

@@ -34,7 +34,7 @@ from meshplane.lab import addresses, kubeapi, watchcache
 from meshplane.lab.node import podspec, podworker, process
 from meshplane.lab.node import settings as settings_mod
 from meshplane.runtime import clock as clock_mod
-from meshplane.runtime import podroot, resolve, tasks
+from meshplane.runtime import jsonobj, podroot, resolve, tasks
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def _grace(pod: Obj) -> float:
 def uses(pod: Obj, kind: str, name: str) -> bool:
     """The pod mounts that ConfigMap or Secret (directly or in a projected volume)."""
     key, field = ("configMap", "name") if kind == "configmap" else ("secret", "secretName")
-    for vol in podspec.as_list(podspec.spec(pod).get("volumes")):
+    for vol in jsonobj.as_list(podspec.spec(pod).get("volumes")):
         if not isinstance(vol, dict):
             continue
         src = vol.get(key)
@@ -222,7 +222,7 @@ def uses(pod: Obj, kind: str, name: str) -> bool:
             return True
         proj = vol.get("projected")
         if isinstance(proj, dict):
-            for s in podspec.as_list(proj.get("sources")):
+            for s in jsonobj.as_list(proj.get("sources")):
                 inner = s.get(key) if isinstance(s, dict) else None
                 if isinstance(inner, dict) and inner.get("name") == name:
                     return True

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshplane.lab import errors
+from meshplane.runtime import jsonobj
 
 Obj = dict[str, Any]
 # (namespace, name) -> the ConfigMap or Secret, or None when it does not exist
@@ -25,29 +26,20 @@ PROXY_CONTAINER = "istio-proxy"
 _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
-def as_dict(v: Any) -> Obj:
-    """`v` if it is a JSON object, else {} (API objects are typed, but these functions are total)."""
-    return v if isinstance(v, dict) else {}
-
-
-def as_list(v: Any) -> list[Any]:
-    """`v` if it is a JSON array, else []."""
-    return v if isinstance(v, list) else []
-
-
-_dict, _list = as_dict, as_list
-
-
 def meta(pod: Obj) -> Obj:
-    return _dict(pod.get("metadata"))
+    return jsonobj.as_obj(pod.get("metadata"))
 
 
 def spec(pod: Obj) -> Obj:
-    return _dict(pod.get("spec"))
+    return jsonobj.as_obj(pod.get("spec"))
 
 
 def containers(pod: Obj, group: str = "containers") -> list[Obj]:
-    return [c for c in _list(spec(pod).get(group)) if isinstance(c, dict) and isinstance(c.get("name"), str)]
+    return [
+        c
+        for c in jsonobj.as_list(spec(pod).get(group))
+        if isinstance(c, dict) and isinstance(c.get("name"), str)
+    ]
 
 
 def has_sidecar(pod: Obj) -> bool:
@@ -70,13 +62,13 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 
 def field_value(pod: Obj, path: str) -> str:
     """A `fieldRef.fieldPath` as the downward API answers it for env variables."""
-    m, s, st = meta(pod), spec(pod), _dict(pod.get("status"))
+    m, s, st = meta(pod), spec(pod), jsonobj.as_obj(pod.get("status"))
     for prefix, source in (("metadata.labels", "labels"), ("metadata.annotations", "annotations")):
         if path.startswith(prefix + "[") and path.endswith("]"):
             key = path[len(prefix) + 1 : -1].strip("'\"")
-            return str(_dict(m.get(source)).get(key, ""))
+            return str(jsonobj.as_obj(m.get(source)).get(key, ""))
         if path == prefix:
-            return format_map(_dict(m.get(source)))
+            return format_map(jsonobj.as_obj(m.get(source)))
     simple = {
         "metadata.name": m.get("name"),
         "metadata.namespace": m.get("namespace"),
@@ -90,7 +82,7 @@ def field_value(pod: Obj, path: str) -> str:
         return str(simple[path] or "")
     if path in ("status.podIPs", "status.hostIPs"):
         key = path.split(".", 1)[1]
-        return ",".join(str(_dict(x).get("ip", "")) for x in _list(st.get(key)))
+        return ",".join(str(jsonobj.as_obj(x).get("ip", "")) for x in jsonobj.as_list(st.get(key)))
     raise errors.PodSpecError(f'unsupported fieldRef fieldPath "{path}"')
 
 
@@ -133,10 +125,10 @@ def resource_value(container: Obj, ref: Obj, capacity: Mapping[str, float]) -> s
     kind, _, name = res.partition(".")
     if kind not in ("limits", "requests") or name not in ("cpu", "memory", "ephemeral-storage"):
         raise errors.PodSpecError(f'unsupported resourceFieldRef resource "{res}"')
-    resources = _dict(container.get("resources"))
-    raw = _dict(resources.get(kind)).get(name)
+    resources = jsonobj.as_obj(container.get("resources"))
+    raw = jsonobj.as_obj(resources.get(kind)).get(name)
     if raw is None and kind == "requests":
-        raw = _dict(resources.get("limits")).get(name)
+        raw = jsonobj.as_obj(resources.get("limits")).get(name)
     value = quantity(raw) if raw is not None else (capacity.get(name, 0.0) if kind == "limits" else 0.0)
     divisor = quantity(ref.get("divisor") or "1")
     if divisor <= 0:
@@ -147,7 +139,7 @@ def resource_value(container: Obj, ref: Obj, capacity: Mapping[str, float]) -> s
 def _data_value(kind: str, obj: Obj, key: str) -> str | None:
     if kind == "secret":
         for source in ("data", "stringData"):
-            raw = _dict(obj.get(source)).get(key)
+            raw = jsonobj.as_obj(obj.get(source)).get(key)
             if raw is None:
                 continue
             if source == "stringData":
@@ -157,7 +149,7 @@ def _data_value(kind: str, obj: Obj, key: str) -> str | None:
             except (binascii.Error, ValueError) as e:
                 raise errors.ContainerConfigError(f'secret key "{key}" is not valid base64') from e
         return None
-    raw = _dict(obj.get("data")).get(key)
+    raw = jsonobj.as_obj(obj.get("data")).get(key)
     return None if raw is None else str(raw)
 
 
@@ -165,17 +157,17 @@ def data_items(kind: str, obj: Obj) -> dict[str, bytes]:
     """Every key of a ConfigMap (data and binaryData) or Secret (data), decoded."""
     out: dict[str, bytes] = {}
     if kind == "secret":
-        for k, v in _dict(obj.get("data")).items():
+        for k, v in jsonobj.as_obj(obj.get("data")).items():
             try:
                 out[str(k)] = base64.b64decode(str(v), validate=True)
             except (binascii.Error, ValueError) as e:
                 raise errors.ContainerConfigError(f'secret key "{k}" is not valid base64') from e
-        for k, v in _dict(obj.get("stringData")).items():
+        for k, v in jsonobj.as_obj(obj.get("stringData")).items():
             out[str(k)] = str(v).encode()
         return out
-    for k, v in _dict(obj.get("data")).items():
+    for k, v in jsonobj.as_obj(obj.get("data")).items():
         out[str(k)] = str(v).encode()
-    for k, v in _dict(obj.get("binaryData")).items():
+    for k, v in jsonobj.as_obj(obj.get("binaryData")).items():
         try:
             out[str(k)] = base64.b64decode(str(v), validate=True)
         except (binascii.Error, ValueError) as e:
@@ -210,8 +202,8 @@ def container_env(pod: Obj, container: Obj, sources: EnvSources, base: Mapping[s
     then env in order, each value `$(VAR)`-expanded against what is defined so far."""
     namespace = str(meta(pod).get("namespace") or "default")
     env: dict[str, str] = dict(base)
-    for src in _list(container.get("envFrom")):
-        src = _dict(src)
+    for src in jsonobj.as_list(container.get("envFrom")):
+        src = jsonobj.as_obj(src)
         prefix = str(src.get("prefix") or "")
         for kind, key in (("configmap", "configMapRef"), ("secret", "secretRef")):
             ref = src.get(key)
@@ -226,8 +218,8 @@ def container_env(pod: Obj, container: Obj, sources: EnvSources, base: Mapping[s
                 raise errors.ContainerConfigError(f'{kind} "{name}" not found')
             for k, v in data_items(kind, obj).items():
                 env[prefix + k] = v.decode("utf-8", errors="replace")
-    for raw in _list(container.get("env")):
-        item = _dict(raw)
+    for raw in jsonobj.as_list(container.get("env")):
+        item = jsonobj.as_obj(raw)
         var = item.get("name")
         if not isinstance(var, str) or not var:
             raise errors.PodSpecError("an env entry has no name")
@@ -242,21 +234,21 @@ def _env_value(
 ) -> str | None:
     if "value" in item or "valueFrom" not in item:
         return expand(str(item.get("value") or ""), env)
-    vf = _dict(item.get("valueFrom"))
+    vf = jsonobj.as_obj(item.get("valueFrom"))
     if "fieldRef" in vf:
-        return field_value(pod, str(_dict(vf["fieldRef"]).get("fieldPath") or ""))
+        return field_value(pod, str(jsonobj.as_obj(vf["fieldRef"]).get("fieldPath") or ""))
     if "resourceFieldRef" in vf:
-        return resource_value(container, _dict(vf["resourceFieldRef"]), sources.capacity)
+        return resource_value(container, jsonobj.as_obj(vf["resourceFieldRef"]), sources.capacity)
     if "configMapKeyRef" in vf:
-        return _key_ref("configmap", _dict(vf["configMapKeyRef"]), namespace, sources.configmaps)
+        return _key_ref("configmap", jsonobj.as_obj(vf["configMapKeyRef"]), namespace, sources.configmaps)
     if "secretKeyRef" in vf:
-        return _key_ref("secret", _dict(vf["secretKeyRef"]), namespace, sources.secrets)
+        return _key_ref("secret", jsonobj.as_obj(vf["secretKeyRef"]), namespace, sources.secrets)
     raise errors.PodSpecError(f'env "{item.get("name")}": unsupported valueFrom {sorted(vf)}')
 
 
 def args_of(container: Obj, env: Mapping[str, str]) -> list[str]:
     """The container's args with `$(VAR)` expanded (the command is the image table's business)."""
-    return [expand(str(a), env) for a in _list(container.get("args"))]
+    return [expand(str(a), env) for a in jsonobj.as_list(container.get("args"))]
 
 
 def is_traffic_capture(container: Obj) -> bool:
@@ -264,7 +256,9 @@ def is_traffic_capture(container: Obj) -> bool:
     that runs iptables) are never run in the lab."""
     if container.get("name") in ("istio-init", "istio-validation"):
         return True
-    words = [str(w) for w in _list(container.get("command")) + _list(container.get("args"))]
+    words = [
+        str(w) for w in jsonobj.as_list(container.get("command")) + jsonobj.as_list(container.get("args"))
+    ]
     return any("iptables" in w for w in words)
 
 
@@ -277,8 +271,8 @@ def container_port(container: Obj, port: Any) -> int:
     if isinstance(port, str):
         if port.isdigit():
             return container_port(container, int(port))
-        for p in _list(container.get("ports")):
-            p = _dict(p)
+        for p in jsonobj.as_list(container.get("ports")):
+            p = jsonobj.as_obj(p)
             if p.get("name") == port and isinstance(p.get("containerPort"), int):
                 return int(p["containerPort"])
         raise errors.PodSpecError(f'container "{container.get("name")}" has no port named "{port}"')
@@ -322,9 +316,9 @@ def probe(container: Obj, key: str = "readinessProbe") -> Probe | None:
         if isinstance(raw.get("httpGet"), dict):
             h = raw["httpGet"]
             headers = tuple(
-                (str(_dict(x).get("name")), str(_dict(x).get("value", "")))
-                for x in _list(h.get("httpHeaders"))
-                if _dict(x).get("name")
+                (str(jsonobj.as_obj(x).get("name")), str(jsonobj.as_obj(x).get("value", "")))
+                for x in jsonobj.as_list(h.get("httpHeaders"))
+                if jsonobj.as_obj(x).get("name")
             )
             return Probe(
                 "http",

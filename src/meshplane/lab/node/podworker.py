@@ -29,12 +29,11 @@ from typing import Any, Protocol
 from lightkube.resources.core_v1 import Pod
 
 from meshplane.lab import addresses, errors, kubeapi
-from meshplane.lab.controllers import rollout
 from meshplane.lab.node import images, podspec, podstatus, probes, process, statuswriter, volumes
 from meshplane.lab.node import settings as settings_mod
 from meshplane.runtime import backoff as backoff_mod
 from meshplane.runtime import clock as clock_mod
-from meshplane.runtime import tasks
+from meshplane.runtime import rfc3339, tasks
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
@@ -144,7 +143,7 @@ class PodWorker:
         self.status.mark()
 
     def now(self) -> str:
-        return rollout.now_iso(self.node.clock.wall())
+        return rfc3339.format(self.node.clock.wall())
 
     async def _sleep(self, seconds: float) -> bool:
         """Wait `seconds` or until the pod stops; True when stopping."""

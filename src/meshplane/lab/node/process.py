@@ -18,6 +18,8 @@ import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from meshplane.runtime import processes
+
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
@@ -41,29 +43,6 @@ def _pdeathsig_fn() -> object:
     return set_pdeathsig
 
 
-def start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat, or None when there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    try:
-        return int(stat.rsplit(")", 1)[1].split()[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def alive(pid: int, started: int | None) -> bool:
-    """The recorded process still runs (same PID and start time) and is not a zombie."""
-    if started is None or start_time(pid) != started:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def read_pid_file(path: Path) -> tuple[int, int] | None:
     try:
         fields = path.read_text().split()
@@ -73,7 +52,7 @@ def read_pid_file(path: Path) -> tuple[int, int] | None:
 
 
 def write_pid_file(path: Path, pid: int) -> None:
-    started = start_time(pid)
+    started = processes.start_time(pid)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(f"{pid} {started or 0}\n")
@@ -83,7 +62,7 @@ def write_pid_file(path: Path, pid: int) -> None:
 def signal_recorded(path: Path, sig: int) -> bool:
     """Send `sig` to the process a pid file records, if it is still that process."""
     rec = read_pid_file(path)
-    if rec is None or not alive(*rec):
+    if rec is None or not processes.alive(*rec):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(rec[0], sig)
@@ -120,16 +99,8 @@ async def spawn(
 
 async def stop(proc: asyncio.subprocess.Process, grace: float, name: str = "") -> int | None:
     """SIGTERM by PID, SIGKILL after `grace` seconds; the exit code."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), max(grace, 0.0))
-        except TimeoutError:
-            log.info("process did not stop in %.0fs, killing pid=%d name=%s", grace, proc.pid, name)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            await proc.wait()
+    if await processes.stop(proc, grace):
+        log.info("process did not stop in %.0fs, killing pid=%d name=%s", grace, proc.pid, name)
     return proc.returncode
 
 
@@ -141,7 +112,7 @@ def sweep(root: Path) -> list[int]:
         return killed
     for path in root.rglob("*.pid"):
         rec = read_pid_file(path)
-        if rec is not None and alive(*rec):
+        if rec is not None and processes.alive(*rec):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(rec[0], signal.SIGKILL)
                 killed.append(rec[0])

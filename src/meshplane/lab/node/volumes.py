@@ -31,6 +31,7 @@ from typing import Any
 
 from meshplane.lab import errors
 from meshplane.lab.node import podspec
+from meshplane.runtime import jsonobj
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def _downward(
     pod: Obj, container_of: Callable[[str], Obj], src: Obj, default_mode: int
 ) -> dict[str, tuple[bytes, int]]:
     out: dict[str, tuple[bytes, int]] = {}
-    for item in podspec.as_list(src.get("items")):
+    for item in jsonobj.as_list(src.get("items")):
         item = item if isinstance(item, dict) else {}
         path = str(item.get("path") or "")
         raw_mode = item.get("mode")
@@ -224,10 +225,10 @@ class TokenWant:
 
 def token_wants(pod: Obj) -> list[TokenWant]:
     out: list[TokenWant] = []
-    for vol in podspec.as_list(podspec.spec(pod).get("volumes")):
+    for vol in jsonobj.as_list(podspec.spec(pod).get("volumes")):
         if not isinstance(vol, dict) or not isinstance(vol.get("projected"), dict):
             continue
-        for s in podspec.as_list(vol["projected"].get("sources")):
+        for s in jsonobj.as_list(vol["projected"].get("sources")):
             sat = s.get("serviceAccountToken") if isinstance(s, dict) else None
             if isinstance(sat, dict):
                 seconds = sat.get("expirationSeconds")
@@ -251,7 +252,7 @@ def render(pod: Obj, sources: Sources) -> dict[str, dict[str, tuple[bytes, int]]
         return by_name.get(name) or next(iter(by_name.values()), {})
 
     out: dict[str, dict[str, tuple[bytes, int]] | None] = {}
-    for vol in podspec.as_list(podspec.spec(pod).get("volumes")):
+    for vol in jsonobj.as_list(podspec.spec(pod).get("volumes")):
         if not isinstance(vol, dict) or not isinstance(vol.get("name"), str):
             raise errors.PodSpecError("a volume has no name")
         name = vol["name"]
@@ -286,7 +287,7 @@ def _projected(
 ) -> dict[str, tuple[bytes, int]]:
     mode = _mode(proj)
     files: dict[str, tuple[bytes, int]] = {}
-    for s in podspec.as_list(proj.get("sources")):
+    for s in jsonobj.as_list(proj.get("sources")):
         s = s if isinstance(s, dict) else {}
         if isinstance(s.get("configMap"), dict):
             files.update(_keyed("configmap", s["configMap"], ns, sources.configmaps, mode))
@@ -324,7 +325,7 @@ def mount(paths: PodPaths, container: Obj, hosts_file: Path) -> Path:
     """The container's root, with its volume mounts and etc/hosts in place."""
     root = paths.root(str(container.get("name")))
     root.mkdir(parents=True, exist_ok=True)
-    mounts = [m for m in podspec.as_list(container.get("volumeMounts")) if isinstance(m, dict)]
+    mounts = [m for m in jsonobj.as_list(container.get("volumeMounts")) if isinstance(m, dict)]
     for m in sorted(mounts, key=lambda m: len(str(m.get("mountPath") or ""))):
         mount_path = str(m.get("mountPath") or "")
         if not mount_path.startswith("/") or ".." in Path(mount_path).parts or mount_path == "/etc/hosts":
