@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import signal
 from typing import Any
 
 from meshplane.discovery import app, options
-from meshplane.runtime import tasks
+from meshplane.runtime import signals, tasks
 
 # Many long-lived objects (caches, protos) make CPython's automatic collections long pauses during
 # pushes: collect less often, and freeze what exists once the first sync is done.
@@ -25,20 +24,17 @@ def run(opts: options.Options) -> None:
 async def serve(opts: options.Options) -> None:
     """Start the control plane, wait for SIGINT or SIGTERM, stop it."""
     server = app.Discovery(opts)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     gc.set_threshold(*GC_THRESHOLDS)
     freeze: asyncio.Task[Any] | None = None
-    try:
-        await server.start()
-        freeze = tasks.guarded(_freeze_when_ready(server), "discovery/gc-freeze")
-        await stop.wait()
-    finally:
-        await tasks.cancel(freeze)
-        with contextlib.suppress(Exception):
-            await server.stop()
+    with signals.StopOnSignal() as stop:
+        try:
+            await server.start()
+            freeze = tasks.guarded(_freeze_when_ready(server), "discovery/gc-freeze")
+            await stop.wait()
+        finally:
+            await tasks.cancel(freeze)
+            with contextlib.suppress(Exception):
+                await server.stop()
 
 
 async def _freeze_when_ready(server: app.Discovery) -> None:
