@@ -12,7 +12,6 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from cryptography import x509
@@ -20,7 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
+
 Responder = Callable[[Obj], Obj | Awaitable[Obj]]
 
 

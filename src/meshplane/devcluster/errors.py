@@ -7,11 +7,8 @@ webhook call, a background launch) and turned into an `ApiError` (or a CLI messa
 
 from __future__ import annotations
 
-from typing import Any
-
 from meshplane import errors as meshplane_errors
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 _REASONS = {
     400: "BadRequest",

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 import yaml
 
 from meshplane.kube import kubeconfig as kube_kubeconfig
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 
 def build(name: str, server: str, ca_pem: bytes, token: str) -> Obj:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from meshplane.devcluster import errors
 from meshplane.devcluster.admission import chain
@@ -21,10 +20,9 @@ from meshplane.devcluster.controllers import objects, serviceaccounts
 from meshplane.devcluster.schema import resources
 from meshplane.devcluster.storage import store
 from meshplane.runtime import clock as clock_mod
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 class ClusterSecurity:

@@ -23,8 +23,7 @@ from lightkube.types import PatchType
 from meshplane.kube import client as kube_client
 from meshplane.kube import errors as kube_errors
 from meshplane.lab import watchcache
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 
 def client(

@@ -16,11 +16,11 @@ import lightkube
 
 from meshplane.kube import informer
 from meshplane.runtime import backoff as backoff_mod
+from meshplane.runtime.jsonobj import Obj
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Key = informer.Key
 # (old, new): old None for an addition, new None for a deletion
 Handler = Callable[[Obj | None, Obj | None], None]

@@ -16,9 +16,9 @@ from meshplane.devcluster import errors, seams
 from meshplane.devcluster.admission import chain, webhookclient
 from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock as clock_mod
+from meshplane.runtime.jsonobj import Obj
 from tests.support import webhooks
 
-Obj = dict[str, Any]
 USER = seams.UserInfo("alice", "uid-a", ("devs", "system:authenticated"), {"k": ("v",)})
 MWC = chain.MUTATING
 VWC = chain.VALIDATING

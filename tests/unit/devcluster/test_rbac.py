@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from meshplane.devcluster import seams
 from meshplane.devcluster.auth import rbac
 from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock as clock_mod
+from meshplane.runtime.jsonobj import Obj
 
-Obj = dict[str, Any]
 SA_USER = seams.UserInfo(
     "system:serviceaccount:ns:sa",
     "u",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,8 +14,8 @@ from meshplane.devcluster.schema import resources
 from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import rfc3339
+from meshplane.runtime.jsonobj import Obj
 
-Obj = dict[str, Any]
 ADMIN = "admin-secret-token"
 USER = seams.UserInfo("kubernetes-admin", groups=("system:masters", "system:authenticated"))
 _KEY = tokens.generate_key()

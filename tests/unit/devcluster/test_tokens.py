@@ -7,7 +7,6 @@ import json
 import stat
 import time
 from pathlib import Path
-from typing import Any
 
 import jwt
 import pytest
@@ -18,8 +17,7 @@ from meshplane.devcluster import errors
 from meshplane.devcluster.auth import tokens
 from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock as clock_mod
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 
 @pytest.fixture

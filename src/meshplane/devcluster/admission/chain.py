@@ -22,10 +22,10 @@ from meshplane.devcluster import errors, seams
 from meshplane.devcluster.admission import webhookclient
 from meshplane.devcluster.api import patch, selectors
 from meshplane.devcluster.controllers import serviceaccounts
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 GROUP = "admissionregistration.k8s.io"
 MUTATING = f"{GROUP}/mutatingwebhookconfigurations"
 VALIDATING = f"{GROUP}/validatingwebhookconfigurations"

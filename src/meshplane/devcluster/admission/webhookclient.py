@@ -26,10 +26,10 @@ from aiohttp import abc as aiohttp_abc
 
 from meshplane.devcluster import errors
 from meshplane.runtime import jsonobj
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 SLICES = "discovery.k8s.io/endpointslices"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MAX_RESPONSE = 16 * 1024 * 1024

@@ -12,8 +12,7 @@ from aiohttp import web
 
 from meshplane.devcluster import errors
 from meshplane.devcluster.api import protobuf
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 MAX_BODY = 3 * 1024 * 1024  # Kubernetes' limit for a request body
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from meshplane.devcluster import seams
 from meshplane.devcluster.api import watchlines
@@ -11,8 +10,7 @@ from meshplane.devcluster.controllers import objects
 from meshplane.devcluster.schema import resources, schemas
 from meshplane.devcluster.storage import store
 from meshplane.runtime import clock as clock_mod
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 
 @dataclass(slots=True)

@@ -6,13 +6,11 @@ first; answering that saves it one request per group-version.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from meshplane.devcluster.schema import resources
+from meshplane.runtime.jsonobj import Obj
 
-Obj = dict[str, Any]
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 _STATUS_VERBS = ["get", "patch", "update"]
 

@@ -21,10 +21,10 @@ from meshplane.devcluster.api import (
     writes,
 )
 from meshplane.devcluster.schema import resources
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 _PUBLIC = ("/healthz", "/livez", "/readyz", "/version")
 
 

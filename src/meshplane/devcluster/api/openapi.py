@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshplane.devcluster.schema import resources, schemas
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 _PARAMS = {
     name: {"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": True}}

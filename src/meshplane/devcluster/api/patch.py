@@ -8,9 +8,7 @@ from typing import Any
 
 from meshplane.devcluster import errors
 from meshplane.devcluster.schema import schemas
-
-Obj = dict[str, Any]
-
+from meshplane.runtime.jsonobj import Obj
 
 # JSON merge patch
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from meshplane.devcluster import errors
 from meshplane.runtime import rfc3339
+from meshplane.runtime.jsonobj import Obj
 
-Obj = dict[str, Any]
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
 

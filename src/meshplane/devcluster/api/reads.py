@@ -12,8 +12,7 @@ from aiohttp import web
 from meshplane.devcluster import errors
 from meshplane.devcluster.api import context, responses, routing, selectors, tables
 from meshplane.devcluster.schema import resources
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 
 def _rt(t: routing.Target) -> resources.ResourceType:

@@ -10,8 +10,8 @@ from aiohttp import web
 
 from meshplane.devcluster.api import bodies
 from meshplane.devcluster.schema import resources
+from meshplane.runtime.jsonobj import Obj
 
-Obj = dict[str, Any]
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 

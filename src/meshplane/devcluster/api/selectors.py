@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshplane.devcluster import errors
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 _KEY = r"[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?"
 _VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?"

@@ -10,8 +10,8 @@ from aiohttp import web
 
 from meshplane.devcluster.schema import resources
 from meshplane.runtime import rfc3339
+from meshplane.runtime.jsonobj import Obj
 
-Obj = dict[str, Any]
 Column = tuple[str, str, Callable[[Obj], Any]]  # (name, type, cell)
 
 

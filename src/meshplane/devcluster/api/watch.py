@@ -19,10 +19,9 @@ from meshplane.devcluster import errors
 from meshplane.devcluster.api import context, reads, responses, routing, tables, watchlines
 from meshplane.devcluster.schema import resources
 from meshplane.devcluster.storage import store
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 _line = watchlines.encode

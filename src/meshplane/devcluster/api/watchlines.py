@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 from meshplane.devcluster.api import bodies
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 
 def encode(etype: str, obj: Obj) -> bytes:

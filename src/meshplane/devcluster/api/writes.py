@@ -16,8 +16,7 @@ from meshplane.devcluster import errors, seams
 from meshplane.devcluster.api import bodies, context, patch, reads, responses, routing
 from meshplane.devcluster.controllers import objects
 from meshplane.devcluster.schema import defaults, resources, validation
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 
 def dry_run(request: web.BaseRequest) -> bool:

@@ -7,15 +7,14 @@ the RBAC authorizer (pkg/registry/authorization). Create-only, nothing is stored
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from meshplane.devcluster import errors, seams
 from meshplane.devcluster.auth import rbac, tokenapi
 from meshplane.devcluster.schema import resources
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 AUTHZ_GROUP = "authorization.k8s.io"
 AUTHZ_VERSION = f"{AUTHZ_GROUP}/v1"
 _RESOURCE_FIELDS = ("namespace", "verb", "group", "version", "resource", "subresource", "name")

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from meshplane.devcluster import seams
 from meshplane.devcluster.auth import tokens
 from meshplane.devcluster.storage import store
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,6 @@ ROLE_BINDINGS = f"{GROUP}/rolebindings"
 CLUSTER_ROLES = f"{GROUP}/clusterroles"
 CLUSTER_ROLE_BINDINGS = f"{GROUP}/clusterrolebindings"
 MASTERS = "system:masters"
-
-Obj = dict[str, Any]
 
 
 class PolicyReader(Protocol):

@@ -17,10 +17,10 @@ from meshplane.devcluster.auth import authn, tokens
 from meshplane.devcluster.schema import resources
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import rfc3339
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 AUTH_GROUP = "authentication.k8s.io"
 AUTH_VERSION = f"{AUTH_GROUP}/v1"
 DEFAULT_EXPIRATION = 3600

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from meshplane.devcluster import errors, seams
 from meshplane.runtime import rfc3339
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,6 @@ LEGACY_NAMESPACE = _LEGACY + "namespace"
 LEGACY_SECRET_NAME = _LEGACY + "secret.name"
 LEGACY_SA_NAME = _LEGACY + "service-account.name"
 LEGACY_SA_UID = _LEGACY + "service-account.uid"
-
-Obj = seams.Obj
 
 
 _UNEXPECTED = "service account token claims could not be validated due to unexpected validation error"

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Any
 
 from meshplane.devcluster import errors
 from meshplane.devcluster.controllers import objects
 from meshplane.devcluster.schema import defaults, resources
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 

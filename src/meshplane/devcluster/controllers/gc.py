@@ -17,16 +17,14 @@ import asyncio
 import copy
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from meshplane.devcluster import errors
 from meshplane.devcluster.controllers import objects
 from meshplane.devcluster.schema import resources
 from meshplane.devcluster.storage import store
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 def _relevant(ev: store.Event) -> bool:

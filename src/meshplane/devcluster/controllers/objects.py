@@ -10,17 +10,16 @@ import copy
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 from meshplane.devcluster import errors
 from meshplane.devcluster.schema import defaults, resources
 from meshplane.devcluster.storage import meta, store
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import rfc3339
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
 FOREGROUND = "foregroundDeletion"

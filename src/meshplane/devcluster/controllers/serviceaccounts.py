@@ -24,10 +24,10 @@ from meshplane.devcluster.auth import tokens
 from meshplane.devcluster.controllers import objects
 from meshplane.devcluster.schema import resources
 from meshplane.devcluster.storage import store
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 TOKEN_TYPE = "kubernetes.io/service-account-token"
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"

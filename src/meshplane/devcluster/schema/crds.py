@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 
 from meshplane.devcluster import errors
 from meshplane.devcluster.controllers import objects
 from meshplane.devcluster.schema import resources, schemas
 from meshplane.devcluster.storage import store
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 KEY = "apiextensions.k8s.io/customresourcedefinitions"
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import ipaddress
 from collections.abc import Iterable
-from typing import Any
 
 from meshplane.devcluster import errors
 from meshplane.runtime import rfc3339
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 
 class ServiceIPs:

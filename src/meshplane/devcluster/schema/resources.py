@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from meshplane.devcluster import seams
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 

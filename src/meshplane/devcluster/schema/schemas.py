@@ -10,9 +10,10 @@ import logging
 from importlib import resources as importlib_resources
 from typing import Any
 
+from meshplane.runtime.jsonobj import Obj
+
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 REF_PREFIX = "#/components/schemas/"
 SCHEMA_VERSION = "v1.32.0-local"  # Kubernetes' API as of kubectl 1.32
 

@@ -14,8 +14,7 @@ from typing import Any
 
 from meshplane.devcluster import errors
 from meshplane.devcluster.schema import crds, resources, schemas
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 STRICT, WARN, IGNORE = "Strict", "Warn", "Ignore"
 _DNS1123_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"

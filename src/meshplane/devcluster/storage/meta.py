@@ -3,11 +3,8 @@ what counts as a spec change, and which finalizers hold a deletion."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from meshplane.devcluster import errors
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 
 def split_key(key: str) -> tuple[str, str]:

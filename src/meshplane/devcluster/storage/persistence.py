@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
+
 Row = tuple[str, str, str, Obj]  # (resource key, namespace, name, object)
 Key = tuple[str, str, str]
 

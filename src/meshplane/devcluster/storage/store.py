@@ -22,10 +22,10 @@ from meshplane.devcluster import errors
 from meshplane.devcluster.storage import meta, persistence
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import rfc3339
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 T = TypeVar("T")
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 

@@ -21,11 +21,11 @@ from meshplane.lab import kubeapi, watchcache
 from meshplane.lab.controllers import rollout
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import jsonobj, rfc3339
+from meshplane.runtime.jsonobj import Obj
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 EXPECTATION_TTL = 30.0
 
 

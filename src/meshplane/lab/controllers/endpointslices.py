@@ -23,11 +23,11 @@ from meshplane.kube import errors as kube_errors
 from meshplane.lab import kubeapi, watchcache
 from meshplane.lab.node import podspec
 from meshplane.runtime import jsonobj
+from meshplane.runtime.jsonobj import Obj
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 SERVICE_NAME = "kubernetes.io/service-name"
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER = "endpointslice-controller.k8s.io"

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from lightkube.resources.core_v1 import Service
 
 from meshplane.lab import addresses, errors, kubeapi, watchcache
 from meshplane.lab.node import podspec
+from meshplane.runtime.jsonobj import Obj
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 def ingress_ips(service: Obj) -> list[str]:

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshplane.runtime import jsonobj, rfc3339
-
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"

@@ -14,7 +14,6 @@ import logging
 import os
 import platform
 from dataclasses import dataclass, field
-from typing import Any
 
 from lightkube.resources.core_v1 import Node, Pod
 
@@ -22,11 +21,11 @@ from meshplane.kube import errors as kube_errors
 from meshplane.lab import kubeapi, watchcache
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import rfc3339
+from meshplane.runtime.jsonobj import Obj
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 REGION = "topology.kubernetes.io/region"
 ZONE = "topology.kubernetes.io/zone"
 KUBELET_VERSION = "v1.32.0-meshplane-lab"

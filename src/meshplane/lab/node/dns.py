@@ -14,16 +14,15 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 from meshplane.lab import watchcache
 from meshplane.lab.controllers import endpointslices
 from meshplane.lab.node import podspec
+from meshplane.runtime.jsonobj import Obj
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 HEADER = (
     "# meshplane lab cluster DNS for {cluster}: Service names -> ClusterIPs (written by the node runtime)\n"
 )

@@ -35,11 +35,11 @@ from meshplane.lab.node import podspec, podworker, process
 from meshplane.lab.node import settings as settings_mod
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import jsonobj, podroot, resolve, tasks
+from meshplane.runtime.jsonobj import Obj
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 PASSTHROUGH = ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL", "TZ", "MESHPLANE_LOG_LEVEL")
 LISTEN_ENV = "MESHPLANE_LISTEN_ADDRESS"
 LOCALHOST_META_ENV = "ISTIO_META_MESHPLANE_LOCALHOST"

@@ -24,11 +24,11 @@ from typing import Any
 from meshplane.lab import watchcache
 from meshplane.lab.controllers import endpointslices
 from meshplane.lab.node import podspec
+from meshplane.runtime.jsonobj import Obj
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 CHUNK = 64 * 1024
 
 

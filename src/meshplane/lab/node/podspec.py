@@ -17,8 +17,8 @@ from typing import Any
 
 from meshplane.lab import errors
 from meshplane.runtime import jsonobj
+from meshplane.runtime.jsonobj import Obj
 
-Obj = dict[str, Any]
 # (namespace, name) -> the ConfigMap or Secret, or None when it does not exist
 Lookup = Callable[[str, str], Obj | None]
 

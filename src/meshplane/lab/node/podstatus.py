@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-Obj = dict[str, Any]
+from meshplane.runtime.jsonobj import Obj
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ import copy
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from lightkube.resources.core_v1 import Pod
 
@@ -34,11 +34,11 @@ from meshplane.lab.node import settings as settings_mod
 from meshplane.runtime import backoff as backoff_mod
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import rfc3339, tasks
+from meshplane.runtime.jsonobj import Obj
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 CAPTURE_SKIPPED = "skipped by the lab: traffic capture (iptables) would change the host's network"
 
 

@@ -11,18 +11,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from lightkube.resources.core_v1 import Pod
 
 from meshplane.kube import errors as kube_errors
 from meshplane.lab import kubeapi
 from meshplane.runtime import backoff as backoff_mod
+from meshplane.runtime.jsonobj import Obj
 from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 def comparable(status: Obj) -> Obj:

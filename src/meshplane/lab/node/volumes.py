@@ -27,15 +27,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from meshplane.lab import errors
 from meshplane.lab.node import podspec
 from meshplane.runtime import jsonobj
+from meshplane.runtime.jsonobj import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 DATA = "..data"
 DEFAULT_MODE = 0o644
 TOKEN_REFRESH = 0.8  # of the token's lifetime
