@@ -16,7 +16,6 @@ The result is checked against Envoy's proto (field names, types) before it is re
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
@@ -33,6 +32,7 @@ from google.protobuf import json_format
 from meshplane import __version__
 from meshplane.agent import errors
 from meshplane.model.proxy import ProxyType
+from meshplane.runtime import ipaddr
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +90,6 @@ def parse_address(text: str, what: str, allow_any_port: bool = False) -> tuple[s
     if not port.isdigit() or not low <= int(port) < 65536:
         raise errors.BootstrapError(f"{what} {text!r} has no valid port ({low}-65535)")
     return host, int(port)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def node_id(opts: BootstrapOptions) -> str:
@@ -165,7 +157,7 @@ def _check(opts: BootstrapOptions) -> None:
     if not opts.ips:
         raise errors.BootstrapError("no instance IP: set INSTANCE_IP or --ip")
     for ip in opts.ips:
-        if not _is_ip(ip):
+        if not ipaddr.is_ip(ip):
             raise errors.BootstrapError(f"instance IP {ip!r} is not an IP address")
     if not opts.dns_domain or "~" in opts.dns_domain:
         raise errors.BootstrapError(f"DNS domain {opts.dns_domain!r} is not valid")
@@ -173,7 +165,7 @@ def _check(opts: BootstrapOptions) -> None:
         if not _META_KEY.match(key):
             raise errors.BootstrapError(f"node metadata key {key!r} is not a valid name")
     localhost = opts.metadata.get(LOCALHOST_KEY)
-    if localhost and not _is_ip(str(localhost)):
+    if localhost and not ipaddr.is_ip(str(localhost)):
         raise errors.BootstrapError(f"{LOCALHOST_KEY} {localhost!r} is not an IP address")
     if opts.admin_address and opts.admin_socket:
         raise errors.BootstrapError("give an admin address or an admin socket, not both")
@@ -236,7 +228,7 @@ def _xds_cluster(opts: BootstrapOptions) -> dict[str, Any]:
         return _static_cluster(XDS_CLUSTER, _pipe(path))
     host, port = parse_address(target, "discovery address")
     cluster = _static_cluster(XDS_CLUSTER, _address(host, port))
-    if not _is_ip(host):
+    if not ipaddr.is_ip(host):
         cluster["type"] = "STRICT_DNS"
         cluster["dns_lookup_family"] = "V4_PREFERRED"
         cluster["respect_dns_ttl"] = True

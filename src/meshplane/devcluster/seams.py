@@ -25,6 +25,17 @@ class UserInfo:
     # audiences the presented token was valid for (empty for the admin token)
     audiences: tuple[str, ...] = ()
 
+    def to_json(self) -> Obj:
+        """As Kubernetes' UserInfo object (TokenReview status, admission requests)."""
+        out: Obj = {"username": self.username}
+        if self.uid:
+            out["uid"] = self.uid
+        if self.groups:
+            out["groups"] = list(self.groups)
+        if self.extra:
+            out["extra"] = {k: list(v) for k, v in self.extra.items()}
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class RequestAttributes:

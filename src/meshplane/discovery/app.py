@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from meshplane.push import metrics as push_metrics
 from meshplane.registry import aggregate, cluster, multicluster
 from meshplane.registry import metrics as registry_metrics
 from meshplane.runtime import clock as clock_mod
-from meshplane.runtime import tasks
+from meshplane.runtime import ipaddr, tasks
 from meshplane.runtime.logging import kv
 from meshplane.security import ca as ca_mod
 from meshplane.security import plane, tokenreview
@@ -258,8 +257,8 @@ class Discovery:
     def _serving_names(self) -> tuple[list[str], list[str]]:
         o = self.opts
         dns = ca_mod.serving_dns_names(o.namespace, o.revision, o.custom_hosts)
-        extra = [n for n in o.extra_san if not _is_ip(n)]
-        return [*dns, *extra], [n for n in o.extra_san if _is_ip(n)]
+        extra = [n for n in o.extra_san if not ipaddr.is_ip(n)]
+        return [*dns, *extra], [n for n in o.extra_san if ipaddr.is_ip(n)]
 
     async def _start_webhook(self, local: lightkube.AsyncClient) -> None:
         assert self.security is not None and self.multicluster is not None
@@ -330,11 +329,3 @@ class Discovery:
 
 def _td(seconds: float) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True

@@ -5,12 +5,12 @@ Everything here runs before anything is rendered or applied; each problem names 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from meshplane.installer import errors
+from meshplane.runtime import ipaddr
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
@@ -44,14 +44,6 @@ def is_dns_subdomain(s: str) -> bool:
 
 def is_hostname(s: str) -> bool:
     return is_dns_subdomain(s.lower().rstrip(".")) and not s.startswith(".")
-
-
-def is_ip(s: str) -> bool:
-    try:
-        ipaddress.ip_address(s)
-    except ValueError:
-        return False
-    return True
 
 
 def is_label_value(s: str) -> bool:
@@ -226,7 +218,7 @@ def semantic(final: Mapping[str, Any]) -> list[errors.Issue]:
             "required with the remote profile: the address (IP or host name) where this cluster "
             "reaches the primary's control plane, e.g. the east-west gateway's load-balancer IP",
         )
-    if addr and not (is_ip(addr) or is_hostname(addr)):
+    if addr and not (ipaddr.is_ip(addr) or is_hostname(addr)):
         c.add("spec.values.global.remotePilotAddress", f"{addr!r} is neither an IP address nor a host name")
 
     path = _get(final, "values", "istiodRemote", "injectionPath") or "/inject"

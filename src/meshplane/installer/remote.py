@@ -7,16 +7,9 @@ import ipaddress
 from typing import Any
 
 from meshplane.installer import config
+from meshplane.runtime import ipaddr
 
 MANAGED_BY = "meshplane"
-
-
-def _is_ip(addr: str) -> bool:
-    try:
-        ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    return True
 
 
 def istiod_service(cfg: config.InstallConfig) -> dict[str, Any]:
@@ -26,7 +19,7 @@ def istiod_service(cfg: config.InstallConfig) -> dict[str, Any]:
             {"port": 443, "targetPort": 15017, "name": "tcp-webhook", "protocol": "TCP"},
         ]
     }
-    if cfg.remote_pilot_address and not _is_ip(cfg.remote_pilot_address):
+    if cfg.remote_pilot_address and not ipaddr.is_ip(cfg.remote_pilot_address):
         # webhooks cannot call ExternalName services (SPEC §10.3); Istio renders it anyway, so do we
         spec["type"] = "ExternalName"
         spec["externalName"] = cfg.remote_pilot_address
@@ -45,7 +38,7 @@ def istiod_service(cfg: config.InstallConfig) -> dict[str, Any]:
 def istiod_endpointslice(cfg: config.InstallConfig) -> dict[str, Any] | None:
     """None when remotePilotAddress is not an IP (the ExternalName Service carries it instead)."""
     addr = cfg.remote_pilot_address
-    if not addr or not _is_ip(addr):
+    if not addr or not ipaddr.is_ip(addr):
         return None
     family = "IPv6" if ipaddress.ip_address(addr).version == 6 else "IPv4"
     return {

@@ -16,6 +16,7 @@ from typing import Any
 
 from meshplane.model.ids import DEFAULT_DOMAIN
 from meshplane.networking import fields, hosts, objects
+from meshplane.runtime import ipaddr
 
 MESH_GATEWAY = "mesh"  # the reserved gateway name meaning "the sidecars"
 _DURATION = re.compile(r"^(\d+(\.\d+)?)(ms|s|m|h)$")
@@ -167,7 +168,7 @@ class _Parser:
             dpath = f"{rpath}.destination"
             host = self.r.text(dest, "host", dpath, required=True)
             problem = hosts.check_host(host)
-            if problem and not _is_ip(host):
+            if problem and not ipaddr.is_ip(host):
                 raise self.r.fail(f"{dpath}.host", problem)
             port = self.r.port(self.r.obj(dest, "port", dpath), "number", f"{dpath}.port")
             weight = self.r.integer(item, "weight", rpath, 0, 100)
@@ -232,11 +233,3 @@ class _Parser:
                         raise self.r.fail(f"{mpath}.sniHosts[{j}]", problem)
             matches.append(L4Match(sni, self.r.port(mobj, "port", mpath), self.gateways(mobj, mpath)))
         return L4Route(tuple(matches), self.routes(item, path))
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

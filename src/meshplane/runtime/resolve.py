@@ -25,6 +25,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshplane.runtime import ipaddr
+
 HOSTS_FILE_ENV = "MESHPLANE_HOSTS_FILE"
 NAMESPACE_ENV = "POD_NAMESPACE"
 LOCALHOST_ENV = "MESHPLANE_LOCALHOST"
@@ -64,11 +66,7 @@ def lookup(host: str, table: dict[str, str], namespace: str = "", localhost: str
 
 
 def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
+    return ipaddr.is_ip(host.strip("[]"))
 
 
 @dataclass(slots=True)

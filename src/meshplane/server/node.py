@@ -9,7 +9,6 @@ INVALID_ARGUMENT.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -20,6 +19,7 @@ from google.protobuf import json_format
 
 from meshplane.model import proxy as proxy_mod
 from meshplane.model.ids import ClusterId, ProxyId
+from meshplane.runtime import ipaddr
 from meshplane.server import errors
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -76,7 +76,7 @@ def parse_id_and_metadata(
     labels = _labels(meta)
     ips = _ip_list(meta, "INSTANCE_IPS")
     if not ips:
-        if not _is_ip(ip_part):
+        if not ipaddr.is_ip(ip_part):
             raise errors.NodeError(
                 f"no valid IP address in node id {node_id!r} ({ip_part!r}) or metadata INSTANCE_IPS"
             )
@@ -150,15 +150,7 @@ def _list(meta: Mapping[str, Any], key: str) -> tuple[str, ...]:
 
 def _ip_list(meta: Mapping[str, Any], key: str) -> tuple[str, ...]:
     ips = _list(meta, key)
-    bad = [ip for ip in ips if not _is_ip(ip)]
+    bad = [ip for ip in ips if not ipaddr.is_ip(ip)]
     if bad:
         raise errors.NodeError(f"node metadata {key} has an invalid IP address {bad[0]!r}")
     return ips
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

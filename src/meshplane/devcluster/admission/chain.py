@@ -146,17 +146,6 @@ def should_call(hook: Hook, req: seams.AdmissionRequest, reader: webhookclient.R
     return True
 
 
-def _user_json(user: seams.UserInfo) -> Obj:
-    out: Obj = {"username": user.username}
-    if user.uid:
-        out["uid"] = user.uid
-    if user.groups:
-        out["groups"] = list(user.groups)
-    if user.extra:
-        out["extra"] = {k: list(v) for k, v in user.extra.items()}
-    return out
-
-
 def review_version(hook: Hook) -> str:
     """The first AdmissionReview version the webhook accepts that we speak (CreateAdmissionObjects)."""
     versions = hook.spec.get("admissionReviewVersions")
@@ -184,7 +173,7 @@ def review_request(req: seams.AdmissionRequest, uid: str, version: str = "v1") -
     if req.namespace:
         body["namespace"] = req.namespace
     body["operation"] = req.operation
-    body["userInfo"] = _user_json(req.user)
+    body["userInfo"] = req.user.to_json()
     body["object"] = req.obj
     body["oldObject"] = req.old_obj
     body["dryRun"] = req.dry_run

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from meshplane.devcluster import errors, seams
-from meshplane.devcluster.auth import rbac, tokenapi
+from meshplane.devcluster.auth import rbac
 from meshplane.devcluster.schema import resources
 from meshplane.runtime.jsonobj import Obj
 
@@ -103,7 +103,7 @@ class AccessReviews:
             "kind": "SelfSubjectReview",
             "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"creationTimestamp": None},
-            "status": {"userInfo": tokenapi.user_json(req.user)},
+            "status": {"userInfo": req.user.to_json()},
         }
 
     async def self_subject_access_review(self, req: resources.HandlerRequest) -> tuple[int, Obj]:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from meshplane.devcluster import errors, seams
+from meshplane.devcluster import errors
 from meshplane.devcluster.auth import authn, tokens
 from meshplane.devcluster.schema import resources
 from meshplane.runtime import clock as clock_mod
@@ -36,17 +36,6 @@ def _invalid(field: str, value: Any, message: str) -> errors.ApiError:
 
 def _int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def user_json(user: seams.UserInfo) -> Obj:
-    out: Obj = {"username": user.username}
-    if user.uid:
-        out["uid"] = user.uid
-    if user.groups:
-        out["groups"] = list(user.groups)
-    if user.extra:
-        out["extra"] = {k: list(v) for k, v in user.extra.items()}
-    return out
 
 
 class TokenApi:
@@ -226,7 +215,7 @@ class TokenApi:
         if review.user is not None:
             status = {
                 "authenticated": True,
-                "user": user_json(review.user),
+                "user": review.user.to_json(),
                 "audiences": list(review.audiences),
             }
         else:
