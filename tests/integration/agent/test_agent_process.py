@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import agentproc, casrv, labpod, staticenvoy
+from tests.support import agentproc, casrv, labpod, netaddr
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.envoy
@@ -28,7 +28,7 @@ async def ca_server() -> AsyncIterator[casrv.CaServer]:
 
 
 async def test_not_ready_without_config_and_clean_sigterm(tmp_path: Path, ca_server: casrv.CaServer) -> None:
-    ip = staticenvoy.loopback_host()
+    ip = netaddr.loopback_host()
     root = labpod.write(
         tmp_path / "pod",
         token=ca_server.reviewer.issue("sample", "sleep"),
@@ -75,7 +75,7 @@ async def test_not_ready_without_config_and_clean_sigterm(tmp_path: Path, ca_ser
 
 
 async def test_envoy_does_not_outlive_a_killed_agent(tmp_path: Path, ca_server: casrv.CaServer) -> None:
-    ip = staticenvoy.loopback_host()
+    ip = netaddr.loopback_host()
     root = labpod.write(
         tmp_path / "pod",
         token=ca_server.reviewer.issue("sample", "sleep"),
@@ -109,7 +109,7 @@ def _alive(pid: int) -> bool:
 
 
 async def test_bad_env_exits_with_a_named_error(tmp_path: Path) -> None:
-    ip = staticenvoy.loopback_host()
+    ip = netaddr.loopback_host()
     root = tmp_path / "pod"
     root.mkdir()
     env = agentproc.pod_env(

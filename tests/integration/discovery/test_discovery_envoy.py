@@ -16,8 +16,7 @@ from lightkube.resources import core_v1
 
 from meshplane.discovery import app
 from tests.integration.discovery.conftest import NS, add_service, remote_secret, set_slice
-from tests.integration.xds import netaddr
-from tests.support import envoyproc, httpbackend
+from tests.support import envoyproc, httpbackend, netaddr
 from tests.support.clusters import ThreadedCluster, lightkube_client, unique
 from tests.support.wait import wait_for
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from lightkube.resources import core_v1, discovery_v1
 from meshplane.kube import client as kube_client
 from meshplane.model import ids, mesh
 from meshplane.registry import aggregate, cluster, metrics, multicluster
+from tests.support import netaddr
 from tests.support.clusters import ThreadedCluster, lightkube_client, unique
 from tests.support.wait import wait_for
 
@@ -233,9 +233,7 @@ async def test_unreachable_remote_times_out_without_blocking_readiness(
     await ensure_ns(h.local, NS)
     await h.mc.start()
     try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            dead_port = s.getsockname()[1]
+        dead_port = netaddr.free_port()
         cfg = c2.kubeconfig
         cfg["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{dead_port}"
         await h.local.create(secret("unreachable", {"cluster9": yaml.safe_dump(cfg)}))

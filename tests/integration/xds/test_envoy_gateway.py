@@ -16,8 +16,7 @@ import yaml
 
 from meshplane.networking import config as networking_config
 from meshplane.push import context
-from tests.integration.xds import netaddr
-from tests.support import envoyproc, memsource, stack, tlscerts
+from tests.support import envoyproc, memsource, netaddr, stack, tlscerts
 from tests.support import meshdata as md
 from tests.support.wait import wait_for
 

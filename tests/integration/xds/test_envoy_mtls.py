@@ -14,8 +14,7 @@ import pytest
 
 from meshplane.model import mesh
 from meshplane.model.ids import ClusterId
-from tests.integration.xds import netaddr
-from tests.support import envoyproc, httpbackend, memsource, sdsserver, stack, tlscerts
+from tests.support import envoyproc, httpbackend, memsource, netaddr, sdsserver, stack, tlscerts
 from tests.support import meshdata as md
 from tests.support.wait import wait_for
 
