@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["tests.support.clusterfixtures"]
+
 JOIN_TIMEOUT = 2.0
 
 _creator: weakref.WeakKeyDictionary[threading.Thread, threading.Thread] = weakref.WeakKeyDictionary()

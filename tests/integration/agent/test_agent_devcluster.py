@@ -17,8 +17,8 @@ import pytest_asyncio
 
 from meshplane.model.ids import ClusterId
 from meshplane.security import tokenreview
-from tests.integration.security.conftest import Cluster, start_cluster
 from tests.support import agentproc, istiod, labpod, memsource, netaddr
+from tests.support.loopcluster import Cluster, start_cluster
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.envoy

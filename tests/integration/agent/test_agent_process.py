@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,6 @@ from tests.support import agentproc, casrv, labpod, netaddr
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.envoy
-
-
-@pytest.fixture
-async def ca_server() -> AsyncIterator[casrv.CaServer]:
-    server = casrv.new_ca_server()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def test_not_ready_without_config_and_clean_sigterm(tmp_path: Path, ca_server: casrv.CaServer) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,16 +109,6 @@ async def start_agent(
     group.start(supervisor.run(), "envoy")
     group.on_stop(supervisor.stop)
     return MiniAgent(name, root, store, manager, server, supervisor, admin.AdminClient(admin_addr), group)
-
-
-@pytest.fixture
-async def ca_server() -> AsyncIterator[casrv.CaServer]:
-    server = casrv.new_ca_server()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def make_pod(tmp_path: Path, name: str, ca_server: casrv.CaServer, sa: str) -> Path:
