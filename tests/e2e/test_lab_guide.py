@@ -25,13 +25,12 @@ import pytest
 
 from meshplane.agent import uds
 from meshplane.lab import addresses
-from tests.integration.lab import conftest
 from tests.integration.lab.test_lab_cli import lab, pids
-from tests.support import clusters
+from tests.support import clusters, labnode
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.envoy]
-SAMPLES = str(conftest.ROOT / "samples")
+SAMPLES = str(labnode.ROOT / "samples")
 HOST = "helloworld.sample:5000"
 VERSION = re.compile(r"Hello version: (v\d), instance: (\S+)")
 
@@ -130,7 +129,7 @@ def demo(d: Path, base: int) -> subprocess.CompletedProcess[str]:
         ],
         capture_output=True,
         text=True,
-        env=conftest.env(),
+        env=labnode.env(),
         timeout=600,
         check=False,
     )
@@ -138,7 +137,7 @@ def demo(d: Path, base: int) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def guided(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    base = conftest.address_base()
+    base = labnode.address_base()
     d = tmp_path_factory.mktemp("e2e") / "lab"
     pod_pids: list[int] = []
     try:
@@ -151,8 +150,8 @@ def guided(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     finally:
         down = lab("down", "--dir", str(d))
     assert down.returncode == 0, down.stderr
-    assert not [p for p in [*pids(d).values(), *pod_pids] if conftest.alive(p)]
-    assert conftest.listening(f"127.{base}.") == [] and conftest.listening(f"127.{base + 1}.") == []
+    assert not [p for p in [*pids(d).values(), *pod_pids] if labnode.alive(p)]
+    assert labnode.listening(f"127.{base}.") == [] and labnode.listening(f"127.{base + 1}.") == []
 
 
 def test_guide_then_both_versions_from_both_clusters(guided: Lab) -> None:
@@ -187,7 +186,7 @@ def test_requests_survive_a_killed_control_plane(guided: Lab) -> None:
             [*cmd, "--context", "cluster1"],
             capture_output=True,
             text=True,
-            env=conftest.env(),
+            env=labnode.env(),
             timeout=60,
             check=False,
         )
@@ -235,7 +234,7 @@ def test_cluster2_api_server_restart_loses_nothing(guided: Lab) -> None:
     before = inventory()
     api = pids(guided.dir)["cluster2/api"]
     os.kill(api, signal.SIGKILL)
-    wait_until(lambda: not conftest.alive(api), 10, what="api server gone")
+    wait_until(lambda: not labnode.alive(api), 10, what="api server gone")
     again = lab("up", "--dir", str(guided.dir))
     assert again.returncode == 0, again.stderr
     after = inventory()
@@ -269,8 +268,8 @@ def test_deleted_pod_leaves_envoy_before_its_process_exits(guided: Lab) -> None:
     assert usable_in_envoy()
     guided.kubectl("cluster2", "-n", "sample", "delete", "pod", name, "--wait=false")
     wait_until(lambda: not usable_in_envoy(), 10, interval=0.05, what="endpoint out of Envoy")
-    assert conftest.alive(app_pid), "the app exited before its endpoint left Envoy"
-    wait_until(lambda: not conftest.alive(app_pid), 60, what="process gone")
+    assert labnode.alive(app_pid), "the app exited before its endpoint left Envoy"
+    wait_until(lambda: not labnode.alive(app_pid), 60, what="process gone")
     # the Deployment replaces it and traffic to v2 resumes
     wait_until(lambda: "v2" in guided.hello("cluster1", 6), 60, interval=0.5, what="replacement serves")
 

@@ -67,8 +67,11 @@ class ThreadedCluster:
         self.call(self.cluster.stop)
 
     def close(self) -> None:
+        """Stop the cluster, then its loop: the loop's default-executor threads are joined before
+        the loop thread ends, so nothing of the cluster outlives this call."""
         if self.cluster.running:
             self.stop()
+        self.call(self._loop.shutdown_default_executor)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()

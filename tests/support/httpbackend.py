@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -32,10 +31,3 @@ async def serve(name: str, host: str, port: int = 0) -> AsyncIterator[int]:
         yield bound
     finally:
         await runner.cleanup()
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port

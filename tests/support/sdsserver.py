@@ -16,12 +16,12 @@ from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.secret.v3 import sds_pb2_grpc
 from google.protobuf import any_pb2
 
-from tests.support import tlscerts
+from tests.support import secpki
 
 SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 
-def _secrets(ca: tlscerts.CA, pair: tlscerts.Pair) -> dict[str, secret_pb2.Secret]:
+def _secrets(ca: secpki.CA, pair: secpki.Pair) -> dict[str, secret_pb2.Secret]:
     return {
         "default": secret_pb2.Secret(
             name="default",
@@ -66,7 +66,7 @@ class _Servicer(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[mi
 
 
 @contextlib.asynccontextmanager
-async def serve(socket_path: str, ca: tlscerts.CA, pair: tlscerts.Pair) -> AsyncIterator[None]:
+async def serve(socket_path: str, ca: secpki.CA, pair: secpki.Pair) -> AsyncIterator[None]:
     server = grpc.aio.server()
     sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(_Servicer(_secrets(ca, pair)), server)
     server.add_insecure_port(f"unix:{socket_path}")

@@ -12,7 +12,8 @@ from meshplane.push import context, debounce, metrics, queue
 from meshplane.runtime import clock as clock_mod
 from meshplane.server import ads, debug, grpcserver, respond
 from meshplane.xds import generator
-from tests.support import memsource
+from meshplane.xds import resources as R
+from tests.support import memsource, xdsclient
 
 
 @dataclass
@@ -103,3 +104,19 @@ def sample_source(services: int = 3, endpoints: int = 2) -> memsource.MemorySour
     src = memsource.MemorySource()
     memsource.populate(src, services, endpoints)
     return src
+
+
+SAMPLE_C0, SAMPLE_C1 = (f"outbound|80||svc-{i}.ns-{i}.svc.cluster.local" for i in range(2))
+
+
+async def handshake(c: xdsclient.XdsClient) -> None:
+    """Envoy's start-up order against `sample_source()`: CDS, then EDS for two clusters, LDS, RDS,
+    each acknowledged before the next."""
+    await c.subscribe(R.TYPE_CDS)
+    await c.wait(lambda c: SAMPLE_C0 in c.view(R.TYPE_CDS).resources)
+    await c.subscribe(R.TYPE_EDS, [SAMPLE_C0, SAMPLE_C1])
+    await c.wait(lambda c: {SAMPLE_C0, SAMPLE_C1} <= c.view(R.TYPE_EDS).resources.keys())
+    await c.subscribe(R.TYPE_LDS)
+    await c.wait(lambda c: bool(c.view(R.TYPE_LDS).resources))
+    await c.subscribe(R.TYPE_RDS, ["15001"])
+    await c.wait(lambda c: "15001" in c.view(R.TYPE_RDS).resources)

@@ -6,8 +6,6 @@ does (`default` + `ROOTCA` from the `sds-grpc` cluster, SPIFFE SAN check on the 
 
 from __future__ import annotations
 
-import random
-import socket
 from typing import Any
 
 _HTTP_OPTS = {
@@ -25,17 +23,6 @@ _SDS = {
     },
     "resource_api_version": "V3",
 }
-
-
-def loopback_host() -> str:
-    """A random 127.x address so that parallel tests never share host:port."""
-    return f"127.{random.randint(100, 250)}.{random.randint(0, 255)}.{random.randint(2, 254)}"
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _addr(host: str, port: int) -> dict[str, Any]:

@@ -17,8 +17,8 @@ import pytest_asyncio
 
 from meshplane.model.ids import ClusterId
 from meshplane.security import tokenreview
-from tests.integration.security.conftest import Cluster, start_cluster
-from tests.support import agentproc, istiod, labpod, memsource, staticenvoy
+from tests.support import agentproc, istiod, labpod, memsource, netaddr
+from tests.support.loopcluster import Cluster, start_cluster
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.envoy
@@ -56,7 +56,7 @@ async def test_tokens_reviewed_on_the_claimed_cluster(
     agents: list[agentproc.AgentProcess] = []
 
     async def pod(name: str, cluster: Cluster, token: str) -> agentproc.AgentProcess:
-        ip = staticenvoy.loopback_host()
+        ip = netaddr.loopback_host()
         root = labpod.write(
             tmp_path / name,
             token=token,
@@ -71,7 +71,7 @@ async def test_tokens_reviewed_on_the_claimed_cluster(
             ip=ip,
             discovery=plane.address,
             cluster_id=cluster.name,
-            localhost=staticenvoy.loopback_host(),
+            localhost=netaddr.loopback_host(),
         )
         agent = await agentproc.start(env, root, ip, 15021)
         agents.append(agent)

@@ -19,7 +19,7 @@ from aiohttp import web
 from meshplane.agent import errors
 from meshplane.model import endpoint, mesh
 from meshplane.model.ids import ClusterId
-from tests.support import agentproc, istiod, labpod, memsource, staticenvoy
+from tests.support import agentproc, istiod, labpod, memsource, netaddr
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.envoy
@@ -78,7 +78,7 @@ async def start_pod(
         root_pem=plane.mesh.root_pem,
         hosts={"istiod.istio-system.svc": plane.host},
     )
-    localhost = staticenvoy.loopback_host()
+    localhost = netaddr.loopback_host()
     env = agentproc.pod_env(
         root,
         pod=name,
@@ -142,7 +142,7 @@ async def test_readiness_waits_for_config_then_cert_is_in_envoy(tmp_path: Path, 
     plane = istiod.Istiod(src)
     await plane.start()  # no push yet: the ADS server has nothing to send
     try:
-        ip = staticenvoy.loopback_host()
+        ip = netaddr.loopback_host()
         hello_service(plane, ip)
         pod = await start_pod(tmp_path, plane, pods, "helloworld-v1-1", SERVER_SA, ip)
         await wait_for(lambda: plane.issued() >= 1, 20, message="cert issued")
@@ -182,7 +182,7 @@ def _answer(pod: Pod):  # type: ignore[no-untyped-def]
 async def test_mtls_pair_rotation_restart_and_discovery_outage(
     tmp_path: Path, plane: istiod.Istiod, pods: list[Pod], hello_app: list[str], delta: bool
 ) -> None:
-    server_ip, client_ip = staticenvoy.loopback_host(), staticenvoy.loopback_host()
+    server_ip, client_ip = netaddr.loopback_host(), netaddr.loopback_host()
     hello_service(plane, server_ip)
     await plane.push("startup")
     extra = {"SECRET_TTL": "4s", "ISTIO_DELTA_XDS": "true" if delta else "false"}

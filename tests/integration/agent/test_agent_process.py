@@ -6,29 +6,18 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import agentproc, casrv, labpod, staticenvoy
+from tests.support import agentproc, casrv, labpod, netaddr
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.envoy
 
 
-@pytest.fixture
-async def ca_server() -> AsyncIterator[casrv.CaServer]:
-    server = casrv.new_ca_server()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 async def test_not_ready_without_config_and_clean_sigterm(tmp_path: Path, ca_server: casrv.CaServer) -> None:
-    ip = staticenvoy.loopback_host()
+    ip = netaddr.loopback_host()
     root = labpod.write(
         tmp_path / "pod",
         token=ca_server.reviewer.issue("sample", "sleep"),
@@ -75,7 +64,7 @@ async def test_not_ready_without_config_and_clean_sigterm(tmp_path: Path, ca_ser
 
 
 async def test_envoy_does_not_outlive_a_killed_agent(tmp_path: Path, ca_server: casrv.CaServer) -> None:
-    ip = staticenvoy.loopback_host()
+    ip = netaddr.loopback_host()
     root = labpod.write(
         tmp_path / "pod",
         token=ca_server.reviewer.issue("sample", "sleep"),
@@ -109,7 +98,7 @@ def _alive(pid: int) -> bool:
 
 
 async def test_bad_env_exits_with_a_named_error(tmp_path: Path) -> None:
-    ip = staticenvoy.loopback_host()
+    ip = netaddr.loopback_host()
     root = tmp_path / "pod"
     root.mkdir()
     env = agentproc.pod_env(

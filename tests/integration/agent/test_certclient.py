@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,6 @@ from meshplane.security import ca
 from tests.support import casrv, labpod
 
 SLEEP = "spiffe://cluster.local/ns/sample/sa/sleep"
-
-
-@pytest.fixture
-async def ca_server() -> AsyncIterator[casrv.CaServer]:
-    server = casrv.new_ca_server()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def _target(root: Path, port: int, cluster_id: str = "cluster1") -> upstream.Upstream:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 
 from meshplane.agent import admin, certclient, csr, envoy, errors, rotation, sds, uds, upstream, workloadcert
 from meshplane.runtime import backoff, clock, tasks
-from tests.support import casrv, labpod, staticenvoy
+from tests.support import casrv, labpod, netaddr, staticenvoy
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.envoy
@@ -112,16 +111,6 @@ async def start_agent(
     return MiniAgent(name, root, store, manager, server, supervisor, admin.AdminClient(admin_addr), group)
 
 
-@pytest.fixture
-async def ca_server() -> AsyncIterator[casrv.CaServer]:
-    server = casrv.new_ca_server()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 def make_pod(tmp_path: Path, name: str, ca_server: casrv.CaServer, sa: str) -> Path:
     token = ca_server.reviewer.issue("sample", sa)
     return labpod.write(
@@ -133,8 +122,8 @@ def make_pod(tmp_path: Path, name: str, ca_server: casrv.CaServer, sa: str) -> P
 
 
 async def test_cert_reaches_envoy_and_token_is_reread(tmp_path: Path, ca_server: casrv.CaServer) -> None:
-    host = staticenvoy.loopback_host()
-    port = staticenvoy.free_port(host)
+    host = netaddr.loopback_host()
+    port = netaddr.free_port(host)
     root = make_pod(tmp_path, "server", ca_server, "helloworld")
     agent = await start_agent(
         "server", root, ca_server.port, SERVER_ID, 3600, [staticenvoy.mtls_server(host, port, CLIENT_ID)]
@@ -159,16 +148,16 @@ async def test_cert_reaches_envoy_and_token_is_reread(tmp_path: Path, ca_server:
 
 async def test_ca_down_at_start_is_retried(tmp_path: Path) -> None:
     ca_server = casrv.new_ca_server()
-    ca_server.port = staticenvoy.free_port("127.0.0.1")
+    ca_server.port = netaddr.free_port("127.0.0.1")
     root = make_pod(tmp_path, "late", ca_server, "helloworld")
-    host = staticenvoy.loopback_host()
+    host = netaddr.loopback_host()
     agent = await start_agent(
         "late",
         root,
         ca_server.port,
         SERVER_ID,
         3600,
-        [staticenvoy.mtls_server(host, staticenvoy.free_port(host), CLIENT_ID)],
+        [staticenvoy.mtls_server(host, netaddr.free_port(host), CLIENT_ID)],
     )
     try:
         await wait_for(lambda: agent.manager.failures >= 2, 15, message="failed CA attempts")
@@ -181,8 +170,8 @@ async def test_ca_down_at_start_is_retried(tmp_path: Path) -> None:
 
 
 async def test_rotation_under_load_drops_nothing(tmp_path: Path, ca_server: casrv.CaServer) -> None:
-    host = staticenvoy.loopback_host()
-    server_port, client_port = staticenvoy.free_port(host), staticenvoy.free_port(host)
+    host = netaddr.loopback_host()
+    server_port, client_port = netaddr.free_port(host), netaddr.free_port(host)
     ttl = 4.0
     server = await start_agent(
         "server",
@@ -240,7 +229,7 @@ async def test_rotation_under_load_drops_nothing(tmp_path: Path, ca_server: casr
 async def test_killed_envoy_is_restarted_and_gets_its_secrets_again(
     tmp_path: Path, ca_server: casrv.CaServer
 ) -> None:
-    host = staticenvoy.loopback_host()
+    host = netaddr.loopback_host()
     root = make_pod(tmp_path, "victim", ca_server, "helloworld")
     agent = await start_agent(
         "victim",
@@ -248,7 +237,7 @@ async def test_killed_envoy_is_restarted_and_gets_its_secrets_again(
         ca_server.port,
         SERVER_ID,
         3600,
-        [staticenvoy.mtls_server(host, staticenvoy.free_port(host), CLIENT_ID)],
+        [staticenvoy.mtls_server(host, netaddr.free_port(host), CLIENT_ID)],
     )
     try:
         await wait_for(agent.leaf_serial, 15, message="cert in envoy")

@@ -1,8 +1,9 @@
-"""One in-process dev cluster per test module (on its own thread); fresh namespaces per test."""
+"""The module's dev cluster (`cluster`, tests/support/clusterfixtures.py): its kubeconfig, a lightkube
+client, and a fresh namespace per test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +11,6 @@ import pytest
 import pytest_asyncio
 
 from tests.support import clusters
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[clusters.ThreadedCluster]:
-    c = clusters.ThreadedCluster(name="test").start()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 @pytest.fixture(scope="module")

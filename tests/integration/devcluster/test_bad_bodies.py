@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import clusters, rawhttp
+from tests.support import clusters, rawhttp, strategies
 
 VALID = {
     "apiVersion": "v1",
@@ -27,9 +27,8 @@ PATCH_TYPES = [
     "application/apply-patch+yaml",
 ]
 
-json_values = st.recursive(
+json_values = strategies.json_values(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=20,
 )
 bad_bodies = st.one_of(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,14 +18,9 @@ HISTORY = 20
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[clusters.ThreadedCluster]:
+def cluster_options() -> dict[str, Any]:
     """Short history and frequent bookmarks, both real settings of the server."""
-    settings = context.Settings(history_size=HISTORY, bookmark_interval=0.2)
-    c = clusters.ThreadedCluster(name="watch", settings=settings).start()
-    try:
-        yield c
-    finally:
-        c.close()
+    return {"name": "watch", "settings": context.Settings(history_size=HISTORY, bookmark_interval=0.2)}
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from lightkube.resources import core_v1
 
 from meshplane.agent import certclient, csr, errors, upstream
 from meshplane.discovery import app
-from tests.integration.discovery.conftest import ensure_ns, remote_secret
+from tests.support import kubeobjects
 from tests.support.clusters import ThreadedCluster, lightkube_client, unique
 from tests.support.wait import wait_for
 
@@ -40,7 +40,7 @@ async def test_cluster2_workload_certificate_needs_the_remote_secret(
     ns = unique("sample")
     w1, w2 = lightkube_client(c1.kubeconfig), lightkube_client(c2.kubeconfig)
     for w in (w1, w2):
-        await ensure_ns(w, ns)
+        await kubeobjects.ensure_namespace(w, ns)
         await w.create(core_v1.ServiceAccount(metadata=ObjectMeta(name="sleep", namespace=ns)))
     token2 = c2.run(lambda: c2.cluster.security.issue_token(ns, "sleep", ["istio-ca"]))
     token1 = c1.run(lambda: c1.cluster.security.issue_token(ns, "sleep", ["istio-ca"]))
@@ -51,7 +51,7 @@ async def test_cluster2_workload_certificate_needs_the_remote_secret(
     with pytest.raises(errors.CertificateError, match=r"UNAUTHENTICATED.*client claims to be in cluster"):
         await client_for(discovery, tmp_path, token2, "cluster2").create(request, 3600)
 
-    await w1.create(remote_secret(c2))
+    await w1.create(kubeobjects.remote_secret(c2.kubeconfig))
     await wait_for(lambda: "cluster2" in discovery._remote_ids(), what="cluster2 attached")
     chain = await client_for(discovery, tmp_path, token2, "cluster2").create(request, 3600)
     leaf = x509.load_pem_x509_certificate(chain[0].encode())

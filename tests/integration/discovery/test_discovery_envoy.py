@@ -15,9 +15,7 @@ import pytest
 from lightkube.resources import core_v1
 
 from meshplane.discovery import app
-from tests.integration.discovery.conftest import NS, add_service, remote_secret, set_slice
-from tests.integration.xds import netaddr
-from tests.support import envoyproc, httpbackend
+from tests.support import envoyproc, httpbackend, kubeobjects, netaddr
 from tests.support.clusters import ThreadedCluster, lightkube_client, unique
 from tests.support.wait import wait_for
 
@@ -56,11 +54,11 @@ async def test_sidecars_in_both_clusters_follow_the_mesh(
     w1, w2 = lightkube_client(c1.kubeconfig), lightkube_client(c2.kubeconfig)
     net = netaddr.Loopback()
     async with backends(net, "v1", "v2", "v2b") as be, contextlib.AsyncExitStack() as es:
-        await add_service(w1, ns, "helloworld")
-        await set_slice(w1, ns, "helloworld", [(be["v1"], True, False)])
-        await add_service(w2, ns, "helloworld")
-        await set_slice(w2, ns, "helloworld", [(be["v2"], True, False)])
-        await w1.create(remote_secret(c2))
+        await kubeobjects.add_service(w1, ns, "helloworld")
+        await kubeobjects.set_slice(w1, ns, "helloworld", [(be["v1"], True, False)])
+        await kubeobjects.add_service(w2, ns, "helloworld")
+        await kubeobjects.set_slice(w2, ns, "helloworld", [(be["v2"], True, False)])
+        await w1.create(kubeobjects.remote_secret(c2.kubeconfig))
 
         sidecars: list[tuple[str, envoyproc.Envoy]] = []
         for cid, delta in (("cluster1", False), ("cluster2", True)):
@@ -94,13 +92,15 @@ async def test_sidecars_in_both_clusters_follow_the_mesh(
         cds_before = [await e.stat("cluster_manager.cds.update_success") for _, e in sidecars]
 
         # endpoint added, made unready, terminating, removed in cluster2
-        await set_slice(w2, ns, "helloworld", [(be["v2"], True, False), (be["v2b"], True, False)])
+        await kubeobjects.set_slice(w2, ns, "helloworld", [(be["v2"], True, False), (be["v2b"], True, False)])
         await wait_for(lambda: hosts_are({a("v1"): "HEALTHY", a("v2"): "HEALTHY", a("v2b"): "HEALTHY"}), 10)
-        await set_slice(w2, ns, "helloworld", [(be["v2"], True, False), (be["v2b"], False, False)])
+        await kubeobjects.set_slice(
+            w2, ns, "helloworld", [(be["v2"], True, False), (be["v2b"], False, False)]
+        )
         await wait_for(lambda: hosts_are({a("v1"): "HEALTHY", a("v2"): "HEALTHY", a("v2b"): "UNHEALTHY"}), 10)
-        await set_slice(w2, ns, "helloworld", [(be["v2"], True, False), (be["v2b"], False, True)])
+        await kubeobjects.set_slice(w2, ns, "helloworld", [(be["v2"], True, False), (be["v2b"], False, True)])
         await wait_for(lambda: hosts_are({a("v1"): "HEALTHY", a("v2"): "HEALTHY", a("v2b"): "DRAINING"}), 10)
-        await set_slice(w2, ns, "helloworld", [(be["v2"], True, False)])
+        await kubeobjects.set_slice(w2, ns, "helloworld", [(be["v2"], True, False)])
         await wait_for(lambda: hosts_are({a("v1"): "HEALTHY", a("v2"): "HEALTHY"}), 10, what="removed")
         for (_, envoy), before in zip(sidecars, cds_before, strict=True):
             assert await envoy.stat("cluster_manager.cds.update_success") == before, (
@@ -115,7 +115,7 @@ async def test_sidecars_in_both_clusters_follow_the_mesh(
         assert await names_seen(sidecars[0][0], host, 10) == {"v1", "v2"}
         await asyncio.to_thread(c2.call, c2.cluster.start)
         w2 = lightkube_client(c2.kubeconfig)
-        await set_slice(w2, ns, "helloworld", [(be["v2"], True, False), (be["v2b"], True, False)])
+        await kubeobjects.set_slice(w2, ns, "helloworld", [(be["v2"], True, False), (be["v2b"], True, False)])
         await wait_for(lambda: hosts_are({a("v1"): "HEALTHY", a("v2"): "HEALTHY", a("v2b"): "HEALTHY"}), 20)
 
         # rotate the remote secret's kubeconfig: cluster2's endpoints never leave the sidecars
@@ -131,8 +131,10 @@ async def test_sidecars_in_both_clusters_follow_the_mesh(
 
         watcher = asyncio.create_task(watch_gaps())
         old = discovery.multicluster.client_for("cluster2") if discovery.multicluster else None
-        rotated = remote_secret(c2, comment="rotated")
-        await w1.patch(core_v1.Secret, rotated.metadata.name, {"data": rotated.data}, namespace=NS)
+        rotated = kubeobjects.remote_secret(c2.kubeconfig, comment="rotated")
+        await w1.patch(
+            core_v1.Secret, rotated.metadata.name, {"data": rotated.data}, namespace=kubeobjects.ISTIO_SYSTEM
+        )
         await wait_for(
             lambda: (
                 discovery.multicluster is not None
@@ -147,7 +149,7 @@ async def test_sidecars_in_both_clusters_follow_the_mesh(
         assert gaps == []
 
         # a broken secret is reported and changes nothing else
-        bad = remote_secret(c2, name="cluster3")
+        bad = kubeobjects.remote_secret(c2.kubeconfig, name="cluster3")
         bad.data = {"cluster3": "bm90IGEga3ViZWNvbmZpZw=="}
         await w1.create(bad)
         await wait_for(
@@ -160,10 +162,10 @@ async def test_sidecars_in_both_clusters_follow_the_mesh(
         assert await hosts_are({a("v1"): "HEALTHY", a("v2"): "HEALTHY", a("v2b"): "HEALTHY"})
 
         # delete the remote secret: cluster2's endpoints leave; re-apply: they come back
-        await w1.delete(core_v1.Secret, "istio-remote-secret-cluster2", namespace=NS)
+        await w1.delete(core_v1.Secret, "istio-remote-secret-cluster2", namespace=kubeobjects.ISTIO_SYSTEM)
         await wait_for(lambda: hosts_are({a("v1"): "HEALTHY"}), 10, what="cluster2 removed")
         assert await names_seen(sidecars[0][0], host, 10) == {"v1"}
-        await w1.create(remote_secret(c2))
+        await w1.create(kubeobjects.remote_secret(c2.kubeconfig))
         await wait_for(lambda: hosts_are({a("v1"): "HEALTHY", a("v2"): "HEALTHY", a("v2b"): "HEALTHY"}), 15)
     await w1.close()
     await w2.close()

@@ -18,7 +18,7 @@ from lightkube.resources import admissionregistration_v1, core_v1, discovery_v1
 
 from meshplane.discovery import app, options
 from meshplane.kube import leader
-from tests.integration.discovery.conftest import NS, ensure_ns, remote_secret
+from tests.support import kubeobjects
 from tests.support.clusters import ThreadedCluster, lightkube_client, unique
 from tests.support.wait import wait_for
 
@@ -31,7 +31,7 @@ async def external(
     c1, _ = clusters
     kc = c1.write_kubeconfig(tmp_path / "kubeconfig")
     w = lightkube_client(c1.kubeconfig)
-    await ensure_ns(w, NS)
+    await kubeobjects.ensure_namespace(w, kubeobjects.ISTIO_SYSTEM)
     await w.close()
     opts = options.build(
         {
@@ -55,8 +55,10 @@ async def external(
     finally:
         await server.stop()
         w = lightkube_client(c1.kubeconfig)
-        async for s in w.list(core_v1.Secret, namespace=NS, labels={"istio/multiCluster": "true"}):
-            await w.delete(core_v1.Secret, s.metadata.name, namespace=NS)
+        async for s in w.list(
+            core_v1.Secret, namespace=kubeobjects.ISTIO_SYSTEM, labels={"istio/multiCluster": "true"}
+        ):
+            await w.delete(core_v1.Secret, s.metadata.name, namespace=kubeobjects.ISTIO_SYSTEM)
         await w.close()
 
 
@@ -78,7 +80,9 @@ def injector_webhook(name: str) -> admissionregistration_v1.MutatingWebhookConfi
                 sideEffects="None",
                 failurePolicy="Fail",
                 clientConfig=adm.WebhookClientConfig(
-                    service=adm.ServiceReference(name="istiod", namespace=NS, port=443, path="/inject"),
+                    service=adm.ServiceReference(
+                        name="istiod", namespace=kubeobjects.ISTIO_SYSTEM, port=443, path="/inject"
+                    ),
                     caBundle="",
                 ),
                 rules=[
@@ -112,14 +116,18 @@ async def test_primary_root_cert_webhook_patch_and_injection(
     # the webhook patcher fills caBundle; the selectorless istiod Service routes to our 15017
     await w.create(
         core_v1.Service(
-            metadata=ObjectMeta(name="istiod", namespace=NS),
+            metadata=ObjectMeta(name="istiod", namespace=kubeobjects.ISTIO_SYSTEM),
             spec=m.ServiceSpec(ports=[m.ServicePort(name="https-webhook", port=443, targetPort=15017)]),
         )
     )
     await w.create(
         discovery_v1.EndpointSlice(
             addressType="IPv4",
-            metadata=ObjectMeta(name="istiod", namespace=NS, labels={"kubernetes.io/service-name": "istiod"}),
+            metadata=ObjectMeta(
+                name="istiod",
+                namespace=kubeobjects.ISTIO_SYSTEM,
+                labels={"kubernetes.io/service-name": "istiod"},
+            ),
             ports=[d.EndpointPort(name="https-webhook", port=external.ports.webhook)],
             endpoints=[d.Endpoint(addresses=["127.0.0.1"])],
         )
@@ -145,8 +153,8 @@ async def test_primary_root_cert_webhook_patch_and_injection(
     assert env["ISTIO_META_CLUSTER_ID"] == "cluster1" and env["ISTIO_META_NETWORK"] == "network1"
     assert "sidecar.istio.io/status" in (pod.metadata.annotations or {})
     await w.delete(admissionregistration_v1.MutatingWebhookConfiguration, name)
-    await w.delete(discovery_v1.EndpointSlice, "istiod", namespace=NS)
-    await w.delete(core_v1.Service, "istiod", namespace=NS)
+    await w.delete(discovery_v1.EndpointSlice, "istiod", namespace=kubeobjects.ISTIO_SYSTEM)
+    await w.delete(core_v1.Service, "istiod", namespace=kubeobjects.ISTIO_SYSTEM)
     await w.close()
 
 
@@ -156,11 +164,11 @@ async def test_external_istiod_leads_only_annotated_remotes(
     c1, c2 = clusters
     w1, w2 = lightkube_client(c1.kubeconfig), lightkube_client(c2.kubeconfig)
     root = external.security.ca.root_pem if external.security else ""
-    await ensure_ns(w2, NS)
+    await kubeobjects.ensure_namespace(w2, kubeobjects.ISTIO_SYSTEM)
     ns2 = unique("remote")
     await w2.create(core_v1.Namespace(metadata=ObjectMeta(name=ns2)))
     # not annotated: cluster2 is only read
-    await w1.create(remote_secret(c2))
+    await w1.create(kubeobjects.remote_secret(c2.kubeconfig))
     await wait_for(
         lambda: any(s["id"] == "cluster2" and s["syncStatus"] == "synced" for s in external._clusterz())
     )
@@ -173,18 +181,22 @@ async def test_external_istiod_leads_only_annotated_remotes(
     # annotate and re-attach (Istio checks the annotation when the cluster is added)
     await w2.patch(
         core_v1.Namespace,
-        NS,
+        kubeobjects.ISTIO_SYSTEM,
         {"metadata": {"annotations": {"topology.istio.io/controlPlaneClusters": "cluster1"}}},
     )
-    await w1.delete(core_v1.Secret, "istio-remote-secret-cluster2", namespace=NS)
+    await w1.delete(core_v1.Secret, "istio-remote-secret-cluster2", namespace=kubeobjects.ISTIO_SYSTEM)
     await wait_for(lambda: all(s["id"] != "cluster2" for s in external._clusterz()))
-    await w1.create(remote_secret(c2))
+    await w1.create(kubeobjects.remote_secret(c2.kubeconfig))
     await wait_for(lambda: _eq(root_cert(w2, ns2), root), 10, what="root cert written in cluster2")
-    lock = await w2.get(core_v1.ConfigMap, "istio-namespace-controller-election", namespace=NS)
+    lock = await w2.get(
+        core_v1.ConfigMap, "istio-namespace-controller-election", namespace=kubeobjects.ISTIO_SYSTEM
+    )
     record = leader.Record.parse((lock.metadata.annotations or {}).get(leader.ANNOTATION))
     assert record is not None and record.holder_identity == "istiod-a" and record.holder_key == "^default"
     await w2.patch(
-        core_v1.Namespace, NS, {"metadata": {"annotations": {"topology.istio.io/controlPlaneClusters": None}}}
+        core_v1.Namespace,
+        kubeobjects.ISTIO_SYSTEM,
+        {"metadata": {"annotations": {"topology.istio.io/controlPlaneClusters": None}}},
     )
     await w1.close()
     await w2.close()
@@ -199,10 +211,10 @@ async def test_two_replicas_one_leader_per_remote_and_handover(
 ) -> None:
     c1, c2 = clusters
     w1, w2 = lightkube_client(c1.kubeconfig), lightkube_client(c2.kubeconfig)
-    await ensure_ns(w2, NS)
+    await kubeobjects.ensure_namespace(w2, kubeobjects.ISTIO_SYSTEM)
     await w2.patch(
         core_v1.Namespace,
-        NS,
+        kubeobjects.ISTIO_SYSTEM,
         {"metadata": {"annotations": {"topology.istio.io/controlPlaneClusters": "cluster1"}}},
     )
     second = app.Discovery(
@@ -223,7 +235,7 @@ async def test_two_replicas_one_leader_per_remote_and_handover(
     )
     await second.start()
     try:
-        await w1.create(remote_secret(c2))
+        await w1.create(kubeobjects.remote_secret(c2.kubeconfig))
 
         def leading() -> list[str]:
             out = []
@@ -235,7 +247,9 @@ async def test_two_replicas_one_leader_per_remote_and_handover(
 
         await wait_for(lambda: len(leading()) == 1, 15, what="one leader for cluster2")
         first = leading()[0]
-        lock = await w2.get(core_v1.ConfigMap, "istio-namespace-controller-election", namespace=NS)
+        lock = await w2.get(
+            core_v1.ConfigMap, "istio-namespace-controller-election", namespace=kubeobjects.ISTIO_SYSTEM
+        )
         record = leader.Record.parse((lock.metadata.annotations or {}).get(leader.ANNOTATION))
         assert record is not None and record.holder_identity == first
         # the leader goes away: the other replica takes over within the lease duration (30 s)
@@ -247,7 +261,7 @@ async def test_two_replicas_one_leader_per_remote_and_handover(
         await second.stop()
         await w2.patch(
             core_v1.Namespace,
-            NS,
+            kubeobjects.ISTIO_SYSTEM,
             {"metadata": {"annotations": {"topology.istio.io/controlPlaneClusters": None}}},
         )
         await w1.close()

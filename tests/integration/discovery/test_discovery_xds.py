@@ -13,8 +13,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 
 from meshplane.discovery import app
 from meshplane.xds import resources
-from tests.integration.discovery.conftest import add_service, remote_secret, set_slice
-from tests.support import xdsclient
+from tests.support import kubeobjects, xdsclient
 from tests.support.clusters import ThreadedCluster, lightkube_client, unique
 from tests.support.wait import wait_for
 
@@ -55,11 +54,11 @@ async def test_endpoints_of_both_clusters_and_debug_pages(
     c1, c2 = clusters
     ns = unique("sample")
     w1, w2 = lightkube_client(c1.kubeconfig), lightkube_client(c2.kubeconfig)
-    await add_service(w1, ns, "helloworld")
-    await set_slice(w1, ns, "helloworld", [("127.0.1.5", True, False)])
-    await add_service(w2, ns, "helloworld")
-    await set_slice(w2, ns, "helloworld", [("127.0.2.5", True, False)])
-    await w1.create(remote_secret(c2))
+    await kubeobjects.add_service(w1, ns, "helloworld")
+    await kubeobjects.set_slice(w1, ns, "helloworld", [("127.0.1.5", True, False)])
+    await kubeobjects.add_service(w2, ns, "helloworld")
+    await kubeobjects.set_slice(w2, ns, "helloworld", [("127.0.2.5", True, False)])
+    await w1.create(kubeobjects.remote_secret(c2.kubeconfig))
     cluster = f"outbound|5000||helloworld.{ns}.svc.cluster.local"
     node = xdsclient.make_node(
         xdsclient.sidecar_node_id("sleep-1", ns, "127.0.1.9"), {"CLUSTER_ID": "cluster1"}

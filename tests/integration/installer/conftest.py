@@ -1,123 +1,23 @@
-"""Two in-process dev clusters (contexts cluster1 and cluster2) and the meshplane CLI as a subprocess."""
+"""Two fresh in-process dev clusters per test, behind one kubeconfig (tests/support/installenv.py)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support import clusters
-
-ROOT = Path(__file__).resolve().parents[3]
-
-CLUSTER1_YAML = """\
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-spec:
-  values:
-    global:
-      meshID: mesh1
-      multiCluster:
-        clusterName: cluster1
-      network: network1
-"""
-
-CLUSTER2_YAML = """\
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-spec:
-  profile: remote
-  values:
-    istiodRemote:
-      injectionPath: /inject/cluster/cluster2/net/network1
-    global:
-      remotePilotAddress: {addr}
-"""
-
-
-@dataclass
-class Env:
-    c1: clusters.ThreadedCluster
-    c2: clusters.ThreadedCluster
-    kubeconfig: Path
-    workdir: Path
-
-    def env(self) -> dict[str, str]:
-        home = self.workdir / "home"
-        home.mkdir(exist_ok=True)
-        return {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(home),
-            "KUBECONFIG": str(self.kubeconfig),
-            "PYTHONPATH": str(ROOT / "src"),
-            "MESHPLANE_LOG_LEVEL": "WARNING",
-        }
-
-    def meshplane(
-        self, *args: str, stdin: str | None = None, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "meshplane", *args],
-            input=stdin if stdin is not None else "",
-            capture_output=True,
-            text=True,
-            env=self.env(),
-            timeout=timeout,
-            check=False,
-        )
-
-    def kubectl(
-        self, *args: str, stdin: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        return clusters.kubectl(self.kubeconfig, *args, input_text=stdin, check=check)
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.kubectl(*args, "-o", "json").stdout)
-
-    def file(self, name: str, text: str) -> str:
-        p = self.workdir / name
-        p.write_text(text)
-        return str(p)
+from tests.support import clusters, installenv
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path) -> Iterator[installenv.Env]:
     c1 = clusters.ThreadedCluster(name="cluster1").start()
     c2 = clusters.ThreadedCluster(name="cluster2").start()
     try:
         kc = tmp_path / "kubeconfig"
         kc.write_text(clusters.merged_kubeconfig(c1.kubeconfig, c2.kubeconfig))
-        yield Env(c1, c2, kc, tmp_path)
+        yield installenv.Env(c1, c2, kc, tmp_path)
     finally:
         c1.close()
         c2.close()
-
-
-LABELLED_KINDS = (
-    "deployments,services,configmaps,serviceaccounts,roles,rolebindings,endpointslices,secrets,pods",
-    "clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations,"
-    "customresourcedefinitions",
-)
-
-
-def labelled(e: Env, context: str) -> dict[str, str]:
-    """Every object carrying operator.istio.io/component in a cluster: `Kind ns/name` → resourceVersion."""
-    out: dict[str, str] = {}
-    for kinds in LABELLED_KINDS:
-        items = e.json("--context", context, "get", kinds, "-A", "-l", "operator.istio.io/component")["items"]
-        for o in items:
-            m = o["metadata"]
-            key = (
-                f"{o['kind']} {m['namespace']}/{m['name']}"
-                if m.get("namespace")
-                else f"{o['kind']} {m['name']}"
-            )
-            out[key] = m["resourceVersion"]
-    return out

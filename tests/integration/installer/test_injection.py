@@ -20,8 +20,7 @@ from meshplane.installer import config, pilot
 from meshplane.webhooks import handler as inj_handler
 from meshplane.webhooks import settings
 from tests.support import webhooks
-
-from .conftest import CLUSTER1_YAML, CLUSTER2_YAML, Env
+from tests.support.installenv import CLUSTER1_YAML, CLUSTER2_YAML, Env
 
 POD = """\
 apiVersion: v1

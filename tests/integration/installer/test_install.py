@@ -7,8 +7,7 @@ import json
 import yaml
 
 from meshplane.installer import config, eastwest, gateways, manifest, render
-
-from .conftest import CLUSTER1_YAML, CLUSTER2_YAML, ROOT, Env, labelled
+from tests.support.installenv import CLUSTER1_YAML, CLUSTER2_YAML, ROOT, Env, labelled
 
 ADDR = "127.0.9.1"
 

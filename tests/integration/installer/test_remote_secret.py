@@ -7,8 +7,7 @@ import base64
 import yaml
 
 from tests.support import clusters
-
-from .conftest import CLUSTER2_YAML, Env, labelled
+from tests.support.installenv import CLUSTER2_YAML, Env, labelled
 
 
 def _check_format(text: str, name: str) -> dict[str, object]:

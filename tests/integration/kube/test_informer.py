@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,13 +19,12 @@ from tests.support.wait import wait_for
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedCluster]:
-    data = tmp_path_factory.mktemp("informer-data")
-    c = ThreadedCluster(
-        "informer", data_dir=data, settings=context.Settings(name="informer", history_size=50)
-    ).start()
-    yield c
-    c.close()
+def cluster_options(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return {
+        "name": "informer",
+        "data_dir": tmp_path_factory.mktemp("informer-data"),
+        "settings": context.Settings(name="informer", history_size=50),
+    }
 
 
 @pytest.fixture

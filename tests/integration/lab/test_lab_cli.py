@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.integration.lab import conftest
-from tests.support import clusters, wait
+from tests.support import clusters, labnode, wait
 
-SAMPLES = conftest.ROOT / "samples"
+SAMPLES = labnode.ROOT / "samples"
 
 
 def lab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -21,7 +20,7 @@ def lab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "meshplane", "lab", *args],
         capture_output=True,
         text=True,
-        env=conftest.env(),
+        env=labnode.env(),
         timeout=timeout,
         check=False,
     )
@@ -33,7 +32,7 @@ def pids(directory: Path) -> dict[str, int]:
 
 
 def test_up_status_exec_down(tmp_path: Path) -> None:
-    base = conftest.address_base()
+    base = labnode.address_base()
     d = tmp_path / "lab"
     pod_pids: list[int] = []
     try:
@@ -47,7 +46,7 @@ def test_up_status_exec_down(tmp_path: Path) -> None:
         contexts = clusters.kubectl(kubeconfig, "config", "get-contexts", "-o", "name").stdout.split()
         assert sorted(contexts) == ["cluster1", "cluster2"]
         started = pids(d)
-        assert len(started) == 4 and all(conftest.alive(p) for p in started.values())
+        assert len(started) == 4 and all(labnode.alive(p) for p in started.values())
 
         again = lab("up", "--dir", str(d))
         assert again.returncode == 0, again.stderr
@@ -70,7 +69,7 @@ def test_up_status_exec_down(tmp_path: Path) -> None:
 
         # a node runtime killed with SIGKILL takes its pods' processes with it; `up` restarts it
         os.kill(started["cluster1/node"], signal.SIGKILL)
-        wait.wait_until(lambda: not conftest.alive(app_pid), timeout=15, what="pod process exit")
+        wait.wait_until(lambda: not labnode.alive(app_pid), timeout=15, what="pod process exit")
         restarted = lab("up", "--dir", str(d))
         assert restarted.returncode == 0, restarted.stderr
         now = pids(d)
@@ -113,17 +112,17 @@ def test_up_status_exec_down(tmp_path: Path) -> None:
         pod_pids = [
             int(p.read_text().split()[0])
             for p in (d / "nodes").rglob("*.pid")
-            if conftest.alive(int(p.read_text().split()[0]))
+            if labnode.alive(int(p.read_text().split()[0]))
         ]
         assert len(pod_pids) == 2  # helloworld and curl in cluster1, after the node restart
     finally:
         down = lab("down", "--dir", str(d))
     assert down.returncode == 0, down.stderr
     everything = [*pids(d).values(), *pod_pids]
-    assert not [p for p in everything if conftest.alive(p)]
-    assert conftest.listening(f"127.{base}.") == [] and conftest.listening(f"127.{base + 1}.") == []
+    assert not [p for p in everything if labnode.alive(p)]
+    assert labnode.listening(f"127.{base}.") == [] and labnode.listening(f"127.{base + 1}.") == []
     ports = {
         json.loads((d / "lab.json").read_text())["clusters"][c]["api"]["port"]
         for c in ("cluster1", "cluster2")
     }
-    assert not [s for s in conftest.listening("127.0.0.1") if int(s.rsplit(":", 1)[1]) in ports]
+    assert not [s for s in labnode.listening("127.0.0.1") if int(s.rsplit(":", 1)[1]) in ports]

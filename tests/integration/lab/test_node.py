@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from meshplane.runtime import resolve
-from tests.integration.lab.conftest import ROOT, LabNode, alive, dump, ready
-from tests.support import wait
+from tests.support import labnode, wait
+from tests.support.labnode import ROOT, LabNode, alive, dump, ready
 
 SAMPLES = ROOT / "samples"
 
@@ -346,14 +346,13 @@ spec:
 
 
 def test_node_shutdown_stops_every_process(tmp_path: Path) -> None:
-    from tests.integration.lab import conftest
     from tests.support import clusters
 
-    base = conftest.address_base()
+    base = labnode.address_base()
     c = clusters.ThreadedCluster(name="c", service_cidr=f"127.{base}.10.0/24").start()
     try:
         kubeconfig = c.write_kubeconfig(tmp_path / "kubeconfig")
-        proc, log = conftest.start_node(kubeconfig, tmp_path / "node", base, "c")
+        proc, log = labnode.start_node(kubeconfig, tmp_path / "node", base, "c")
         n = LabNode(c, kubeconfig, tmp_path / "node", base, proc, log)
         try:
             n.kubectl("create", "namespace", "s")
@@ -361,12 +360,12 @@ def test_node_shutdown_stops_every_process(tmp_path: Path) -> None:
             n.kubectl("wait", "--for=condition=Available", "deployment", "--all", "-n", "s", "--timeout=60s")
             pids = [n.pid("s", p["metadata"]["name"], "helloworld") for p in n.pods("s")]
             assert len(pids) == 2 and all(alive(p) for p in pids)
-            assert conftest.listening(f"127.{base}.")
+            assert labnode.listening(f"127.{base}.")
         finally:
-            conftest.stop(proc)
+            labnode.stop(proc)
         assert proc.returncode == 0, log.read_text()[-2000:]
         assert not [p for p in pids if alive(p)]
-        assert conftest.listening(f"127.{base}.") == []
+        assert labnode.listening(f"127.{base}.") == []
     finally:
         c.close()
 

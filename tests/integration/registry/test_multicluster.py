@@ -3,67 +3,23 @@
 from __future__ import annotations
 
 import base64
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import yaml
-from lightkube.models import core_v1 as m
-from lightkube.models import discovery_v1 as d
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources import core_v1, discovery_v1
+from lightkube.resources import core_v1
 
 from meshplane.kube import client as kube_client
 from meshplane.model import ids, mesh
 from meshplane.registry import aggregate, cluster, metrics, multicluster
+from tests.support import kubeobjects, netaddr
 from tests.support.clusters import ThreadedCluster, lightkube_client, unique
 from tests.support.wait import wait_for
 
 C1, C2 = ids.ClusterId("cluster1"), ids.ClusterId("cluster2")
 NS = "istio-system"
-
-
-@pytest.fixture(scope="module")
-def clusters() -> Iterator[tuple[ThreadedCluster, ThreadedCluster]]:
-    a = ThreadedCluster("cluster1").start()
-    b = ThreadedCluster("cluster2").start()
-    yield a, b
-    a.close()
-    b.close()
-
-
-async def ensure_ns(client: Any, name: str) -> None:
-    try:
-        await client.create(core_v1.Namespace(metadata=ObjectMeta(name=name)))
-    except Exception:
-        pass
-
-
-async def add_service(client: Any, ns: str, name: str, ips: list[str], ready: bool = True) -> None:
-    await ensure_ns(client, ns)
-    await client.create(
-        core_v1.Service(
-            metadata=ObjectMeta(name=name, namespace=ns),
-            spec=m.ServiceSpec(ports=[m.ServicePort(name="http", port=5000)], selector={"app": name}),
-        )
-    )
-    await set_slice(client, ns, name, ips, ready)
-
-
-async def set_slice(client: Any, ns: str, name: str, ips: list[str], ready: bool = True) -> None:
-    sl = discovery_v1.EndpointSlice(
-        addressType="IPv4",
-        metadata=ObjectMeta(name=f"{name}-x", namespace=ns, labels={"kubernetes.io/service-name": name}),
-        ports=[d.EndpointPort(name="http", port=5000)],
-        endpoints=[d.Endpoint(addresses=[ip], conditions=d.EndpointConditions(ready=ready)) for ip in ips],
-    )
-    try:
-        existing = await client.get(discovery_v1.EndpointSlice, f"{name}-x", namespace=ns)
-        sl.metadata.resourceVersion = existing.metadata.resourceVersion
-        await client.replace(sl)
-    except Exception:
-        await client.create(sl)
 
 
 def secret(name: str, entries: dict[str, str]) -> core_v1.Secret:
@@ -110,7 +66,7 @@ class Harness:
 @pytest.fixture
 async def harness(clusters: tuple[ThreadedCluster, ThreadedCluster]) -> AsyncIterator[Harness]:
     h = Harness(clusters[0])
-    await ensure_ns(h.local, NS)
+    await kubeobjects.ensure_namespace(h.local, NS)
     await h.mc.start()
     yield h
     await h.mc.stop()
@@ -137,8 +93,10 @@ async def test_remote_secret_lifecycle(
     ns = unique("sample")
     host = ids.service_hostname("helloworld", ns)
     w1, w2 = lightkube_client(c1.kubeconfig), lightkube_client(c2.kubeconfig)
-    await add_service(w1, ns, "helloworld", ["127.0.1.5"])
-    await add_service(w2, ns, "helloworld", ["127.0.2.5"])
+    await kubeobjects.add_service(w1, ns, "helloworld")
+    await kubeobjects.set_slice(w1, ns, "helloworld", [("127.0.1.5", True, False)])
+    await kubeobjects.add_service(w2, ns, "helloworld")
+    await kubeobjects.set_slice(w2, ns, "helloworld", [("127.0.2.5", True, False)])
     await wait_for(lambda: harness.endpoints(host) == {C1: ["127.0.1.5"]}, what="cluster1 endpoints")
     assert harness.mc.ready()
 
@@ -153,7 +111,9 @@ async def test_remote_secret_lifecycle(
     }
     # endpoint changes in cluster2 are EDS-only
     harness.changes.clear()
-    await set_slice(w2, ns, "helloworld", ["127.0.2.5", "127.0.2.6"])
+    await kubeobjects.set_slice(
+        w2, ns, "helloworld", [("127.0.2.5", True, False), ("127.0.2.6", True, False)]
+    )
     await wait_for(
         lambda: harness.endpoints(host).get(C2) == ["127.0.2.5", "127.0.2.6"], what="added endpoint"
     )
@@ -170,7 +130,7 @@ async def test_remote_secret_lifecycle(
         namespace=NS,
     )
     await wait_for(lambda: harness.mc.client_for("cluster2") is not old_client, what="swap")
-    await set_slice(w2, ns, "helloworld", ["127.0.2.7"])
+    await kubeobjects.set_slice(w2, ns, "helloworld", [("127.0.2.7", True, False)])
     await wait_for(lambda: harness.endpoints(host).get(C2) == ["127.0.2.7"], what="new registry serves")
     assert harness.gaps == []
     harness.watch_host = None
@@ -230,12 +190,10 @@ async def test_unreachable_remote_times_out_without_blocking_readiness(
 ) -> None:
     c1, c2 = clusters
     h = Harness(c1, timeout=1.0)
-    await ensure_ns(h.local, NS)
+    await kubeobjects.ensure_namespace(h.local, NS)
     await h.mc.start()
     try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            dead_port = s.getsockname()[1]
+        dead_port = netaddr.free_port()
         cfg = c2.kubeconfig
         cfg["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{dead_port}"
         await h.local.create(secret("unreachable", {"cluster9": yaml.safe_dump(cfg)}))

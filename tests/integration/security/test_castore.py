@@ -11,8 +11,8 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 
 from meshplane.security import ca, castore, errors
-from tests.integration.security.conftest import Cluster, unique
 from tests.support import secpki
+from tests.support.loopcluster import Cluster, unique
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

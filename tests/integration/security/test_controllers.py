@@ -24,7 +24,7 @@ from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBi
 from meshplane.model.ids import ClusterId
 from meshplane.runtime import tasks
 from meshplane.security import ca, nscontroller, webhookpatch
-from tests.integration.security.conftest import Cluster, unique
+from tests.support.loopcluster import Cluster, unique
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -16,8 +16,7 @@ import yaml
 
 from meshplane.networking import config as networking_config
 from meshplane.push import context
-from tests.integration.xds import netaddr
-from tests.support import envoyproc, memsource, stack, tlscerts
+from tests.support import envoyproc, memsource, netaddr, secpki, stack
 from tests.support import meshdata as md
 from tests.support.wait import wait_for
 
@@ -35,7 +34,7 @@ class NetworkedSource(memsource.MemorySource):
         return dataclasses.replace(super().snapshot(version), networking=self.networking)
 
 
-def _server_context(tmp: Path, pair: tlscerts.Pair, name: str) -> ssl.SSLContext:
+def _server_context(tmp: Path, pair: secpki.Pair, name: str) -> ssl.SSLContext:
     (tmp / f"{name}.crt").write_bytes(pair.cert_pem)
     (tmp / f"{name}.key").write_bytes(pair.key_pem)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -62,7 +61,7 @@ async def _tls_echo(host: str, ctx: ssl.SSLContext, tag: str) -> AsyncIterator[i
         await server.wait_closed()
 
 
-async def _ask(host: str, port: int, sni: str, ca: tlscerts.CA, verify_name: str) -> str:
+async def _ask(host: str, port: int, sni: str, ca: secpki.CA, verify_name: str) -> str:
     ctx = ssl.create_default_context(cadata=ca.pem.decode())
     ctx.check_hostname = False  # the SNI may differ from the name checked below
     reader, writer = await asyncio.wait_for(
@@ -82,7 +81,7 @@ async def _ask(host: str, port: int, sni: str, ca: tlscerts.CA, verify_name: str
 @pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
 async def test_east_west_gateway_passes_tls_through(delta: bool, tmp_path: Path) -> None:
     net = netaddr.Loopback()
-    ca = tlscerts.CA()
+    ca = secpki.CA()
     istiod_ip, hello_ip, gw_ip = net.ip(), net.ip(), net.ip()
     docs = [
         d

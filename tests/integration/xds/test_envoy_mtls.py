@@ -14,8 +14,7 @@ import pytest
 
 from meshplane.model import mesh
 from meshplane.model.ids import ClusterId
-from tests.integration.xds import netaddr
-from tests.support import envoyproc, httpbackend, memsource, sdsserver, stack, tlscerts
+from tests.support import envoyproc, httpbackend, memsource, netaddr, sdsserver, secpki, stack
 from tests.support import meshdata as md
 from tests.support.wait import wait_for
 
@@ -44,7 +43,7 @@ async def _plaintext_refused(url: str) -> bool:
 
 async def test_mtls_between_sidecars_permissive_then_strict(tmp_path: Path) -> None:
     net = netaddr.Loopback()
-    ca = tlscerts.CA()
+    ca = secpki.CA()
     server_ip, server_lh, client_ip, client_lh = net.ip(), net.ip(), net.ip(), net.ip()
     source = memsource.MemorySource()
     hello = source.add_service("helloworld", "sample", (("http", 5000),))

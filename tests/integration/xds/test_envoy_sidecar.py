@@ -14,8 +14,7 @@ import pytest
 
 from meshplane.model import endpoint
 from meshplane.model.ids import ClusterId
-from tests.integration.xds import netaddr
-from tests.support import envoyproc, httpbackend, memsource, stack
+from tests.support import envoyproc, httpbackend, memsource, netaddr, stack
 from tests.support import meshdata as md
 from tests.support.wait import wait_for
 

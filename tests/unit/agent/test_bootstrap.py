@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from meshplane.agent import bootstrap
 from meshplane.agent import errors as agent_errors
 from meshplane.model.proxy import ProxyType
-from tests.support import envoyproc
+from tests.support import envoyproc, secpki
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -200,28 +200,7 @@ def test_envoy_accepts_the_bootstrap(kw: dict[str, Any], tmp_path: Path) -> None
 
 
 def _self_signed_pem() -> bytes:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test root")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    return secpki.CA("test root").pem
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

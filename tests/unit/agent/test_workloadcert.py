@@ -4,14 +4,12 @@ import time
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshplane.agent import csr, errors, workloadcert
 from meshplane.security import ca
+from tests.support import secpki
 
 ID = "spiffe://cluster.local/ns/sample/sa/sleep"
 
@@ -41,19 +39,7 @@ def test_valid_chain(mesh_ca: ca.MeshCA) -> None:
 
 
 def _intermediate(root: ca.KeyCertBundle) -> ca.KeyCertBundle:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "intermediate")]))
-        .issuer_name(root.root.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(root.signing_key, hashes.SHA256())
-    )
+    cert, key = secpki.intermediate(root.root, root.signing_key, days=1)
     return ca.KeyCertBundle(signing_cert=cert, signing_key=key, intermediates=(cert,), root=root.root)
 
 

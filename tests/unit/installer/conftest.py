@@ -1,25 +1,8 @@
+"""The IstioOperator files of the two-cluster install (one copy: tests/support/installenv.py)."""
+
 from __future__ import annotations
 
-CLUSTER1 = """\
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-spec:
-  values:
-    global:
-      meshID: mesh1
-      multiCluster:
-        clusterName: cluster1
-      network: network1
-"""
+from tests.support.installenv import CLUSTER1_YAML as CLUSTER1
+from tests.support.installenv import CLUSTER2_YAML as CLUSTER2
 
-CLUSTER2 = """\
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-spec:
-  profile: remote
-  values:
-    istiodRemote:
-      injectionPath: /inject/cluster/cluster2/net/network1
-    global:
-      remotePilotAddress: {addr}
-"""
+__all__ = ["CLUSTER1", "CLUSTER2"]

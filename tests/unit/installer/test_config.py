@@ -5,18 +5,7 @@ from __future__ import annotations
 import pytest
 
 from meshplane.installer import config, errors, iop
-
-CLUSTER1 = """\
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-spec:
-  values:
-    global:
-      meshID: mesh1
-      multiCluster:
-        clusterName: cluster1
-      network: network1
-"""
+from tests.support.installenv import CLUSTER1_YAML as CLUSTER1
 
 
 def _load(*texts: str, sets: tuple[str, ...] = ()) -> config.InstallConfig:

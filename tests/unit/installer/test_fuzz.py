@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshplane.installer import config, errors, render
+from tests.support import strategies
 
 BASE: dict[str, Any] = yaml.safe_load(
     """\
@@ -67,11 +68,7 @@ PATHS = [
 _scalar = (
     st.none() | st.booleans() | st.integers(-5, 70000) | st.floats(allow_nan=False) | st.text(max_size=12)
 )
-_values = st.recursive(
-    _scalar,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=8,
-)
+_values = strategies.json_values(_scalar, max_leaves=8)
 
 
 def _set(doc: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshplane.networking import config, errors
+from tests.support import strategies
 
 GW: dict[str, Any] = {
     "apiVersion": "networking.istio.io/v1",
@@ -56,10 +57,8 @@ def test_selection_and_binding() -> None:
     assert cfg.virtual_services_for("istio-system/nope") == ()
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 70000) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=8,
+_json = strategies.json_values(
+    st.none() | st.booleans() | st.integers(-5, 70000) | st.text(max_size=12), max_leaves=8
 )
 _keys = st.sampled_from(
     [

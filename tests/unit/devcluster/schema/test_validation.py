@@ -1,4 +1,4 @@
-"""Schema conversion, field validation, OpenAPI documents, discovery and routing, without a server."""
+"""Schema conversion and field validation, without a server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from meshplane.devcluster import errors
-from meshplane.devcluster.api import discovery, openapi, routing
 from meshplane.devcluster.schema import resources, schemas, validation
 
 SCH = schemas.Schemas()
@@ -79,80 +78,3 @@ def test_required_fields_names_and_labels() -> None:
     validation.check_required(SCH, POD_RT, dict(pod(), metadata={"generateName": "web-"}))
     with pytest.raises(errors.ApiError):
         validation.parse_mode("Loud")
-
-
-def test_openapi_document_paths_and_closure() -> None:
-    doc = openapi.OpenApi(REG, SCH, "v1.32.0")
-    snap = doc.snapshot()
-    found = doc.document(snap, "apps", "v1")
-    assert found is not None
-    raw, digest = found
-    parsed = json.loads(raw)
-    assert "io.k8s.api.apps.v1.Deployment" in parsed["components"]["schemas"]
-    assert "io.k8s.api.core.v1.PodSpec" in parsed["components"]["schemas"]  # referenced, so included
-    assert "io.k8s.api.core.v1.Pod" not in parsed["components"]["schemas"]
-    patch_op = parsed["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
-    assert patch_op["x-kubernetes-group-version-kind"]["kind"] == "Deployment"
-    assert doc.index(snap)["paths"]["apis/apps/v1"]["serverRelativeURL"].endswith(digest)
-    assert doc.document(snap, "nope", "v1") is None
-    REG.add(
-        resources.ResourceType(
-            "example.com",
-            "v1",
-            "Thing",
-            "things",
-            "thing",
-            True,
-            schema_name="com.example.v1.Thing",
-            crd=True,
-        )
-    )
-    try:
-        later = doc.snapshot()
-        assert later.stamp != snap.stamp and "apis/example.com/v1" in doc.index(later)["paths"]
-        assert "apis/example.com/v1" not in doc.index(snap)["paths"]  # a snapshot never changes
-    finally:
-        REG.remove("example.com", "things")
-
-
-def test_discovery_documents() -> None:
-    lst = discovery.resource_list(REG, "", "v1")
-    assert lst is not None
-    names = {r["name"] for r in lst["resources"]}
-    assert {"pods", "pods/status", "namespaces", "services/status", "events"} <= names
-    agg = discovery.aggregated(REG, core=False)
-    groups = [i["metadata"]["name"] for i in agg["items"]]
-    assert groups[0] == "apps" and "apiextensions.k8s.io" in groups
-
-
-@pytest.mark.parametrize(
-    ("path", "want"),
-    [
-        ("/api/v1/pods", ("pods", "", "", "")),
-        ("/api/v1/namespaces/ns1/pods/p/status", ("pods", "ns1", "p", "status")),
-        ("/api/v1/namespaces/ns1", ("namespaces", "", "ns1", "")),
-        ("/api/v1/namespaces/ns1/status", ("namespaces", "", "ns1", "status")),
-        ("/apis/apps/v1/namespaces/a/deployments", ("deployments", "a", "", "")),
-        ("/api/v1/watch/namespaces/a/configmaps", ("configmaps", "a", "", "")),
-    ],
-)
-def test_routing(path: str, want: tuple[str, str, str, str]) -> None:
-    t = routing.parse(path, REG)
-    assert t is not None and (t.plural, t.namespace, t.name, t.subresource) == want
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/api/v1/widgets",
-        "/api/v1/namespaces/a/nodes",
-        "/api/v1/pods/p/bogus",
-        "/apis/apps/v9/deployments",
-        "/api/v1/namespaces/a/pods/p/x/y",
-    ],
-)
-def test_routing_not_found(path: str) -> None:
-    with pytest.raises(errors.ApiError) as e:
-        routing.parse(path, REG)
-    assert e.value.code == 404
-    assert routing.parse("/version", REG) is None

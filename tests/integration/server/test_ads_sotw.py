@@ -30,20 +30,9 @@ def addresses(a: object) -> list[str]:
     return sorted(e.endpoint.address.socket_address.address for g in cla.endpoints for e in g.lb_endpoints)
 
 
-async def handshake(c: xdsclient.XdsClient) -> None:
-    await c.subscribe(CDS)
-    await c.wait(lambda c: C0 in c.view(CDS).resources)
-    await c.subscribe(EDS, [C0, C1])
-    await c.wait(lambda c: {C0, C1} <= c.view(EDS).resources.keys())
-    await c.subscribe(LDS)
-    await c.wait(lambda c: bool(c.view(LDS).resources))
-    await c.subscribe(RDS, ["15001"])
-    await c.wait(lambda c: "15001" in c.view(RDS).resources)
-
-
 async def test_handshake_all_types_acked_in_order() -> None:
     async with stack.running(stack.sample_source()) as st, client(st) as c:
-        await handshake(c)
+        await stack.handshake(c)
         assert set(c.view(CDS).resources) >= {C0, C1, C2}
         assert set(c.view(EDS).resources) == {C0, C1}  # only what was subscribed
         assert [r.type_url for r in c.received] == [CDS, EDS, LDS, RDS]
@@ -70,7 +59,7 @@ async def _acked(st: stack.Stack, short: str) -> None:
 async def test_full_push_sends_every_type_in_envoys_order_and_eds_keeps_the_requested_set() -> None:
     src = stack.sample_source()
     async with stack.running(src) as st, client(st) as c:
-        await handshake(c)
+        await stack.handshake(c)
         before = len(c.received)
         src.add_service("extra", "ns-9")
         await st.push()
@@ -84,7 +73,7 @@ async def test_full_push_sends_every_type_in_envoys_order_and_eds_keeps_the_requ
 async def test_eds_only_push_sends_only_the_affected_subscribed_clusters_and_no_cds() -> None:
     src = stack.sample_source()
     async with stack.running(src) as st, client(st) as c:
-        await handshake(c)
+        await stack.handshake(c)
         before = len(c.received)
         src.set_endpoints(Hostname(SVC1), "cluster1", ["10.77.0.1"])
         src.set_endpoints(
@@ -100,7 +89,7 @@ async def test_eds_only_push_sends_only_the_affected_subscribed_clusters_and_no_
 async def test_nack_is_logged_counted_in_syncz_and_the_next_change_still_arrives(caplog) -> None:  # type: ignore[no-untyped-def]
     src = stack.sample_source()
     async with stack.running(src) as st, client(st, pod="nacker") as c:
-        await handshake(c)
+        await stack.handshake(c)
         c.nack_next(CDS, "cluster outbound|80||extra: bad thing")
         src.add_service("extra", "ns-9")
         await st.push()
@@ -197,7 +186,7 @@ async def test_eds_only_push_that_moves_a_proxys_own_ip_into_a_service_gives_it_
         )
         async with xdsclient.XdsClient(st.target, member_node) as member:
             for c in (other, member):
-                await handshake(c)
+                await stack.handshake(c)
             assert not any(n.startswith("inbound") for n in member.view(CDS).resources)
             before_o, before_m = len(other.received), len(member.received)
             src.set_endpoints(Hostname(SVC1), "cluster1", ["10.1.0.1", "10.200.0.9"])

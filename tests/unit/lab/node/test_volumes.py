@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from meshplane.lab import errors
 from meshplane.lab.node import volumes
+from tests.support import strategies
 
 CONFIGMAPS = {("ns", "istio-ca-root-cert"): {"data": {"root-cert.pem": "PEM"}}}
 SECRETS = {("ns", "certs"): {"data": {"key.pem": base64.b64encode(b"KEY").decode()}}}
@@ -134,3 +137,60 @@ def test_mounts_appear_at_their_paths_in_the_container_root(tmp_path: Path) -> N
     assert not (root / "relative").exists()
     volumes.prepare(paths, "uid-2")  # another Pod of the same name starts clean
     assert not paths.volume("tokens").exists()
+
+
+# Bad input never crashes the node: junk volume specs raise only LabError.
+json_values = strategies.json_values()
+KINDS = ["emptyDir", "configMap", "secret", "downwardAPI", "projected", "hostPath"]
+source_values = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": json_values,
+        "secretName": json_values,
+        "items": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "key": json_values,
+                    "path": json_values,
+                    "mode": json_values,
+                },
+            )
+            | json_values,
+            max_size=3,
+        )
+        | json_values,
+        "optional": json_values,
+        "defaultMode": json_values,
+        "sources": st.lists(
+            st.dictionaries(
+                st.sampled_from(["configMap", "secret", "serviceAccountToken", "downwardAPI"]),
+                json_values,
+                max_size=2,
+            )
+            | json_values,
+            max_size=3,
+        )
+        | json_values,
+    },
+)
+junk_volume = st.fixed_dictionaries(
+    {"name": st.just("v") | json_values},
+    optional={k: source_values | json_values for k in KINDS},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(junk_volume | json_values, max_size=4))
+@example([{"name": "v", "projected": {"sources": 5}}])
+@example(
+    [{"name": "v", "downwardAPI": {"items": 7}}, {"name": "w", "secret": {"secretName": "s", "items": {}}}]
+)
+def test_junk_volumes_raise_only_lab_errors(vols: list[Any]) -> None:
+    pod = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {"volumes": vols}}
+    src = volumes.Sources(lambda ns, n: None, lambda ns, n: None)
+    try:
+        volumes.render(pod, src)
+        volumes.token_wants(pod)
+    except errors.LabError:
+        pass

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from meshplane.lab import errors
 from meshplane.lab.node import podspec
+from tests.support import strategies
 
 POD: dict[str, Any] = {
     "metadata": {
@@ -162,10 +163,8 @@ def test_has_sidecar() -> None:
     assert not podspec.has_sidecar({"spec": {"containers": [{"name": "app"}]}})
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=12,
+json_values = strategies.json_values(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10), max_leaves=12
 )
 env_entries = st.lists(
     st.fixed_dictionaries(

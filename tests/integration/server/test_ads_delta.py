@@ -21,20 +21,9 @@ def client(st: stack.Stack, pod: str = "app", **kw: object) -> xdsclient.XdsClie
     return xdsclient.XdsClient(st.target, node, delta=True, **kw)  # type: ignore[arg-type]
 
 
-async def handshake(c: xdsclient.XdsClient) -> None:
-    await c.subscribe(CDS)
-    await c.wait(lambda c: C0 in c.view(CDS).resources)
-    await c.subscribe(EDS, [C0, C1])
-    await c.wait(lambda c: {C0, C1} <= c.view(EDS).resources.keys())
-    await c.subscribe(LDS)
-    await c.wait(lambda c: bool(c.view(LDS).resources))
-    await c.subscribe(RDS, ["15001"])
-    await c.wait(lambda c: "15001" in c.view(RDS).resources)
-
-
 async def test_handshake_and_acks() -> None:
     async with stack.running(stack.sample_source()) as st, client(st) as c:
-        await handshake(c)
+        await stack.handshake(c)
         assert [r.type_url for r in c.received] == [CDS, EDS, LDS, RDS]
         assert set(c.view(EDS).resources) == {C0, C1}
 
@@ -49,7 +38,7 @@ async def test_handshake_and_acks() -> None:
 async def test_full_push_sends_only_changed_resources() -> None:
     src = stack.sample_source()
     async with stack.running(src) as st, client(st) as c:
-        await handshake(c)
+        await stack.handshake(c)
         before = len(c.received)
         src.add_service("extra", "ns-9")  # a new cluster; the route config changes too
         await st.push()
@@ -69,7 +58,7 @@ async def test_full_push_sends_only_changed_resources() -> None:
 async def test_removed_service_is_sent_as_removed_resources() -> None:
     src = stack.sample_source()
     async with stack.running(src) as st, client(st) as c:
-        await handshake(c)
+        await stack.handshake(c)
         src.remove_service(Hostname("svc-1.ns-1.svc.cluster.local"))
         await st.push()
         await c.wait(lambda c: C1 not in c.view(CDS).resources)
@@ -82,7 +71,7 @@ async def test_removed_service_is_sent_as_removed_resources() -> None:
 async def test_eds_only_push_sends_the_changed_cluster_only_and_no_cds() -> None:
     src = stack.sample_source()
     async with stack.running(src) as st, client(st) as c:
-        await handshake(c)
+        await stack.handshake(c)
         before = len(c.received)
         src.set_endpoints(SVC1, "cluster1", ["10.77.0.1"])
         await st.push(full=False, eds_hosts=frozenset({SVC1}))
@@ -127,7 +116,7 @@ async def test_reconnect_with_initial_resource_versions_skips_what_the_proxy_has
 async def test_nack_recorded_and_next_change_still_pushed() -> None:
     src = stack.sample_source()
     async with stack.running(src) as st, client(st, pod="nacker") as c:
-        await handshake(c)
+        await stack.handshake(c)
         c.nack_next(RDS, "route: bad")
         src.add_service("extra", "ns-9")
         await st.push()

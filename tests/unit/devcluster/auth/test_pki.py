@@ -6,7 +6,6 @@ from pathlib import Path
 
 from cryptography import x509
 
-from meshplane.devcluster import kubeconfig
 from meshplane.devcluster.auth import pki
 
 
@@ -38,12 +37,3 @@ def test_serving_cert_names_and_issuer() -> None:
     }
     ca_cert = x509.load_pem_x509_certificate(ca.ca_cert_pem)
     cert.verify_directly_issued_by(ca_cert)
-
-
-def test_kubeconfig_merge_keeps_every_context() -> None:
-    a = kubeconfig.build("c1", "https://127.0.0.1:1", b"ca1", "t1")
-    b = kubeconfig.build("c2", "https://127.0.0.1:2", b"ca2", "t2")
-    merged = kubeconfig.merge([a, b], current="c2")
-    assert [c["name"] for c in merged["contexts"]] == ["c1", "c2"]
-    assert merged["current-context"] == "c2"
-    assert merged["users"][1]["user"]["token"] == "t2"
