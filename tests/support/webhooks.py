@@ -13,9 +13,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.support import secpki
-
 from meshplane.runtime.jsonobj import Obj
+from tests.support import secpki
 
 Responder = Callable[[Obj], Obj | Awaitable[Obj]]
 

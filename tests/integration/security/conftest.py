@@ -7,10 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-# test_devcluster_ca.py imports these from here; their home is tests/support/loopcluster.py
-from tests.support.loopcluster import Cluster, start_cluster, unique
-
-__all__ = ["Cluster", "unique"]
+from tests.support.loopcluster import Cluster, start_cluster
 
 
 # This folder's `clusters` (shadowing tests/support/clusterfixtures.py's threaded pair): the tests

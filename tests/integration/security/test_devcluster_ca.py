@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry
 
 from meshplane.model.ids import ClusterId
 from meshplane.security import authenticate, caproto, plane, tokenreview
-from tests.integration.security.conftest import Cluster, unique
 from tests.support import fakereview, secpki
+from tests.support.loopcluster import Cluster, unique
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

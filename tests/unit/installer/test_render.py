@@ -12,8 +12,8 @@ from lightkube import codecs
 
 from meshplane.installer import config, crds, eastwest, gateways, labels, manifest, render
 from meshplane.model import injection
-
-from .conftest import CLUSTER1, CLUSTER2
+from tests.support.installenv import CLUSTER1_YAML as CLUSTER1
+from tests.support.installenv import CLUSTER2_YAML as CLUSTER2
 
 INSTALL_LABELS = (
     labels.COMPONENT,
