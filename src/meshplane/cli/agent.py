@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -189,3 +189,167 @@ def proxy_cmd(
         agent_app.run(proxy_type, dict(os.environ), flags)
     except OSError as e:
         raise common.fail(f"agent failed: {e}") from e
+
+
+def _opt(*names: str, env: str | None = None, help: str = "") -> Any:
+    return typer.Option(*names, envvar=env, help=help, show_default=False)
+
+
+_PortsHelp = "comma-separated ports"
+
+
+@app.command("istio-iptables")
+def istio_iptables_cmd(
+    envoy_port: Annotated[
+        str, _opt("-p", "--envoy-port", env="ENVOY_PORT", help="outbound capture port")
+    ] = "15001",
+    inbound_capture_port: Annotated[
+        str, _opt("-z", "--inbound-capture-port", env="INBOUND_CAPTURE_PORT", help="inbound capture port")
+    ] = "15006",
+    inbound_tunnel_port: Annotated[
+        str,
+        _opt("-e", "--inbound-tunnel-port", env="INBOUND_TUNNEL_PORT", help="tunnel port, never captured"),
+    ] = "15008",
+    proxy_uid: Annotated[
+        str,
+        _opt(
+            "-u", "--proxy-uid", env="PROXY_UID", help="uids not captured (default: ENVOY_USER's, else 1337)"
+        ),
+    ] = "",
+    proxy_gid: Annotated[
+        str, _opt("-g", "--proxy-gid", env="PROXY_GID", help="gids not captured (default: -u)")
+    ] = "",
+    mode: Annotated[
+        str,
+        _opt(
+            "-m", "--istio-inbound-interception-mode", env="ISTIO_INBOUND_INTERCEPTION_MODE", help="REDIRECT"
+        ),
+    ] = "REDIRECT",
+    inbound_ports: Annotated[
+        str, _opt("-b", "--istio-inbound-ports", env="ISTIO_INBOUND_PORTS", help=f"{_PortsHelp} or *")
+    ] = "",
+    local_exclude_ports: Annotated[
+        str, _opt("-d", "--istio-local-exclude-ports", env="ISTIO_LOCAL_EXCLUDE_PORTS", help=_PortsHelp)
+    ] = "",
+    exclude_interfaces: Annotated[
+        str, _opt("-c", "--istio-exclude-interfaces", env="ISTIO_EXCLUDE_INTERFACES", help="interfaces")
+    ] = "",
+    service_cidr: Annotated[
+        str, _opt("-i", "--istio-service-cidr", env="ISTIO_SERVICE_CIDR", help="CIDRs to capture, or *")
+    ] = "",
+    service_exclude_cidr: Annotated[
+        str,
+        _opt(
+            "-x", "--istio-service-exclude-cidr", env="ISTIO_SERVICE_EXCLUDE_CIDR", help="CIDRs not captured"
+        ),
+    ] = "",
+    outbound_ports: Annotated[
+        str, _opt("-q", "--istio-outbound-ports", env="ISTIO_OUTBOUND_PORTS", help=_PortsHelp)
+    ] = "",
+    outbound_ports_exclude: Annotated[
+        str,
+        _opt(
+            "-o",
+            "--istio-local-outbound-ports-exclude",
+            env="ISTIO_LOCAL_OUTBOUND_PORTS_EXCLUDE",
+            help=_PortsHelp,
+        ),
+    ] = "",
+    kube_virt_interfaces: Annotated[
+        str, _opt("-k", "--kube-virt-interfaces", env="KUBE_VIRT_INTERFACES", help="interfaces")
+    ] = "",
+    tproxy_mark: Annotated[str, _opt("-t", "--istio-inbound-tproxy-mark", help="TPROXY only")] = "1337",
+    tproxy_table: Annotated[
+        str, _opt("-r", "--istio-inbound-tproxy-route-table", help="TPROXY only")
+    ] = "133",
+    dry_run: Annotated[
+        bool, _opt("-n", "--dry-run", env="DRY_RUN", help="print the iptables-restore input")
+    ] = False,
+    redirect_dns: Annotated[
+        bool, _opt("--redirect-dns", env=["REDIRECT_DNS", "ISTIO_META_DNS_CAPTURE"], help="capture DNS")  # type: ignore[arg-type]
+    ] = False,
+    capture_all_dns: Annotated[
+        bool, _opt("--capture-all-dns", env="CAPTURE_ALL_DNS", help="all port 53")
+    ] = False,
+    drop_invalid: Annotated[
+        bool, _opt("--drop-invalid", env=["DROP_INVALID", "INVALID_DROP"], help="drop INVALID")  # type: ignore[arg-type]
+    ] = False,
+    skip_rule_apply: Annotated[
+        bool, _opt("--skip-rule-apply", env="SKIP_RULE_APPLY", help="validate only")
+    ] = False,
+    run_validation: Annotated[bool, _opt("--run-validation", help="not implemented")] = False,
+    reconcile: Annotated[
+        bool, _opt("--reconcile", env="RECONCILE", help="replace Istio's existing chains instead of failing")
+    ] = False,
+    cleanup_only: Annotated[
+        bool, _opt("--cleanup-only", env="CLEANUP_ONLY", help="remove Istio's rules")
+    ] = False,
+    force_binary: Annotated[
+        str, _opt("--force-iptables-binary", env="FORCE_IPTABLES_BINARY", help="nft or legacy")
+    ] = "",
+    log_output_level: Annotated[str, _opt("--log_output_level", help="accepted, as pilot-agent's")] = "",
+) -> None:
+    """Set up Istio's sidecar traffic capture (iptables, REDIRECT mode) in this network namespace."""
+    from meshplane.agent import capture, iptables
+
+    if run_validation:
+        raise iptables.IptablesError("--run-validation is not implemented")
+    del tproxy_mark, tproxy_table, log_output_level  # only meaningful for TPROXY / logging
+    flags = iptables.Flags(
+        envoy_port=envoy_port,
+        inbound_capture_port=inbound_capture_port,
+        inbound_tunnel_port=inbound_tunnel_port,
+        proxy_uid=proxy_uid,
+        proxy_gid=proxy_gid,
+        inbound_interception_mode=mode,
+        inbound_ports=inbound_ports,
+        local_exclude_ports=local_exclude_ports,
+        exclude_interfaces=exclude_interfaces,
+        service_cidr=service_cidr,
+        service_exclude_cidr=service_exclude_cidr,
+        outbound_ports=outbound_ports,
+        local_outbound_ports_exclude=outbound_ports_exclude,
+        kube_virt_interfaces=kube_virt_interfaces,
+        redirect_dns=redirect_dns,
+        capture_all_dns=capture_all_dns,
+        drop_invalid=drop_invalid,
+    )
+    text = capture.istio_iptables(
+        flags,
+        dry_run=dry_run or skip_rule_apply,
+        cleanup_only=cleanup_only,
+        reconcile=reconcile,
+        force_binary=force_binary,
+    )
+    if dry_run:
+        typer.echo(text, nl=False)
+
+
+@app.command("istio-clean-iptables")
+def istio_clean_iptables_cmd(
+    proxy_uid: Annotated[
+        str, _opt("-u", "--proxy-uid", env="PROXY_UID", help="as given to istio-iptables")
+    ] = "",
+    proxy_gid: Annotated[
+        str, _opt("-g", "--proxy-gid", env="PROXY_GID", help="as given to istio-iptables")
+    ] = "",
+    exclude_interfaces: Annotated[
+        str, _opt("-c", "--istio-exclude-interfaces", env="ISTIO_EXCLUDE_INTERFACES", help="as given")
+    ] = "",
+    kube_virt_interfaces: Annotated[
+        str, _opt("-k", "--kube-virt-interfaces", env="KUBE_VIRT_INTERFACES", help="as given")
+    ] = "",
+    force_binary: Annotated[
+        str, _opt("--force-iptables-binary", env="FORCE_IPTABLES_BINARY", help="nft or legacy")
+    ] = "",
+) -> None:
+    """Remove Istio's chains and the jumps into them (and the interface RETURN rules of -c/-k)."""
+    from meshplane.agent import capture, iptables
+
+    flags = iptables.Flags(
+        proxy_uid=proxy_uid,
+        proxy_gid=proxy_gid,
+        exclude_interfaces=exclude_interfaces,
+        kube_virt_interfaces=kube_virt_interfaces,
+    )
+    capture.istio_clean_iptables(flags, force_binary=force_binary)
