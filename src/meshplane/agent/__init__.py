@@ -14,7 +14,10 @@
 - admin.py        a client of Envoy's admin API (readiness, stats, drain)
 - health.py       readiness on INSTANCE_IP:15021 /healthz/ready
 - uds.py          unix-socket addresses shared by grpc, aiohttp and Envoy
+- iptables.py     istio-iptables' rules (pure): flags → validated settings → iptables-restore input
+- capture.py      apply / clean those rules in this network namespace (backend detection, restore)
 - errors.py       AgentError, BootstrapError, ConfigError, CredentialError, CertificateError, ...
+                  (IptablesError lives in iptables.py)
 
 Flow: config.from_env → app starts SDS and xdsproxy → rotation (csr → certclient over upstream →
 workloadcert store) feeds sds → bootstrap is written → envoy starts and connects to sds and
