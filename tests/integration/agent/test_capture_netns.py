@@ -5,6 +5,7 @@ does not, and istio-clean-iptables takes it all away again."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 import subprocess
 import sys
@@ -40,8 +41,7 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    if shutil.which("ip") is None:
-        pytest.skip("iproute2 (ip) is not installed: cannot make a network namespace")
+    assert shutil.which("ip"), "iproute2 is not installed (.ci/run installs it)"
     assert shutil.which("iptables-restore"), "iptables is not installed (.ci/run installs it)"
     for line in _run("ip", "-4", "route", "show").stdout.splitlines():
         dest = line.split()[0]
@@ -50,7 +50,10 @@ def netns() -> Iterator[str]:
     name = f"mp-ipt-{uuid.uuid4().hex[:8]}"
     made = _run("ip", "netns", "add", name, check=False)
     if made.returncode != 0:
-        pytest.skip(f"cannot make a network namespace (no CAP_NET_ADMIN?): {made.stderr.strip()}")
+        # only an unprivileged run may lack the capability; as root (these machines, CI) it must work
+        if os.geteuid() == 0:
+            pytest.fail(f"root cannot make a network namespace: {made.stderr.strip()}")
+        pytest.skip(f"not root, so no CAP_NET_ADMIN to make a network namespace: {made.stderr.strip()}")
     try:
         _ns(name, "ip", "link", "set", "lo", "up")
         # a veth pair inside the namespace (no dummy module here): OUTSIDE is routed out of eth0 and

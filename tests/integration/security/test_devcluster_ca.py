@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from lightkube.resources.core_v1 import ServiceAccount
 from prometheus_client import CollectorRegistry
 
+from meshplane.devcluster.auth import tokens
 from meshplane.model.ids import ClusterId
 from meshplane.security import authenticate, caproto, plane, tokenreview
 from tests.support import fakereview, secpki
@@ -145,25 +146,24 @@ async def test_remote_reviewers_over_a_client_lookup(env: Env) -> None:
 
 
 async def test_expired_wrong_audience_deleted_sa_and_foreign_identity(env: Env) -> None:
-    dev_tokens = pytest.importorskip("meshplane.devcluster.auth.tokens")
     c1 = env.c1
     csr = secpki.csr_pem([spiffe("sample", "sleep")])
     before = env.metric("citadel_server_authentication_failure_count_total")
     # expired: signed with cluster1's own key, exp in the past
     key = c1.dev.security.signing_key
     sa = (await c1.admin.get(ServiceAccount, "sleep", namespace="sample")).to_dict()
-    expired = key.sign(dev_tokens.bound_claims(sa, ["istio-ca"], 600, time.time() - 3600))
+    expired = key.sign(tokens.bound_claims(sa, ["istio-ca"], 600, time.time() - 3600))
     err = await env.refused(csr, expired, "cluster1")
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED and "expired" in (err.details() or "").lower()
     # the same forged way but valid: proves the expired case failed only for its exp
-    fresh = key.sign(dev_tokens.bound_claims(sa, ["istio-ca"], 600, time.time()))
+    fresh = key.sign(tokens.bound_claims(sa, ["istio-ca"], 600, time.time()))
     assert len(await env.call(csr, fresh, "cluster1")) == 2
     # audience api
     api_token = await c1.token("sample", "sleep", audiences=["api"])
     err = await env.refused(csr, api_token, "cluster1")
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED
     # forged: signed by another key
-    forged = dev_tokens.generate_key().sign(dev_tokens.bound_claims(sa, ["istio-ca"], 600, time.time()))
+    forged = tokens.generate_key().sign(tokens.bound_claims(sa, ["istio-ca"], 600, time.time()))
     err = await env.refused(csr, forged, "cluster1")
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED
     # deleted ServiceAccount
