@@ -294,51 +294,26 @@ def _inbound(b: _Builder, c: Capture) -> None:
 
 
 def _owners(b: _Builder, c: Capture) -> None:
-    loop, tunnel = c.loopback_cidr, c.inbound_tunnel_port
-    keep_lo = not c.include_has_loopback
+    """The proxy's own uids, then gids: its traffic to itself over lo is redirected inbound, the
+    rest of its traffic is never captured. Only the uid rules spare DNS (Istio's run.go)."""
+    tunnel = c.inbound_tunnel_port
     for uid in c.proxy_uids:
         dport: tuple[str, ...] = ("!", "--dport", tunnel)
         if c.redirect_dns:
             dport = ("-m", "multiport", "!", "--dports", f"53,{tunnel}")
-        b.append(ISTIO_OUTPUT, "nat", "-o", "lo", "!", "-d", loop, "-p", "tcp", *dport,
-                 "-m", "owner", "--uid-owner", uid, "-j", ISTIO_IN_REDIRECT)  # fmt: skip
-        if keep_lo:
-            not_dns = ("-p", "tcp", "!", "--dport", "53") if c.redirect_dns else ()
-            b.append(
-                ISTIO_OUTPUT,
-                "nat",
-                "-o",
-                "lo",
-                *not_dns,
-                "-m",
-                "owner",
-                "!",
-                "--uid-owner",
-                uid,
-                "-j",
-                "RETURN",
-            )
-        b.append(ISTIO_OUTPUT, "nat", "-m", "owner", "--uid-owner", uid, "-j", "RETURN")
+        _owner(b, c, "--uid-owner", uid, dport)
     for gid in c.proxy_gids:
-        b.append(ISTIO_OUTPUT, "nat", "-o", "lo", "!", "-d", loop, "-p", "tcp", "!", "--dport", tunnel,
-                 "-m", "owner", "--gid-owner", gid, "-j", ISTIO_IN_REDIRECT)  # fmt: skip
-        if keep_lo:
-            not_dns = ("-p", "tcp", "!", "--dport", "53") if c.redirect_dns else ()
-            b.append(
-                ISTIO_OUTPUT,
-                "nat",
-                "-o",
-                "lo",
-                *not_dns,
-                "-m",
-                "owner",
-                "!",
-                "--gid-owner",
-                gid,
-                "-j",
-                "RETURN",
-            )
-        b.append(ISTIO_OUTPUT, "nat", "-m", "owner", "--gid-owner", gid, "-j", "RETURN")
+        _owner(b, c, "--gid-owner", gid, ("!", "--dport", tunnel))
+
+
+def _owner(b: _Builder, c: Capture, match: str, owner: str, dport: tuple[str, ...]) -> None:
+    b.append(ISTIO_OUTPUT, "nat", "-o", "lo", "!", "-d", c.loopback_cidr, "-p", "tcp", *dport,
+             "-m", "owner", match, owner, "-j", ISTIO_IN_REDIRECT)  # fmt: skip
+    if not c.include_has_loopback:
+        not_dns = ("-p", "tcp", "!", "--dport", "53") if c.redirect_dns else ()
+        b.append(ISTIO_OUTPUT, "nat", "-o", "lo", *not_dns, "-m", "owner", "!", match, owner,
+                 "-j", "RETURN")  # fmt: skip
+    b.append(ISTIO_OUTPUT, "nat", "-m", "owner", match, owner, "-j", "RETURN")
 
 
 def _dns(b: _Builder, c: Capture) -> None:
