@@ -12,33 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshplane.lab import guide
 from tests.support import clusters
 
 ROOT = clusters.ROOT
 
-CLUSTER1_YAML = """\
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-spec:
-  values:
-    global:
-      meshID: mesh1
-      multiCluster:
-        clusterName: cluster1
-      network: network1
-"""
-
-CLUSTER2_YAML = """\
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-spec:
-  profile: remote
-  values:
-    istiodRemote:
-      injectionPath: /inject/cluster/cluster2/net/network1
-    global:
-      remotePilotAddress: {addr}
-"""
+# The guide's own install files (the lab runs them verbatim); cluster2's takes the address by format().
+CLUSTER1_YAML = guide.CLUSTER1_YAML
+CLUSTER2_YAML = guide.CLUSTER2_YAML.replace("${DISCOVERY_ADDRESS}", "{addr}")
 
 
 @dataclass
