@@ -35,3 +35,19 @@ class LaunchError(LabError):
 
 class CurlUsage(LabError, ValueError):
     """The command is not a curl invocation the lab supports (exit code 2)."""
+
+
+class RangeError(LabError, ValueError):
+    """An address range of the lab cannot be used (not IPv4, overlapping, routed elsewhere)."""
+
+
+class NetworkCommandError(LabError):
+    """An `ip` / `iptables` command of the lab's pod network failed (the message names it)."""
+
+
+class LedgerError(LabError):
+    """The network ledger is unreadable, or clean-up could not remove what it records."""
+
+
+class InterfaceNameError(LabError, ValueError):
+    """A network interface name the lab would make is invalid (empty, too long, bad characters)."""
