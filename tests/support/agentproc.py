@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,10 +105,18 @@ def istio_args(kind: str, namespace: str) -> list[str]:
 
 
 async def start(
-    env: dict[str, str], root: Path, ip: str, status_port: int, kind: str = "sidecar"
+    env: dict[str, str],
+    root: Path,
+    ip: str,
+    status_port: int,
+    kind: str = "sidecar",
+    prefix: Sequence[str] = (),
 ) -> AgentProcess:
+    """Start the agent; `prefix` runs it through other commands that exec it (`ip netns exec NS`,
+    `setpriv …`), so the PID held is still the agent's."""
     log = (root / "agent.log").open("ab")
     proc = await asyncio.create_subprocess_exec(
+        *prefix,
         sys.executable,
         "-m",
         "meshplane",
