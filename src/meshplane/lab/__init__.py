@@ -12,6 +12,9 @@
 - `node/`       what a node runs: `app` (the node runtime's composition root, `lab node`), the
                 kubelet, one pod worker per Pod (sandbox, init containers, containers as
                 processes, probes, status), volumes, images, kube-proxy, DNS.
+- `network/`    the pod network toolkit: address ranges checked against the host's routes, a bridge,
+                a network namespace and veth per pod, the pod's resolver files, and a ledger of
+                everything made so that `lab down` removes it by name, even after a crash.
 - `controllers/` what a control plane runs for the lab: Deployments/ReplicaSets (`rollout` is their
                 arithmetic), the scheduler, EndpointSlices, LoadBalancers.
 - `apps/`       the sample apps the sample images stand for (helloworld, idle).
