@@ -49,6 +49,7 @@ def pod_env(
             "ISTIO_META_NETWORK": "network1",
             "ISTIO_META_MESH_ID": "mesh1",
             "ISTIO_META_MESHPLANE_LOCALHOST": localhost,
+            "ISTIO_META_INTERCEPTION_MODE": "NONE",  # loopback: nothing captured, explicit layout
             "TRUST_DOMAIN": "cluster.local",
             "TERMINATION_DRAIN_DURATION_SECONDS": "1",
         }

@@ -72,6 +72,7 @@ async def bootstrap_cli(
         "POD_NAMESPACE": namespace,
         "INSTANCE_IP": ip,
         "ISTIO_META_MESHPLANE_LOCALHOST": localhost,
+        "ISTIO_META_INTERCEPTION_MODE": "NONE",  # loopback: nothing captured, explicit layout
         "ISTIO_METAJSON_LABELS": json.dumps(dict(labels or {})),
         **(env or {}),
     }

@@ -111,12 +111,13 @@ SAMPLE_C0, SAMPLE_C1 = (f"outbound|80||svc-{i}.ns-{i}.svc.cluster.local" for i i
 
 async def handshake(c: xdsclient.XdsClient) -> None:
     """Envoy's start-up order against `sample_source()`: CDS, then EDS for two clusters, LDS, RDS,
-    each acknowledged before the next."""
+    each acknowledged before the next. The sidecar is captured (Istio's default layout), so its one
+    HTTP port 80 has route configuration "80"."""
     await c.subscribe(R.TYPE_CDS)
     await c.wait(lambda c: SAMPLE_C0 in c.view(R.TYPE_CDS).resources)
     await c.subscribe(R.TYPE_EDS, [SAMPLE_C0, SAMPLE_C1])
     await c.wait(lambda c: {SAMPLE_C0, SAMPLE_C1} <= c.view(R.TYPE_EDS).resources.keys())
     await c.subscribe(R.TYPE_LDS)
     await c.wait(lambda c: bool(c.view(R.TYPE_LDS).resources))
-    await c.subscribe(R.TYPE_RDS, ["15001"])
-    await c.wait(lambda c: "15001" in c.view(R.TYPE_RDS).resources)
+    await c.subscribe(R.TYPE_RDS, ["80"])
+    await c.wait(lambda c: "80" in c.view(R.TYPE_RDS).resources)

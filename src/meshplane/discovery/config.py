@@ -102,6 +102,7 @@ class ConfigWatcher:
             mesh_id=parsed.mesh_id,
             root_namespace=parsed.root_namespace,
             mtls_mode=mode,
+            outbound_traffic_policy=parsed.outbound_traffic_policy,
             cluster_local_hosts=parsed.cluster_local_hosts,
             not_cluster_local_hosts=parsed.not_cluster_local_hosts,
         )

@@ -14,6 +14,14 @@ class MtlsMode(StrEnum):
     STRICT = "STRICT"  # inbound accepts Istio mTLS only
 
 
+class OutboundTrafficPolicy(StrEnum):
+    """MeshConfig.outboundTrafficPolicy.mode: where a sidecar sends traffic to a destination the
+    mesh does not know (PassthroughCluster, or BlackHoleCluster)."""
+
+    ALLOW_ANY = "ALLOW_ANY"
+    REGISTRY_ONLY = "REGISTRY_ONLY"
+
+
 # Istio's defaults (pilot/pkg/model/cluster_local.go): kube-system services, the API server and the
 # discovery address host stay in their own cluster.
 DEFAULT_CLUSTER_LOCAL_HOSTS: tuple[str, ...] = (
@@ -29,6 +37,7 @@ class MeshConfig:
     mesh_id: str = ""
     root_namespace: str = "istio-system"
     mtls_mode: MtlsMode = MtlsMode.PERMISSIVE
+    outbound_traffic_policy: OutboundTrafficPolicy = OutboundTrafficPolicy.ALLOW_ANY
     # host patterns (exact or `*.suffix`) whose endpoints never leave their cluster
     cluster_local_hosts: tuple[str, ...] = DEFAULT_CLUSTER_LOCAL_HOSTS
     # host patterns explicitly made global again (serviceSettings clusterLocal: false)

@@ -22,6 +22,7 @@ class Protocol(StrEnum):
     TLS = "TLS"
     TCP = "TCP"
     UDP = "UDP"
+    # no protocol declared (an unnamed port, an unknown prefix): sidecars detect HTTP by sniffing
     UNSUPPORTED = "UNSUPPORTED"
 
     @property
@@ -46,7 +47,8 @@ _PREFIXES: dict[str, Protocol] = {
 
 
 def port_protocol(name: str, app_protocol: str | None = None, k8s_protocol: str = "TCP") -> Protocol:
-    """Istio's protocol selection: appProtocol, else the name's prefix before '-', else TCP."""
+    """Istio's protocol selection (pilot/pkg/serviceregistry/kube/conversion.go, `kube.ConvertProtocol`):
+    appProtocol, else the name's prefix before '-'; neither known → UNSUPPORTED (sniffed)."""
     if k8s_protocol.upper() == "UDP":
         return Protocol.UDP
     for candidate in (app_protocol, name.split("-", 1)[0] if name else None):
@@ -56,7 +58,7 @@ def port_protocol(name: str, app_protocol: str | None = None, k8s_protocol: str 
                 key = key.removeprefix("kubernetes.io/")
             if key in _PREFIXES:
                 return _PREFIXES[key]
-    return Protocol.TCP
+    return Protocol.UNSUPPORTED
 
 
 @dataclass(frozen=True, slots=True)

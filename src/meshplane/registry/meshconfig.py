@@ -43,6 +43,18 @@ def parse(text: str | None, base: mesh.MeshConfig) -> mesh.MeshConfig:
     mesh_id = _str(default_config, "meshId", "mesh.defaultConfig")
     if mesh_id:
         out = replace(out, mesh_id=mesh_id)
+    policy = doc.get("outboundTrafficPolicy")
+    policy = {} if policy is None else policy
+    if not isinstance(policy, Mapping):
+        raise errors.MeshConfigError("mesh.outboundTrafficPolicy: expected a mapping")
+    mode = _str(policy, "mode", "mesh.outboundTrafficPolicy")
+    if mode:
+        try:
+            out = replace(out, outbound_traffic_policy=mesh.OutboundTrafficPolicy(mode))
+        except ValueError:
+            raise errors.MeshConfigError(
+                f"mesh.outboundTrafficPolicy.mode: {mode[:40]!r} is not ALLOW_ANY or REGISTRY_ONLY"
+            ) from None
     local: list[str] = list(mesh.DEFAULT_CLUSTER_LOCAL_HOSTS)
     not_local: list[str] = []
     settings = doc.get("serviceSettings")

@@ -3,9 +3,14 @@
 - generator.py  the entry point the ADS server calls: picks the generators for the proxy's type
 - snapshot.py   the protocol generators read (push.context.PushContext satisfies it)
 - proxyview.py  facts about a proxy read from its node metadata (localhost address, SDS, ...)
-- cds.py        clusters: outbound EDS clusters, inbound clusters, SNI-DNAT clusters
+- cds.py        clusters: outbound EDS clusters, inbound clusters, SNI-DNAT clusters, Passthrough-,
+                BlackHole- and InboundPassthroughCluster
 - eds.py        ClusterLoadAssignments per `outbound|PORT||HOST` from every cluster's shard
-- lds.py, rds.py     a sidecar's listeners and its outbound routes
+- transparent.py  a captured sidecar's listeners (INTERCEPTION_MODE REDIRECT, the default):
+                virtualOutbound 15001, 0.0.0.0_PORT, VIP_PORT, virtualInbound 15006
+- lds.py        an explicit-proxy sidecar's listeners (INTERCEPTION_MODE NONE) and the inbound
+                filter chains both layouts share
+- rds.py        outbound route configurations: `PORT` per port (captured), one table (explicit)
 - gateways.py   router mode: listeners, routes and clusters a Gateway config asks for
 - inbound.py    a sidecar's own service ports (index built once per push)
 - mtls.py, filters.py, protos.py  shared TLS contexts, filters and protobuf constructors
@@ -15,5 +20,5 @@
 - errors.py     XdsError, UnsupportedTypeError, ResourceNameError
 
 Flow: server.respond → generator.generate(type_url, proxy, ctx, names) → cache hit, or the
-type's builder (cds/eds/lds/rds/gateways) over the snapshot → resources.Resource (packed once).
+type's builder (cds/eds/transparent|lds/rds/gateways) over the snapshot → resources.Resource (packed once).
 """

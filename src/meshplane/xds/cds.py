@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2
-from envoy.config.core.v3 import base_pb2, protocol_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
@@ -151,6 +151,40 @@ def inbound(port: int, localhost: str, protocol: service.Protocol) -> cluster_pb
     if protocol in (service.Protocol.HTTP2, service.Protocol.GRPC):
         for k, v in _http2_options().items():
             c.typed_extension_protocol_options[k].CopyFrom(v)
+    return c
+
+
+# the source of a sidecar's connections to its own app's original destination: ISTIO_OUTPUT
+# returns `-o lo -s 127.0.0.6/32` before anything else, so they are never captured again
+INBOUND_PASSTHROUGH_BIND = "127.0.0.6"
+
+
+def passthrough() -> cluster_pb2.Cluster:
+    """`PassthroughCluster`: to the connection's original destination (cluster_builder.go
+    `buildDefaultPassthroughCluster`)."""
+    c = _base(naming.PASSTHROUGH_CLUSTER)
+    c.type = cluster_pb2.Cluster.ORIGINAL_DST
+    c.lb_policy = cluster_pb2.Cluster.CLUSTER_PROVIDED
+    return c
+
+
+def blackhole() -> cluster_pb2.Cluster:
+    """`BlackHoleCluster`: STATIC with no endpoint, every connection fails."""
+    c = cluster_pb2.Cluster(name=naming.BLACKHOLE_CLUSTER, connect_timeout=protos.duration(CONNECT_TIMEOUT_S))
+    c.type = cluster_pb2.Cluster.STATIC
+    return c
+
+
+def inbound_passthrough() -> cluster_pb2.Cluster:
+    """`InboundPassthroughCluster`: a captured connection to a port no service declares goes to
+    its original destination in the pod, from 127.0.0.6."""
+    c = passthrough()
+    c.name = naming.INBOUND_PASSTHROUGH_CLUSTER
+    c.upstream_bind_config.CopyFrom(
+        address_pb2.BindConfig(
+            source_address=address_pb2.SocketAddress(address=INBOUND_PASSTHROUGH_BIND, port_value=0)
+        )
+    )
     return c
 
 

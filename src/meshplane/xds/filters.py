@@ -8,6 +8,8 @@ from envoy.config.core.v3 import protocol_pb2
 from envoy.config.listener.v3 import listener_components_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
+from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
@@ -19,6 +21,10 @@ HCM = "envoy.filters.network.http_connection_manager"
 TCP_PROXY = "envoy.filters.network.tcp_proxy"
 ROUTER = "envoy.filters.http.router"
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+HTTP_INSPECTOR = "envoy.filters.listener.http_inspector"
+ORIGINAL_DST = "envoy.filters.listener.original_dst"
+# what http_inspector reports for plaintext HTTP; a chain matching these is the sniffed-HTTP chain
+SNIFFED_HTTP = ("http/1.1", "h2c")
 
 _HCM = hcm_pb2.HttpConnectionManager
 
@@ -26,6 +32,18 @@ _HCM = hcm_pb2.HttpConnectionManager
 def tls_inspector() -> listener_components_pb2.ListenerFilter:
     return listener_components_pb2.ListenerFilter(
         name=TLS_INSPECTOR, typed_config=protos.to_any(tls_inspector_pb2.TlsInspector())
+    )
+
+
+def http_inspector() -> listener_components_pb2.ListenerFilter:
+    return listener_components_pb2.ListenerFilter(
+        name=HTTP_INSPECTOR, typed_config=protos.to_any(http_inspector_pb2.HttpInspector())
+    )
+
+
+def original_dst() -> listener_components_pb2.ListenerFilter:
+    return listener_components_pb2.ListenerFilter(
+        name=ORIGINAL_DST, typed_config=protos.to_any(original_dst_pb2.OriginalDst())
     )
 
 

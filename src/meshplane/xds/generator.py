@@ -31,6 +31,7 @@ from meshplane.xds import (
     rds,
     resources,
     snapshot,
+    transparent,
 )
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,24 @@ class Generator:
         else:
             iv = proxyview.inbound_view(proxy)
             extra = self.cache.derived(v, ("cds-inbound", iv), lambda: self._inbound_clusters(iv, ctx))
+            if iv.interception is proxyview.Interception.REDIRECT:
+                fixed = self.cache.derived(v, ("cds-capture",), lambda: self._capture_clusters(v))
+                return _combine(resources.TYPE_CDS, (outbound, extra, fixed))
         return _combine(resources.TYPE_CDS, (outbound, extra))
+
+    def _capture_clusters(self, version: str) -> resources.Generated:
+        """PassthroughCluster, BlackHoleCluster and InboundPassthroughCluster of a captured sidecar."""
+        return resources.generated(
+            resources.TYPE_CDS,
+            (
+                self.cache.resource(version, ("cds-fixed", name), (), _builder(name, make))
+                for name, make in (
+                    (naming.PASSTHROUGH_CLUSTER, cds.passthrough),
+                    (naming.BLACKHOLE_CLUSTER, cds.blackhole),
+                    (naming.INBOUND_PASSTHROUGH_CLUSTER, cds.inbound_passthrough),
+                )
+            ),
+        )
 
     def _outbound_clusters(self, ctx: snapshot.Snapshot, sds: bool) -> resources.Generated:
         out = []
@@ -237,6 +255,58 @@ class Generator:
         return self.cache.derived(v, ("lds-sidecar", iv), lambda: self._sidecar_listeners(iv, ctx))
 
     def _sidecar_listeners(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
+        if iv.interception is proxyview.Interception.REDIRECT:
+            return self._captured_listeners(iv, ctx)
+        return self._explicit_listeners(iv, ctx)
+
+    def _captured_listeners(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
+        v = ctx.version
+        policy = ctx.mesh.outbound_traffic_policy
+        outbound = self.cache.derived(
+            v, ("lds-capture-out", iv.cluster_id, policy), lambda: self._captured_outbound(iv, ctx)
+        )
+        ports = self._own_ports(iv, ctx)
+        mode = ctx.mesh.mtls_mode
+        name = naming.VIRTUAL_INBOUND
+        vin = self.cache.resource(
+            v,
+            ("lds-vin", ports, mode, iv.sds),
+            (),
+            _builder(name, lambda: transparent.virtual_inbound(ports, mode, iv.sds)),
+        )
+        return _combine(resources.TYPE_LDS, (outbound, resources.generated(resources.TYPE_LDS, [vin])))
+
+    def _captured_outbound(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
+        v = ctx.version
+        policy = ctx.mesh.outbound_traffic_policy
+        http_ports, vips = transparent.outbound_ports(ctx.services, iv.cluster_id)
+        out = [
+            self.cache.resource(
+                v,
+                ("lds-vout", policy),
+                (),
+                _builder(naming.VIRTUAL_OUTBOUND, lambda: transparent.virtual_outbound(policy)),
+            )
+        ]
+        for port in http_ports:
+            name = naming.listener(transparent.ANY, port)
+
+            def make_http(port: int = port) -> message.Message:
+                return transparent.http_port(port, policy)
+
+            out.append(self.cache.resource(v, ("lds-http-port", port, policy), (), _builder(name, make_http)))
+        for vip, host, sp in vips:
+            name = naming.listener(vip, sp.port)
+
+            def make_vip(
+                vip: str = vip, host: Hostname = host, sp: service.ServicePort = sp
+            ) -> message.Message:
+                return transparent.vip_port(vip, host, sp)
+
+            out.append(self.cache.resource(v, ("lds-vip", vip, host, sp), (), _builder(name, make_vip)))
+        return resources.generated(resources.TYPE_LDS, out)
+
+    def _explicit_listeners(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
         v = ctx.version
         out_name = naming.listener(iv.localhost, naming.OUTBOUND_LISTENER_PORT)
         out = [
@@ -266,8 +336,34 @@ class Generator:
         if proxy.type is proxy_model.ProxyType.ROUTER:
             key: tuple[object, ...] = ("rds-router", proxyview.labels_key(proxy.labels), names)
             return self.cache.derived(v, key, lambda: self._router_routes(proxy, ctx, names))
-        key = ("rds-sidecar", proxy.namespace, proxy.cluster_id, names)
+        mode = proxyview.interception(proxy)
+        key = ("rds-sidecar", proxy.namespace, proxy.cluster_id, mode, names)
+        if mode is proxyview.Interception.REDIRECT:
+            return self.cache.derived(v, key, lambda: self._port_tables(proxy, ctx, names))
         return self.cache.derived(v, key, lambda: self._sidecar_routes(proxy, ctx, names))
+
+    def _port_tables(
+        self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names
+    ) -> resources.Generated:
+        """Route configurations `PORT` of a captured sidecar's `0.0.0.0_PORT` listeners."""
+        policy = ctx.mesh.outbound_traffic_policy
+        http_ports, _ = self.cache.derived(
+            ctx.version,
+            ("outbound-ports", proxy.cluster_id),
+            lambda: transparent.outbound_ports(ctx.services, proxy.cluster_id),
+        )
+        out = []
+        for port in http_ports:
+            name = str(port)
+            if names is not None and name not in names:
+                continue
+
+            def make(port: int = port) -> message.Message:
+                return rds.port_table(ctx.services, port, proxy.namespace, proxy.cluster_id, policy)
+
+            key = ("rds-port", name, proxy.namespace, proxy.cluster_id, policy)
+            out.append(self.cache.resource(ctx.version, key, (ctx.services,), _builder(name, make)))
+        return resources.generated(resources.TYPE_RDS, out)
 
     def _sidecar_routes(
         self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names

@@ -1,4 +1,5 @@
-"""Listeners (LDS) of a sidecar, for a lab without traffic capture.
+"""Listeners (LDS) of an explicit-proxy sidecar (INTERCEPTION_MODE NONE: nothing is captured, the
+lab's loopback mode), and the inbound filter chains both layouts share.
 
 Outbound: one explicit HTTP listener on the pod's localhost address, port 15001, whose routes come
 from RDS (rds.outbound). Inbound: one listener per own target port, bound on the proxy's IP (what
@@ -14,8 +15,9 @@ import logging
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
+from google.protobuf import wrappers_pb2
 
-from meshplane.model import mesh
+from meshplane.model import mesh, service
 from meshplane.xds import filters, inbound, mtls, naming, protos
 
 log = logging.getLogger(__name__)
@@ -40,9 +42,10 @@ def outbound(localhost: str, port: int = naming.OUTBOUND_LISTENER_PORT) -> liste
     )
 
 
-def _inbound_filter(p: inbound.InboundPort) -> listener_components_pb2.Filter:
+def inbound_filter(p: inbound.InboundPort, http: bool, stat_address: str) -> listener_components_pb2.Filter:
+    """To the app through `inbound|PORT||`: an HCM that adds XFCC for HTTP, else tcp_proxy."""
     cluster = naming.inbound_cluster(p.port)
-    if not p.protocol.is_http:
+    if not http:
         return filters.tcp_proxy(cluster, [(cluster, 1)])
     routes = route_pb2.RouteConfiguration(
         name=cluster,
@@ -52,7 +55,7 @@ def _inbound_filter(p: inbound.InboundPort) -> listener_components_pb2.Filter:
             )
         ],
     )
-    return filters.hcm(f"inbound_{p.address}_{p.port}", route_config=routes, inbound=True)
+    return filters.hcm(f"inbound_{stat_address}_{p.port}", route_config=routes, inbound=True)
 
 
 def _inbound_route(cluster: str) -> route_components_pb2.Route:
@@ -69,38 +72,86 @@ def _inbound_route(cluster: str) -> route_components_pb2.Route:
     )
 
 
-def inbound_listener(p: inbound.InboundPort, mode: mesh.MtlsMode, sds: bool) -> listener_pb2.Listener | None:
-    """None when no chain can be served: STRICT mode on a proxy without the workload cert."""
-    if mode is mesh.MtlsMode.STRICT and not sds:
-        log.warning("STRICT mTLS but the proxy has no SDS: no inbound listener port=%d", p.port)
-        return None
+def inbound_chains(
+    p: inbound.InboundPort,
+    mode: mesh.MtlsMode,
+    sds: bool,
+    *,
+    names: tuple[str, str],
+    stat_address: str,
+    destination_port: int | None = None,
+) -> list[listener_components_pb2.FilterChain]:
+    """The chains of one own port (filterchain_options.go): an Istio mTLS chain when the proxy has
+    its certificate, a plaintext chain under PERMISSIVE. `names` are the (mTLS, plaintext) chain
+    names; `destination_port` matches the original destination (virtualInbound).
+
+    A port without a declared protocol is sniffed on the plaintext chain (http_inspector: HTTP
+    goes to an HCM, the rest to tcp_proxy). Inside mTLS it is served as TCP: the caller's HTTP
+    passes through to the app unchanged, without XFCC (Istio tells the two apart by the ALPN
+    its `istio.alpn` filter sets, which upstream Envoy does not have)."""
+    http = p.protocol.is_http
+    sniff = p.protocol is service.Protocol.UNSUPPORTED
+    port_match = wrappers_pb2.UInt32Value(value=destination_port) if destination_port else None
     chains = []
     if sds:
         chains.append(
             listener_components_pb2.FilterChain(
-                name=f"{naming.inbound_cluster(p.port)}-mtls",
+                name=names[0],
                 filter_chain_match=listener_components_pb2.FilterChainMatch(
+                    destination_port=port_match,
                     transport_protocol="tls",
                     application_protocols=mtls.ALPN_ISTIO_MTLS if mode is mesh.MtlsMode.PERMISSIVE else (),
                 ),
                 transport_socket=mtls.tls_socket(mtls.downstream_tls()),
-                filters=[_inbound_filter(p)],
+                filters=[inbound_filter(p, http, stat_address)],
             )
         )
     if mode is mesh.MtlsMode.PERMISSIVE:
+        plain = "raw_buffer" if sds or sniff else ""
+        if sniff:
+            chains.append(
+                listener_components_pb2.FilterChain(
+                    name=names[1],
+                    filter_chain_match=listener_components_pb2.FilterChainMatch(
+                        destination_port=port_match,
+                        transport_protocol=plain,
+                        application_protocols=filters.SNIFFED_HTTP,
+                    ),
+                    filters=[inbound_filter(p, True, stat_address)],
+                )
+            )
         chains.append(
             listener_components_pb2.FilterChain(
-                name=f"{naming.inbound_cluster(p.port)}-plaintext",
-                filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="raw_buffer")
-                if sds
+                name=names[1],
+                filter_chain_match=listener_components_pb2.FilterChainMatch(
+                    destination_port=port_match, transport_protocol=plain
+                )
+                if port_match or plain
                 else None,
-                filters=[_inbound_filter(p)],
+                filters=[inbound_filter(p, http, stat_address)],
             )
         )
+    return chains
+
+
+def inbound_listener(p: inbound.InboundPort, mode: mesh.MtlsMode, sds: bool) -> listener_pb2.Listener | None:
+    """One own port on the proxy IP (explicit mode). None when no chain can be served: STRICT
+    mode on a proxy without the workload cert."""
+    if mode is mesh.MtlsMode.STRICT and not sds:
+        log.warning("STRICT mTLS but the proxy has no SDS: no inbound listener port=%d", p.port)
+        return None
+    cluster = naming.inbound_cluster(p.port)
+    chains = inbound_chains(
+        p, mode, sds, names=(f"{cluster}-mtls", f"{cluster}-plaintext"), stat_address=p.address
+    )
+    sniff = p.protocol is service.Protocol.UNSUPPORTED and mode is mesh.MtlsMode.PERMISSIVE
     return listener_pb2.Listener(
         name=naming.listener(p.address, p.port),
         address=protos.socket_address(p.address, p.port),
         traffic_direction=base_pb2.INBOUND,
-        listener_filters=[filters.tls_inspector()] if sds else [],
+        listener_filters=[
+            *([filters.tls_inspector()] if sds else []),
+            *([filters.http_inspector()] if sniff else []),
+        ],
         filter_chains=chains,
     )

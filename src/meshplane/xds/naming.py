@@ -89,6 +89,15 @@ def outbound_host(name: str) -> Hostname | None:
     return parsed.host if parsed.direction is Direction.OUTBOUND else None
 
 
+# Fixed names of a captured sidecar (pilot/pkg/networking/util/util.go, core/listener.go).
+PASSTHROUGH_CLUSTER = "PassthroughCluster"
+BLACKHOLE_CLUSTER = "BlackHoleCluster"
+INBOUND_PASSTHROUGH_CLUSTER = "InboundPassthroughCluster"
+VIRTUAL_OUTBOUND = "virtualOutbound"
+VIRTUAL_INBOUND = "virtualInbound"
+VIRTUAL_INBOUND_PORT = 15006
+
+
 # Route configurations. The sidecar's explicit outbound HTTP listener (15001) uses one route
 # configuration named after its port, as Istio names its per-port outbound route configs ("5000");
 # gateways use `http.PORT` (pilot/pkg/networking/core/gateway.go).

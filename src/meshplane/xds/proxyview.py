@@ -5,6 +5,16 @@ to. Real pods use 127.0.0.1 (the default); lab pods share the host's network, so
 loopback address, which the agent passes from env `ISTIO_META_MESHPLANE_LOCALHOST` into the node
 metadata. `MESHPLANE_SDS: "false"` marks a proxy bootstrapped without an SDS socket: it gets no
 config that needs the workload certificate (Istio proxies always have SDS, so absent means yes).
+
+`INTERCEPTION_MODE` (Istio's key; the injector sets `REDIRECT`) picks the sidecar's layout:
+
+| value               | layout                                                                      |
+|---------------------|-----------------------------------------------------------------------------|
+| `REDIRECT` (absent) | Istio's transparent layout (xds/transparent.py): iptables sends the pod's   |
+|                     | traffic to virtualOutbound 15001 and virtualInbound 15006                   |
+| `NONE`              | explicit proxy (xds/lds.py): one HTTP proxy listener at LOCALHOST:15001 and |
+|                     | one listener per own port on the pod IP; nothing is captured                |
+| `TPROXY`            | not implemented (istio-iptables refuses it); logged, served as REDIRECT     |
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import ipaddress
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from meshplane.model import proxy as proxy_model
 from meshplane.model.ids import ClusterId
@@ -23,6 +34,12 @@ log = logging.getLogger(__name__)
 LOCALHOST_KEY = "MESHPLANE_LOCALHOST"
 SDS_KEY = "MESHPLANE_SDS"
 DEFAULT_LOCALHOST = "127.0.0.1"
+INTERCEPTION_KEY = "INTERCEPTION_MODE"
+
+
+class Interception(StrEnum):
+    REDIRECT = "REDIRECT"
+    NONE = "NONE"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -55,6 +72,24 @@ def has_sds(proxy: proxy_model.Proxy) -> bool:
     return str(proxy.metadata.get(SDS_KEY, "true")).lower() != "false"
 
 
+@functools.lru_cache(maxsize=64)
+def _interception(value: str) -> Interception:
+    if value in ("", Interception.REDIRECT):
+        return Interception.REDIRECT
+    if value == Interception.NONE:
+        return Interception.NONE
+    log.warning(
+        "%s=%r is not implemented (REDIRECT and NONE are); serving the REDIRECT layout",
+        INTERCEPTION_KEY,
+        value[:40],
+    )
+    return Interception.REDIRECT
+
+
+def interception(proxy: proxy_model.Proxy) -> Interception:
+    return _interception(str(proxy.metadata.get(INTERCEPTION_KEY) or ""))
+
+
 def labels_key(labels: Mapping[str, str]) -> frozenset[tuple[str, str]]:
     return frozenset(labels.items())
 
@@ -67,7 +102,10 @@ class InboundView:
     ips: tuple[str, ...]
     localhost: str
     sds: bool
+    interception: Interception = Interception.REDIRECT
 
 
 def inbound_view(proxy: proxy_model.Proxy) -> InboundView:
-    return InboundView(proxy.cluster_id, proxy.ip_addresses, localhost(proxy), has_sds(proxy))
+    return InboundView(
+        proxy.cluster_id, proxy.ip_addresses, localhost(proxy), has_sds(proxy), interception(proxy)
+    )

@@ -16,13 +16,15 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from google.protobuf import wrappers_pb2
 
-from meshplane.model import service
+from meshplane.model import mesh, service
 from meshplane.model.ids import ClusterId, Hostname
 from meshplane.xds import naming, protos
 
 log = logging.getLogger(__name__)
 
 # Istio's default retry policy (pilot/pkg/networking/core/route/retry DefaultPolicy)
+ALLOW_ANY = "allow_any"
+BLOCK_ALL = "block_all"
 RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 
 
@@ -69,9 +71,14 @@ def cluster_route(cluster: str, timeout_s: float = 0.0) -> route_components_pb2.
     )
 
 
-def outbound(
-    services: Mapping[Hostname, service.Service], proxy_namespace: str, cluster_id: ClusterId, name: str
-) -> route_pb2.RouteConfiguration:
+def _virtual_hosts(
+    services: Mapping[Hostname, service.Service],
+    proxy_namespace: str,
+    cluster_id: ClusterId,
+    wanted_port: int | None,
+) -> list[route_components_pb2.VirtualHost]:
+    """Virtual hosts of the HTTP ports (and, for one port's table, the sniffed ones) of every
+    service; `wanted_port` None means every port (the explicit proxy's single table)."""
     used: set[str] = set()
     vhosts = []
     for host in sorted(services):
@@ -80,7 +87,12 @@ def outbound(
             continue
         vips = svc.cluster_vips.get(cluster_id, ())
         for port in svc.ports:
-            if not port.protocol.is_http:
+            if wanted_port is None:
+                if not port.protocol.is_http:
+                    continue
+            elif port.port != wanted_port or not (
+                port.protocol.is_http or port.protocol is service.Protocol.UNSUPPORTED
+            ):
                 continue
             wanted = domains(svc, port.port, proxy_namespace, vips)
             mine = [d for d in wanted if d not in used]
@@ -97,6 +109,56 @@ def outbound(
                     include_request_attempt_count=True,
                 )
             )
+    return vhosts
+
+
+def outbound(
+    services: Mapping[Hostname, service.Service], proxy_namespace: str, cluster_id: ClusterId, name: str
+) -> route_pb2.RouteConfiguration:
+    """The explicit proxy's one table (INTERCEPTION_MODE NONE): every HTTP service port."""
     return route_pb2.RouteConfiguration(
-        name=name, virtual_hosts=vhosts, validate_clusters=wrappers_pb2.BoolValue(value=False)
+        name=name,
+        virtual_hosts=_virtual_hosts(services, proxy_namespace, cluster_id, None),
+        validate_clusters=wrappers_pb2.BoolValue(value=False),
+    )
+
+
+def _fallback(policy: mesh.OutboundTrafficPolicy) -> route_components_pb2.VirtualHost:
+    """The last virtual host of a port's table (httproute.go `BuildCatchAllVirtualHost`): requests
+    for hosts the mesh does not know go to PassthroughCluster (`allow_any`), or get a 502
+    (`block_all`) under REGISTRY_ONLY."""
+    if policy is mesh.OutboundTrafficPolicy.REGISTRY_ONLY:
+        return route_components_pb2.VirtualHost(
+            name=BLOCK_ALL,
+            domains=["*"],
+            routes=[
+                route_components_pb2.Route(
+                    name=BLOCK_ALL,
+                    match=route_components_pb2.RouteMatch(prefix="/"),
+                    direct_response=route_components_pb2.DirectResponseAction(status=502),
+                )
+            ],
+            include_request_attempt_count=True,
+        )
+    route = cluster_route(naming.PASSTHROUGH_CLUSTER)
+    route.name = ALLOW_ANY
+    route.route.ClearField("retry_policy")
+    return route_components_pb2.VirtualHost(
+        name=ALLOW_ANY, domains=["*"], routes=[route], include_request_attempt_count=True
+    )
+
+
+def port_table(
+    services: Mapping[Hostname, service.Service],
+    port: int,
+    proxy_namespace: str,
+    cluster_id: ClusterId,
+    policy: mesh.OutboundTrafficPolicy,
+) -> route_pb2.RouteConfiguration:
+    """Route configuration `PORT` of a captured sidecar's `0.0.0.0_PORT` listener: a virtual host
+    per HTTP (or sniffed) service on that port, then `allow_any` or `block_all`."""
+    return route_pb2.RouteConfiguration(
+        name=str(port),
+        virtual_hosts=[*_virtual_hosts(services, proxy_namespace, cluster_id, port), _fallback(policy)],
+        validate_clusters=wrappers_pb2.BoolValue(value=False),
     )

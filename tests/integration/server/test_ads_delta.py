@@ -47,7 +47,7 @@ async def test_full_push_sends_only_changed_resources() -> None:
         pushed = {r.type_url: r for r in c.received[before:]}
         assert pushed[CDS].names == ["outbound|80||extra.ns-9.svc.cluster.local"]
         assert EDS not in pushed  # no subscribed endpoints changed, and no cluster warms
-        assert RDS in pushed and pushed[RDS].names == ["15001"]
+        assert RDS in pushed and pushed[RDS].names == ["80"]
         # a push with nothing changed sends nothing at all
         before = len(c.received)
         await st.push()

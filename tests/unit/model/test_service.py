@@ -15,5 +15,8 @@ def test_port_protocol_follows_istio_selection() -> None:
     assert p("tls-istiod") is service.Protocol.TLS
     assert p("web", app_protocol="http") is service.Protocol.HTTP
     assert p("web", app_protocol="kubernetes.io/h2c") is service.Protocol.HTTP2
-    assert p("unnamed") is service.Protocol.TCP
+    # nothing declared: sniffed by the sidecar (Istio's protocol.Unsupported)
+    assert p("unnamed") is service.Protocol.UNSUPPORTED
+    assert p("") is service.Protocol.UNSUPPORTED
+    assert p("web", app_protocol="postgresql") is service.Protocol.UNSUPPORTED
     assert p("http", k8s_protocol="UDP") is service.Protocol.UDP

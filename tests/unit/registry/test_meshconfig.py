@@ -27,6 +27,19 @@ accessLogFile: /dev/stdout
 
 
 @pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("", mesh.OutboundTrafficPolicy.ALLOW_ANY),
+        ("outboundTrafficPolicy: {}", mesh.OutboundTrafficPolicy.ALLOW_ANY),
+        ("outboundTrafficPolicy: {mode: ALLOW_ANY}", mesh.OutboundTrafficPolicy.ALLOW_ANY),
+        ("outboundTrafficPolicy: {mode: REGISTRY_ONLY}", mesh.OutboundTrafficPolicy.REGISTRY_ONLY),
+    ],
+)
+def test_outbound_traffic_policy(text: str, want: mesh.OutboundTrafficPolicy) -> None:
+    assert meshconfig.parse(text, BASE).outbound_traffic_policy is want
+
+
+@pytest.mark.parametrize(
     ("text", "path"),
     [
         ("trustDomain: [1]", "mesh.trustDomain"),
@@ -36,6 +49,9 @@ accessLogFile: /dev/stdout
             "serviceSettings[0].settings.clusterLocal",
         ),
         ("serviceSettings: [{hosts: a}]", "serviceSettings[0].hosts"),
+        ("outboundTrafficPolicy: REGISTRY_ONLY", "mesh.outboundTrafficPolicy"),
+        ("outboundTrafficPolicy: {mode: DENY}", "mesh.outboundTrafficPolicy.mode"),
+        ("outboundTrafficPolicy: {mode: 1}", "mesh.outboundTrafficPolicy.mode"),
         ("- a", "expected a mapping"),
         ("a: [", "not valid YAML"),
     ],

@@ -93,10 +93,11 @@ def _mesh_ctx(mode: mesh.MtlsMode) -> Any:
 
 @pytest.mark.parametrize("mode", [mesh.MtlsMode.PERMISSIVE, mesh.MtlsMode.STRICT])
 @pytest.mark.parametrize("sds", [True, False])
-def test_sidecar_config_is_accepted_by_envoy(mode: mesh.MtlsMode, sds: bool) -> None:
+def test_explicit_sidecar_config_is_accepted_by_envoy(mode: mesh.MtlsMode, sds: bool) -> None:
     g = generator.Generator()
     c = _mesh_ctx(mode)
-    meta = {"MESHPLANE_LOCALHOST": "127.0.101.5"} | ({} if sds else {"MESHPLANE_SDS": "false"})
+    meta = {"MESHPLANE_LOCALHOST": "127.0.101.5", "INTERCEPTION_MODE": "NONE"}
+    meta |= {} if sds else {"MESHPLANE_SDS": "false"}
     p = md.proxy("127.0.1.5", metadata=meta)
     clusters = _decode(g.generate(resources.TYPE_CDS, p, c, None), cluster_pb2.Cluster)
     listeners = _decode(g.generate(resources.TYPE_LDS, p, c, None), listener_pb2.Listener)
@@ -106,6 +107,34 @@ def test_sidecar_config_is_accepted_by_envoy(mode: mesh.MtlsMode, sds: bool) -> 
     }
     assert len(listeners) == (5 if sds or mode is mesh.MtlsMode.PERMISSIVE else 1)
     assert routes and routes[0].virtual_hosts
+    doc = _bootstrap(clusters, listeners + [_route_holder(rc, i) for i, rc in enumerate(routes)])
+    result = envoyproc.validate(doc)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("policy", list(mesh.OutboundTrafficPolicy))
+@pytest.mark.parametrize("mode", [mesh.MtlsMode.PERMISSIVE, mesh.MtlsMode.STRICT])
+@pytest.mark.parametrize("sds", [True, False])
+def test_captured_sidecar_config_is_accepted_by_envoy(
+    mode: mesh.MtlsMode, sds: bool, policy: mesh.OutboundTrafficPolicy
+) -> None:
+    g = generator.Generator()
+    c = _mesh_ctx(mode)
+    c = dataclasses.replace(c, mesh=dataclasses.replace(c.mesh, outbound_traffic_policy=policy))
+    p = md.proxy(
+        "127.0.1.5", metadata={"INTERCEPTION_MODE": "REDIRECT"} | ({} if sds else {"MESHPLANE_SDS": "false"})
+    )
+    clusters = _decode(g.generate(resources.TYPE_CDS, p, c, None), cluster_pb2.Cluster)
+    listeners = _decode(g.generate(resources.TYPE_LDS, p, c, None), listener_pb2.Listener)
+    routes = _decode(g.generate(resources.TYPE_RDS, p, c, None), route_pb2.RouteConfiguration)
+    assert {"PassthroughCluster", "BlackHoleCluster", "InboundPassthroughCluster"} <= {
+        x.name for x in clusters
+    }
+    assert [x.name for x in listeners] == [
+        "virtualOutbound", "0.0.0.0_80", "0.0.0.0_5000", "0.0.0.0_9000", "0.0.0.0_15010", "10.96.0.11_5432",
+        "virtualInbound",
+    ]  # fmt: skip
+    assert [r.name for r in routes] == ["80", "5000", "9000", "15010"]
     doc = _bootstrap(clusters, listeners + [_route_holder(rc, i) for i, rc in enumerate(routes)])
     result = envoyproc.validate(doc)
     assert result.returncode == 0, result.stdout + result.stderr

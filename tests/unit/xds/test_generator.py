@@ -36,7 +36,7 @@ def test_proxies_with_the_same_view_share_the_same_objects() -> None:
     shared = {r.name: r for r in ca.resources}
     for r in cb.resources:
         assert r is shared[r.name]  # same Resource, same Any bytes
-    ra, rb = (g.generate(resources.TYPE_RDS, p, c, frozenset({"15001"})) for p in (a, b))
+    ra, rb = (g.generate(resources.TYPE_RDS, p, c, frozenset({"5000"})) for p in (a, b))
     assert ra.resources[0] is rb.resources[0]
 
 
@@ -47,8 +47,9 @@ def test_each_resource_is_built_once_per_push() -> None:
         p = md.proxy(f"127.0.1.{50 + i}", pod=f"p{i}")
         for t in resources.PUSH_ORDER:
             g.generate(t, p, c, None)
-    # 2 outbound clusters + 2 EDS + 1 outbound listener + 1 route config, plus nothing per proxy
-    assert g.cache.stats.built == 6
+    # 2 outbound clusters + Passthrough/BlackHole/InboundPassthrough + 2 EDS + virtualOutbound,
+    # 0.0.0.0_5000 and virtualInbound (no own port) + route config "5000", nothing per proxy
+    assert g.cache.stats.built == 11
 
 
 def test_views_that_differ_get_different_config() -> None:
@@ -60,15 +61,19 @@ def test_views_that_differ_get_different_config() -> None:
     # a sidecar that is an endpoint of helloworld gets an inbound cluster and listener
     server = md.proxy("127.0.1.5", pod="helloworld-v1")
     assert "inbound|5000||" in g.generate(resources.TYPE_CDS, server, c, None).names
-    assert "127.0.1.5_5000" in g.generate(resources.TYPE_LDS, server, c, None).names
+    lds = g.generate(resources.TYPE_LDS, server, c, None).by_name()
+    assert (
+        lds["virtualInbound"]
+        is not g.generate(resources.TYPE_LDS, md.proxy(), c, None).by_name()["virtualInbound"]
+    )
+    explicit = md.proxy("127.0.1.5", pod="helloworld-v1", metadata={"INTERCEPTION_MODE": "NONE"})
+    assert "127.0.1.5_5000" in g.generate(resources.TYPE_LDS, explicit, c, None).names
     assert "inbound|5000||" not in g.generate(resources.TYPE_CDS, md.proxy(), c, None).names
     # no SDS: clusters without TLS
     no_sds = g.generate(resources.TYPE_CDS, md.proxy(metadata={"MESHPLANE_SDS": "false"}), c, None)
     with_sds = g.generate(resources.TYPE_CDS, md.proxy(), c, None)
-    assert (
-        no_sds.by_name()[next(iter(no_sds.names))].version
-        != with_sds.by_name()[next(iter(no_sds.names))].version
-    )
+    hello = "outbound|5000||helloworld.sample.svc.cluster.local"
+    assert no_sds.by_name()[hello].version != with_sds.by_name()[hello].version
 
 
 def test_unchanged_resources_keep_their_version_across_pushes() -> None:
@@ -218,18 +223,20 @@ def test_any_mesh_gives_unique_names_and_domains(
 ) -> None:
     c, _ = world
     g = generator.Generator()
-    p = md.proxy(ip, metadata={"MESHPLANE_LOCALHOST": localhost}, network_view=("network1",))
-    for t in resources.PUSH_ORDER:
-        out = g.generate(t, p, c, None)
-        names = [r.name for r in out.resources]
-        assert len(names) == len(set(names)), (t, names)
-    eds = g.generate(resources.TYPE_EDS, p, c, frozenset(junk_names))
-    assert all(naming.outbound_host(r.name) for r in eds.resources)
-    (rc,) = [r for r in g.generate(resources.TYPE_RDS, p, c, None).resources]
-    routes = route_pb2.RouteConfiguration()
-    assert rc.body.Unpack(routes)
-    domains = [d for vh in routes.virtual_hosts for d in vh.domains]
-    assert len(domains) == len(set(domains))
+    for mode in ("NONE", "REDIRECT"):
+        meta = {"MESHPLANE_LOCALHOST": localhost, "INTERCEPTION_MODE": mode}
+        p = md.proxy(ip, metadata=meta, network_view=("network1",))
+        for t in resources.PUSH_ORDER:
+            out = g.generate(t, p, c, None)
+            names = [r.name for r in out.resources]
+            assert len(names) == len(set(names)), (t, names)
+        eds = g.generate(resources.TYPE_EDS, p, c, frozenset(junk_names))
+        assert all(naming.outbound_host(r.name) for r in eds.resources)
+        for rc in g.generate(resources.TYPE_RDS, p, c, None).resources:
+            routes = route_pb2.RouteConfiguration()
+            assert rc.body.Unpack(routes)
+            domains = [d for vh in routes.virtual_hosts for d in vh.domains]
+            assert len(domains) == len(set(domains))
 
 
 def test_inbound_signature_changes_when_the_proxy_joins_a_service() -> None:

@@ -12,6 +12,9 @@ beyond the env its spec asks for:
 | `MESHPLANE_HOSTS_FILE`           | the cluster's hosts file: Service names → ClusterIPs         |
 | `MESHPLANE_LOCALHOST`            | the pod-local address (the pod's "localhost")                |
 | `ISTIO_META_MESHPLANE_LOCALHOST` | the same, as proxy metadata (the agent hands it to Envoy)    |
+| `ISTIO_META_INTERCEPTION_MODE`   | `NONE`, replacing the injector's `REDIRECT`: loopback pods   |
+|                                  | share the host's network, nothing is captured, so the        |
+|                                  | sidecar gets the explicit-proxy layout (xds/proxyview.py)    |
 | `MESHPLANE_LISTEN_ADDRESS`       | where an app listens: the pod-local address when the pod has |
 |                                  | an `istio-proxy` container, else the pod IP                  |
 
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 PASSTHROUGH = ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL", "TZ", "MESHPLANE_LOG_LEVEL")
 LISTEN_ENV = "MESHPLANE_LISTEN_ADDRESS"
 LOCALHOST_META_ENV = "ISTIO_META_MESHPLANE_LOCALHOST"
+INTERCEPTION_META_ENV = "ISTIO_META_INTERCEPTION_MODE"
 # The pod is an endpoint of a Service: True once no EndpointSlice lists it as ready any more.
 EndpointsGate = Callable[[Obj], Awaitable[bool]]
 
@@ -108,6 +112,7 @@ class Kubelet:
             resolve.HOSTS_FILE_ENV: str(self.settings.hosts_file),
             resolve.LOCALHOST_ENV: local,
             LOCALHOST_META_ENV: local,
+            INTERCEPTION_META_ENV: "NONE",
             LISTEN_ENV: local if podspec.has_sidecar(pod) else pod_ip,
         }
 
