@@ -5,15 +5,20 @@ python TCP echo server/client to run inside a namespace."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from meshplane.lab import errors
-from meshplane.lab.network import ranges
+from meshplane.lab.network import ledger, links, names, ranges
 
 TEST_BLOCK = "198.19"
 
@@ -60,6 +65,57 @@ def free_cluster(name: str, attempts: int = 50) -> ranges.ClusterRanges:
             continue
         return picked
     raise AssertionError(f"no free /24s in {TEST_BLOCK}.0.0/16 after {attempts} tries: {routes}")
+
+
+@dataclass
+class TestLab:
+    """One test's pod network: its id, ledger, bridge and cluster ranges."""
+
+    id: str
+    book: ledger.Ledger
+    bridge: str
+    cluster: ranges.ClusterRanges
+
+    @property
+    def gateway(self) -> str:
+        return str(ranges.gateway(self.cluster.pods).ip)
+
+    def pod_ip(self, n: int) -> str:
+        return str(self.cluster.pods.net.network_address + n)
+
+    def vip(self, n: int) -> str:
+        return str(self.cluster.services.net.network_address + n)
+
+
+@contextlib.asynccontextmanager
+async def bridged(state: Path) -> AsyncIterator[TestLab]:
+    """A bridge for free ranges, its ledger under `state`; on exit everything the ledger records is
+    removed by name, and what is still there afterwards fails the test."""
+    require_root()
+    lab_id = names.new_lab_id()
+    book = ledger.Ledger(state)
+    cluster = free_cluster("cluster1")
+    try:
+        await links.make_bridge(book, names.bridge(lab_id), [cluster])
+        yield TestLab(lab_id, book, names.bridge(lab_id), cluster)
+    finally:
+        recorded = ledger.read(book.path)
+        await ledger.cleanup(book.path)
+        assert_gone(recorded)
+
+
+def assert_gone(recorded: Iterable[ledger.Entry]) -> None:
+    """No namespace, link, file or folder of `recorded` exists any more."""
+    netns = run("ip", "netns", "list").stdout.split()
+    present = {link["ifname"] for link in json.loads(run("ip", "-j", "link", "show").stdout)}
+    left = [str(e) for e in recorded if (e.kind == "netns" and e.name in netns)
+            or (e.kind == "link" and e.name in present)
+            or (e.kind in ("file", "dir") and Path(e.name).exists())]  # fmt: skip
+    assert not left, f"left behind: {left}"
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
 
 
 def ns_exec(

@@ -6,11 +6,9 @@ fresh process, leaves no namespace, link, rule or folder behind."""
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,48 +20,17 @@ from tests.support import podnet
 PORT = 7007
 
 
-@dataclass
-class Lab:
-    id: str
-    book: ledger.Ledger
-    bridge: str
-    cluster: ranges.ClusterRanges
-
-
 @pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    podnet.require_root()
-    lab_id = names.new_lab_id()
-    book = ledger.Ledger(tmp_path / "state")
-    bridge = names.bridge(lab_id)
-    cluster = podnet.free_cluster("cluster1")
-    try:
-        await links.make_bridge(book, bridge, [cluster])
-        yield Lab(lab_id, book, bridge, cluster)
-    finally:
-        recorded = ledger.read(book.path)
-        await ledger.cleanup(book.path)
-        _assert_gone(recorded)
+async def lab(tmp_path: Path) -> AsyncIterator[podnet.TestLab]:
+    async with podnet.bridged(tmp_path / "state") as made:
+        yield made
 
 
 def _host(r: ranges.Range, n: int) -> str:
     return str(r.net.network_address + n)
 
 
-def _assert_gone(recorded: list[ledger.Entry]) -> None:
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    linkdump = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True, check=True).stdout
-    present = {link["ifname"] for link in json.loads(linkdump)}
-    for e in recorded:
-        if e.kind == "netns":
-            assert e.name not in netns.split(), f"namespace {e.name} left behind"
-        elif e.kind == "link":
-            assert e.name not in present, f"link {e.name} left behind"
-        elif e.kind in ("file", "dir"):
-            assert not Path(e.name).exists(), f"{e.name} left behind"
-
-
-async def test_two_pods_on_one_bridge_reach_each_other(lab: Lab) -> None:
+async def test_two_pods_on_one_bridge_reach_each_other(lab: podnet.TestLab) -> None:
     pods = lab.cluster.pods
     a_ip, b_ip = _host(pods, 10), _host(pods, 11)
     a = await links.make_pod(lab.book, lab_id=lab.id, pod_key="ns/a", bridge=lab.bridge, cluster=lab.cluster,
@@ -97,7 +64,7 @@ async def test_two_pods_on_one_bridge_reach_each_other(lab: Lab) -> None:
         podnet.stop(server)
 
 
-async def test_ranges_not_on_the_bridge_are_refused(lab: Lab) -> None:
+async def test_ranges_not_on_the_bridge_are_refused(lab: podnet.TestLab) -> None:
     await ranges.check_via(lab.cluster.all(), lab.bridge)  # the lab's own ranges go into the bridge
     await ranges.check_host(lab.cluster.all(), own_devices=[lab.bridge])
 
@@ -182,7 +149,7 @@ def test_cleanup_from_the_ledger_after_a_crash(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert int(done.stdout) == len(recorded)
         assert not path.exists()
-        _assert_gone(recorded)
+        podnet.assert_gone(recorded)
         assert names.bridge(lab_id) not in subprocess.run(["ip", "link", "show"], capture_output=True,
                                                           text=True, check=True).stdout  # fmt: skip
         # a second clean-up (lab down twice) has nothing to do
