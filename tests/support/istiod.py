@@ -8,8 +8,11 @@ project's real code (generators, ADS server, push queue, CA, authenticators).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry
@@ -96,3 +99,14 @@ class Istiod:
 
     def issued(self) -> float:
         return self.registry.get_sample_value("citadel_server_success_cert_issuance_count_total") or 0.0
+
+
+@contextlib.asynccontextmanager
+async def running(source: memsource.MemorySource, **settings: Any) -> AsyncIterator[Istiod]:
+    """An Istiod on `source`, started, and stopped on exit."""
+    cp = Istiod(source, **settings)
+    await cp.start()
+    try:
+        yield cp
+    finally:
+        await cp.stop()
