@@ -150,7 +150,10 @@ async def _remove(entry: Entry) -> None:
 def _remove_path(entry: Entry) -> None:
     path = Path(entry.name)
     try:
-        path.unlink() if entry.kind == "file" else path.rmdir()
+        if entry.kind == "file":
+            path.unlink()
+        else:
+            path.rmdir()  # only an empty folder: its files are entries of their own
     except FileNotFoundError:
         pass
 
