@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from envoy.config.core.v3 import protocol_pb2
 from envoy.config.listener.v3 import listener_components_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.type.v3 import range_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
@@ -35,10 +36,28 @@ def tls_inspector() -> listener_components_pb2.ListenerFilter:
     )
 
 
-def http_inspector() -> listener_components_pb2.ListenerFilter:
-    return listener_components_pb2.ListenerFilter(
+def http_inspector(only_ports: Sequence[int] = ()) -> listener_components_pb2.ListenerFilter:
+    """Sniffs plaintext HTTP; with `only_ports`, runs only for connections to those (original
+    destination) ports, so a declared server-first TCP port is not held waiting for client bytes
+    (Istio disables it the same way, listener_builder.go)."""
+    f = listener_components_pb2.ListenerFilter(
         name=HTTP_INSPECTOR, typed_config=protos.to_any(http_inspector_pb2.HttpInspector())
     )
+    if only_ports:
+        pred = listener_components_pb2.ListenerFilterChainMatchPredicate
+        f.filter_disabled.CopyFrom(
+            pred(
+                not_match=pred(
+                    or_match=pred.MatchSet(
+                        rules=[
+                            pred(destination_port_range=range_pb2.Int32Range(start=p, end=p + 1))
+                            for p in only_ports
+                        ]
+                    )
+                )
+            )
+        )
+    return f
 
 
 def original_dst() -> listener_components_pb2.ListenerFilter:
