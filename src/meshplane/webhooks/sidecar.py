@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshplane.model import injection
+from meshplane.webhooks import errors
 from meshplane.webhooks.settings import DEFAULT_CLUSTER_ID, InjectionSettings
 
 PROXY_CONTAINER = "istio-proxy"
@@ -19,6 +20,25 @@ DEFAULT_RESOURCES: Mapping[str, Any] = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
     "limits": {"cpu": "2000m", "memory": "1024Mi"},
 }
+
+
+# Istio's annotation (and the proxy metadata it becomes): REDIRECT captures with istio-iptables,
+# NONE leaves the pod's traffic alone (no istio-init) and the sidecar gets the explicit layout.
+INTERCEPTION_ANNOTATION = "sidecar.istio.io/interceptionMode"
+INTERCEPTION_MODES = ("REDIRECT", "NONE")
+
+
+def interception_mode(pod: Mapping[str, Any]) -> str:
+    """The pod's interception mode; TPROXY (which istio-iptables here refuses) and unknown values
+    are refused with the annotation named rather than injected into a pod that cannot start."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    mode = str(annotations.get(INTERCEPTION_ANNOTATION) or "REDIRECT")
+    if mode not in INTERCEPTION_MODES:
+        what = "is not implemented" if mode == "TPROXY" else "is not a mode"
+        raise errors.WebhookError(
+            f"annotation {INTERCEPTION_ANNOTATION}: {mode[:40]!r} {what} (use REDIRECT or NONE)"
+        )
+    return mode
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +121,7 @@ def proxy_env(
         },
         {"name": "ISTIO_META_CLUSTER_ID", "value": s.cluster_name or DEFAULT_CLUSTER_ID},
         _field("ISTIO_META_NODE_NAME", "spec.nodeName"),
-        {"name": "ISTIO_META_INTERCEPTION_MODE", "value": "REDIRECT"},
+        {"name": "ISTIO_META_INTERCEPTION_MODE", "value": interception_mode(pod)},
     ]
     if s.network:
         env.append({"name": "ISTIO_META_NETWORK", "value": s.network})
@@ -277,7 +297,7 @@ def render(
             if key not in annotations:
                 add_annotations[key] = first
     return Injected(
-        init_containers=[_init_container(s)],
+        init_containers=[] if interception_mode(pod) == "NONE" else [_init_container(s)],
         containers=[_proxy_container(pod, s, dm, overrides)],
         volumes=volumes(s),
         labels=add_labels,

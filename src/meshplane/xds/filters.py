@@ -13,6 +13,7 @@ from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.type.v3 import range_pb2
 from google.protobuf import wrappers_pb2
 
 from meshplane.xds import protos
@@ -35,10 +36,28 @@ def tls_inspector() -> listener_components_pb2.ListenerFilter:
     )
 
 
-def http_inspector() -> listener_components_pb2.ListenerFilter:
-    return listener_components_pb2.ListenerFilter(
+def http_inspector(only_ports: Sequence[int] = ()) -> listener_components_pb2.ListenerFilter:
+    """Sniffs plaintext HTTP; with `only_ports`, runs only for connections to those (original
+    destination) ports, so a declared server-first TCP port is not held waiting for client bytes
+    (Istio disables it the same way, listener_builder.go)."""
+    f = listener_components_pb2.ListenerFilter(
         name=HTTP_INSPECTOR, typed_config=protos.to_any(http_inspector_pb2.HttpInspector())
     )
+    if only_ports:
+        pred = listener_components_pb2.ListenerFilterChainMatchPredicate
+        f.filter_disabled.CopyFrom(
+            pred(
+                not_match=pred(
+                    or_match=pred.MatchSet(
+                        rules=[
+                            pred(destination_port_range=range_pb2.Int32Range(start=p, end=p + 1))
+                            for p in only_ports
+                        ]
+                    )
+                )
+            )
+        )
+    return f
 
 
 def original_dst() -> listener_components_pb2.ListenerFilter:

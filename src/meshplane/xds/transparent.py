@@ -13,7 +13,8 @@ pilot/pkg/networking/core/listener.go and listener_builder.go:
   `PassthroughFilterChain` default chain.
 - `VIP_PORT` per TCP (or sniffed) service with a ClusterIP in the proxy's cluster: tcp_proxy to
   `outbound|PORT||HOST`; a sniffed one sends HTTP to the HCM of route table `PORT` first.
-- `virtualInbound` 0.0.0.0:15006 (original_dst, tls_inspector, http_inspector): a pair of chains
+- `virtualInbound` 0.0.0.0:15006 (original_dst, tls_inspector, and http_inspector only for the
+  sniffed ports under PERMISSIVE, where plaintext HTTP is told from TCP): a pair of chains
   named `0.0.0.0_PORT` per own port matched on the destination port (lds.inbound_chains: mTLS,
   plaintext under PERMISSIVE), `virtualInbound-blackhole` for 15006 itself, and catch-all chains
   for ports no service declares → InboundPassthroughCluster (the app, from 127.0.0.6). Under
@@ -191,6 +192,7 @@ def virtual_inbound(
     ]
     if mode is mesh.MtlsMode.STRICT and not sds:
         log.warning("STRICT mTLS but the proxy has no SDS: virtualInbound accepts nothing")
+    sniffed = [p.port for p in ports if p.protocol is service.Protocol.UNSUPPORTED]
     for p in ports:
         name = naming.listener(ANY, p.port)
         chains += lds.inbound_chains(
@@ -201,7 +203,11 @@ def virtual_inbound(
         name=naming.VIRTUAL_INBOUND,
         address=protos.socket_address(ANY, INBOUND_PORT),
         traffic_direction=base_pb2.INBOUND,
-        listener_filters=[filters.original_dst(), filters.tls_inspector(), filters.http_inspector()],
+        listener_filters=[
+            filters.original_dst(),
+            filters.tls_inspector(),
+            *([filters.http_inspector(sniffed)] if sniffed and mode is mesh.MtlsMode.PERMISSIVE else []),
+        ],
         listener_filters_timeout=protos.duration(SNIFF_TIMEOUT_S),
         continue_on_listener_filters_timeout=True,
         filter_chains=chains,

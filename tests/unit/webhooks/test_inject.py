@@ -11,7 +11,7 @@ import pytest
 
 from meshplane.devcluster.api import patch as jsonpatch_apply
 from meshplane.installer import config, gateways, pilot
-from meshplane.webhooks import inject, jsonpatch, policy, settings, sidecar
+from meshplane.webhooks import errors, inject, jsonpatch, policy, settings, sidecar
 
 
 def _apply(pod: dict[str, Any], s: settings.InjectionSettings, path: str = "/inject") -> dict[str, Any]:
@@ -127,6 +127,32 @@ def test_without_cluster_name_istio_defaults(pod: dict[str, Any]) -> None:
     assert got["ISTIO_META_CLUSTER_ID"] == "Kubernetes" and "ISTIO_META_NETWORK" not in got
     assert got["ISTIO_META_MESH_ID"] == "cluster.local"
     assert "topology.istio.io/network" not in _apply(pod, s)["metadata"]["labels"]
+
+
+@pytest.mark.parametrize(("annotation", "init", "meta"), [(None, ["istio-init"], "REDIRECT"),
+                                                          ("REDIRECT", ["istio-init"], "REDIRECT"),
+                                                          ("NONE", [], "NONE")])  # fmt: skip
+def test_interception_mode_annotation(
+    pod: dict[str, Any],
+    inj_settings: settings.InjectionSettings,
+    annotation: str | None,
+    init: list[str],
+    meta: str,
+) -> None:
+    if annotation is not None:
+        pod["metadata"].setdefault("annotations", {})[sidecar.INTERCEPTION_ANNOTATION] = annotation
+    out = _apply(pod, inj_settings)
+    assert [c["name"] for c in out["spec"].get("initContainers") or []] == init
+    assert _env(out)["ISTIO_META_INTERCEPTION_MODE"] == meta
+
+
+@pytest.mark.parametrize(("value", "says"), [("TPROXY", "is not implemented"), ("redirect", "is not a mode")])
+def test_interception_mode_refused(
+    pod: dict[str, Any], inj_settings: settings.InjectionSettings, value: str, says: str
+) -> None:
+    pod["metadata"].setdefault("annotations", {})[sidecar.INTERCEPTION_ANNOTATION] = value
+    with pytest.raises(errors.WebhookError, match=f"sidecar.istio.io/interceptionMode: '{value}' {says}"):
+        inject.inject(pod, "sample", inj_settings, "/inject")
 
 
 def test_injecting_twice_is_a_no_op(pod: dict[str, Any], inj_settings: settings.InjectionSettings) -> None:

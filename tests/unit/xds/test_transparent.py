@@ -154,6 +154,9 @@ def test_virtual_inbound_permissive() -> None:
         "envoy.filters.listener.tls_inspector",
         "envoy.filters.listener.http_inspector",
     ]
+    # sniffing only where it is needed: the undeclared port 7000, not 8080 (HTTP) or 5432 (TCP)
+    (rule,) = vi.listener_filters[2].filter_disabled.not_match.or_match.rules
+    assert (rule.destination_port_range.start, rule.destination_port_range.end) == (7000, 7001)
     chains = [(c.name, c.filter_chain_match.destination_port.value, c.filter_chain_match.transport_protocol,
                tuple(c.filter_chain_match.application_protocols)) for c in vi.filter_chains]  # fmt: skip
     assert chains[0] == ("virtualInbound-blackhole", 15006, "", ())
@@ -179,6 +182,7 @@ def test_virtual_inbound_permissive() -> None:
 
 def test_virtual_inbound_strict_accepts_only_istio_mtls() -> None:
     vi = _inbound(mesh.MtlsMode.STRICT)
+    assert "envoy.filters.listener.http_inspector" not in [f.name for f in vi.listener_filters]
     transports = {c.filter_chain_match.transport_protocol for c in vi.filter_chains[1:]}
     assert transports == {"tls"}
     assert all(c.HasField("transport_socket") for c in vi.filter_chains[1:])
