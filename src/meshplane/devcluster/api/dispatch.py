@@ -218,6 +218,20 @@ class Dispatcher:
             doc = discovery.resource_list(reg, parts[1], parts[2])
             if doc is not None:
                 return responses.respond(doc)
+        elif path == "/openapi/v2":
+            if "protobuf" in request.headers.get("Accept", "") and "json" not in request.headers.get(
+                "Accept", ""
+            ):
+                raise errors.ApiError(
+                    406,
+                    "/openapi/v2 is served as application/json only (protobuf not implemented)",
+                    "NotAcceptable",
+                )
+            raw, etag = await asyncio.to_thread(self.oapi.document_v2, self.oapi.snapshot())
+            headers = {"ETag": etag, "Vary": "Accept"}
+            if request.headers.get("If-None-Match") == etag:
+                return web.Response(status=304, headers=headers)
+            return web.Response(body=raw, headers=headers | {"Content-Type": "application/json"})
         elif path == "/openapi/v3":
             index = await asyncio.to_thread(self.oapi.index, self.oapi.snapshot())
             return responses.respond(index)

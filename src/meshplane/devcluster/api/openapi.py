@@ -1,4 +1,5 @@
-"""OpenAPI v3 documents: an index of group-versions, one document per group-version.
+"""OpenAPI documents: v3 (an index of group-versions, one document per group-version) and the
+single Swagger 2.0 document at /openapi/v2, both built from the same component schemas.
 
 kubectl reads them to compute strategic merge patches (x-kubernetes-patch-merge-key/strategy on
 the component schemas) and to learn that the server honours `fieldValidation` (a PATCH operation
@@ -150,6 +151,54 @@ class Snapshot:
         return self.components.get(name)
 
 
+V2_REF_PREFIX = "#/definitions/"
+_V3_ONLY = ("nullable", "anyOf", "oneOf", "not")
+
+
+def to_v2(node: Any) -> Any:
+    """An OpenAPI v3 component schema -> a Swagger 2.0 definition, as kube-apiserver publishes CRD
+    schemas in v2 (kubernetes staging/src/k8s.io/apiextensions-apiserver/pkg/controller/openapi/v2/
+    conversion.go, ToStructuralOpenAPIV2): `nullable`, `anyOf`, `oneOf` and `not` are dropped,
+    refs point at #/definitions/, everything else (extensions included) is kept."""
+    if isinstance(node, list):
+        return [to_v2(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: Obj = {}
+    for k, v in node.items():
+        if k in _V3_ONLY:
+            continue
+        if k == "$ref" and isinstance(v, str):
+            out[k] = v.replace(schemas.REF_PREFIX, V2_REF_PREFIX)
+        elif k == "properties" and isinstance(v, dict):
+            out[k] = {name: to_v2(sub) for name, sub in v.items()}
+        elif k in ("items", "additionalProperties", "allOf"):
+            out[k] = to_v2(v)
+        else:
+            out[k] = v
+    return out
+
+
+_V2_PATH_PARAMS = {
+    n: {"name": n, "in": "path", "required": True, "type": "string", "uniqueItems": True}
+    for n in ("name", "namespace")
+}
+
+
+def _v2_op(op: Obj, path: str) -> Obj:
+    params = [{k: v for k, v in p.items() if k != "schema"} | {"type": "string"} for p in op["parameters"]]
+    params += [_V2_PATH_PARAMS[n] for n in ("namespace", "name") if "{" + n + "}" in path]
+    ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    return op | {
+        "parameters": params,
+        "consumes": ["application/json"],
+        "produces": ["application/json"],
+        "responses": {
+            "200": {"description": "OK", "schema": {"$ref": ref.replace(schemas.REF_PREFIX, V2_REF_PREFIX)}}
+        },
+    }
+
+
 class OpenApi:
     """Builds and caches documents; the cache is keyed by the registry/schema generation."""
 
@@ -201,6 +250,34 @@ class OpenApi:
                 del self._cache[old]
             self._cache[key] = (raw, digest)
         return raw, digest
+
+    def document_v2(self, snap: Snapshot) -> tuple[bytes, str]:
+        """(JSON bytes, ETag) of the Swagger 2.0 document: every served kind, every component. The
+        ETag is quoted, as kube-apiserver sends it. Thread-safe; cached per snapshot stamp."""
+        key = (snap.stamp, "v2")
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        paths: Obj = {}
+        for rt in sorted(snap.types, key=lambda r: (r.group, r.version, r.plural)):
+            if not rt.schema_name:
+                continue
+            for path, ops in _paths(rt).items():
+                paths[path] = {verb: _v2_op(op, path) for verb, op in ops.items()}
+        doc = {
+            "swagger": "2.0",
+            "info": {"title": "Kubernetes", "version": self._git_version},
+            "paths": paths,
+            "definitions": {name: to_v2(comp) for name, comp in sorted(snap.components.items())},
+        }
+        raw = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+        etag = '"' + hashlib.sha512(raw).hexdigest()[:128].upper() + '"'
+        with self._lock:
+            for old in [k for k in self._cache if k[0] != snap.stamp]:
+                del self._cache[old]
+            self._cache[key] = (raw, etag)
+        return raw, etag
 
     def index(self, snap: Snapshot) -> Obj:
         paths: Obj = {}
