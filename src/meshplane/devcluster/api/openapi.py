@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from meshplane.devcluster.api import openapi_pb
 from meshplane.devcluster.schema import resources, schemas
 from meshplane.runtime.jsonobj import Obj
 
@@ -278,6 +279,21 @@ class OpenApi:
                 del self._cache[old]
             self._cache[key] = (raw, etag)
         return raw, etag
+
+    def document_v2_pb(self, snap: Snapshot) -> tuple[bytes, str]:
+        """(gnostic openapi.v2.Document bytes, ETag); the ETag is the JSON document's, as
+        kube-apiserver serves one ETag for both encodings.  Raises openapi_pb.EncodeError."""
+        key = (snap.stamp, "v2pb")
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        raw, etag = self.document_v2(snap)
+        out = (openapi_pb.encode(json.loads(raw)), etag)
+        with self._lock:
+            if all(k[0] == snap.stamp for k in self._cache):
+                self._cache[key] = out
+        return out
 
     def index(self, snap: Snapshot) -> Obj:
         paths: Obj = {}

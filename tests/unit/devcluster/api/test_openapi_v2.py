@@ -1,0 +1,72 @@
+"""The Swagger 2.0 conversion and the gnostic protobuf encoding, without a server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from meshplane.devcluster.api import dispatch, openapi, openapi_pb
+from meshplane.devcluster.api._gen import OpenAPIv2_pb2 as pb
+from meshplane.devcluster.schema import resources, schemas
+
+
+def test_to_v2_drops_v3_only_constructs_and_rewrites_refs() -> None:
+    v3 = {
+        "type": "object",
+        "nullable": True,
+        "properties": {
+            "port": {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+            "meta": {"allOf": [{"$ref": schemas.REF_PREFIX + "io.k8s.X"}]},
+            "not": {"type": "string"},  # a property named like a keyword stays
+        },
+        "items": {"oneOf": [{"type": "string"}], "not": {"type": "integer"}},
+    }
+    assert openapi.to_v2(v3) == {
+        "type": "object",
+        "properties": {
+            "port": {"x-kubernetes-int-or-string": True},
+            "meta": {"allOf": [{"$ref": "#/definitions/io.k8s.X"}]},
+            "not": {"type": "string"},
+        },
+        "items": {},
+    }
+
+
+def test_document_v2_cached_per_stamp_and_protobuf_round_trips() -> None:
+    reg = resources.Registry.with_builtins()
+    oapi = openapi.OpenApi(reg, schemas.Schemas(), "v1.32.0")
+    snap = oapi.snapshot()
+    raw, etag = oapi.document_v2(snap)
+    assert oapi.document_v2(snap) == (raw, etag)
+    doc = json.loads(raw)
+    assert doc["swagger"] == "2.0" and "io.k8s.api.rbac.v1.ClusterRole" in doc["definitions"]
+    blob, pb_etag = oapi.document_v2_pb(snap)
+    assert pb_etag == etag and openapi_pb.decode(blob) == doc
+    parsed = pb.Document.FromString(blob)
+    assert parsed.swagger == "2.0" and parsed.info.title == "Kubernetes"
+    names = [d.name for d in parsed.definitions.additional_properties]
+    assert "io.k8s.api.core.v1.ServiceAccount" in names
+
+
+def test_encode_names_what_it_cannot_carry() -> None:
+    with pytest.raises(openapi_pb.EncodeError, match=r"#\.definitions\.Bad: Schema has no field 'bogus'"):
+        openapi_pb.encode({"swagger": "2.0", "definitions": {"Bad": {"bogus": 1}}})
+    with pytest.raises(openapi_pb.EncodeError, match="parameter 'in' must be one of"):
+        openapi_pb.encode(
+            {"swagger": "2.0", "paths": {"/x": {"get": {"parameters": [{"name": "a", "in": "cookie"}]}}}}
+        )
+
+
+def test_extensions_are_yaml_in_any() -> None:
+    blob = openapi_pb.encode({"swagger": "2.0", "definitions": {"A": {"x-k": [{"kind": "A"}]}}})
+    ext = pb.Document.FromString(blob).definitions.additional_properties[0].value.vendor_extension[0]
+    assert ext.name == "x-k" and json.loads(ext.value.yaml) == [{"kind": "A"}]
+
+
+def test_accept_negotiation() -> None:
+    assert dispatch._wants_protobuf(openapi_pb.MIME)
+    assert dispatch._wants_protobuf(f"{openapi_pb.MIME}, application/json")
+    assert not dispatch._wants_protobuf(f"application/json, {openapi_pb.MIME}")
+    assert not dispatch._wants_protobuf("")
+    assert not dispatch._wants_protobuf("*/*")
