@@ -34,9 +34,10 @@ spec:
         properties:
           spec:
             type: object
-            nullable: true
+            required: [size, note]
             properties:
               size: {type: integer}
+              note: {type: string, nullable: true}
               port: {x-kubernetes-int-or-string: true, anyOf: [{type: integer}, {type: string}]}
 """
 NAME = "com.example.v2test.v1.Sprocket"
@@ -122,7 +123,13 @@ def test_v2_follows_crd_creation_and_deletion(
             {"group": "v2test.example.com", "kind": "Sprocket", "version": "v1"}
         ]
         spec = schema["properties"]["spec"]
-        assert "nullable" not in spec and spec["properties"]["size"] == {"type": "integer"}
+        assert spec["properties"]["size"] == {"type": "integer"}
+        assert spec["properties"]["note"] == {} and spec["required"] == [
+            "size"
+        ]  # nullable: as kube-apiserver
+        assert schema["properties"]["metadata"] == {
+            "$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+        }
         assert "anyOf" not in spec["properties"]["port"]  # v3-only, dropped as kube-apiserver does
         assert "/apis/v2test.example.com/v1/namespaces/{namespace}/sprockets/{name}" in doc["paths"]
         assert OpenAPIV2SpecValidator(doc).is_valid()

@@ -153,30 +153,53 @@ class Snapshot:
 
 
 V2_REF_PREFIX = "#/definitions/"
-_V3_ONLY = ("nullable", "anyOf", "oneOf", "not")
+_JUNCTORS = ("allOf", "anyOf", "oneOf", "not")
 
 
 def to_v2(node: Any) -> Any:
-    """An OpenAPI v3 component schema -> a Swagger 2.0 definition, as kube-apiserver publishes CRD
-    schemas in v2 (kubernetes staging/src/k8s.io/apiextensions-apiserver/pkg/controller/openapi/v2/
-    conversion.go, ToStructuralOpenAPIV2): `nullable`, `anyOf`, `oneOf` and `not` are dropped,
-    refs point at #/definitions/, everything else (extensions included) is kept."""
+    """An OpenAPI v3 component schema -> a Swagger 2.0 definition, following kube-apiserver's
+    ToStructuralOpenAPIV2 (kubernetes staging/src/k8s.io/apiextensions-apiserver/pkg/controller/
+    openapi/v2/conversion.go): the junctors allOf/anyOf/oneOf/not are dropped; a nullable schema
+    loses `nullable`, its type, items and properties, and is no longer `required` by its parent;
+    x-kubernetes-preserve-unknown-fields drops items and properties; an array left without items
+    loses its type.  A `$ref` wrapped in a one-element allOf (how v3 carries a $ref with siblings)
+    becomes a plain `$ref` pointing at #/definitions/, as Kubernetes' own v2 document has it."""
     if isinstance(node, list):
         return [to_v2(v) for v in node]
     if not isinstance(node, dict):
         return node
     out: Obj = {}
     for k, v in node.items():
-        if k in _V3_ONLY:
+        if k in _JUNCTORS or k == "nullable":
             continue
         if k == "$ref" and isinstance(v, str):
             out[k] = v.replace(schemas.REF_PREFIX, V2_REF_PREFIX)
         elif k == "properties" and isinstance(v, dict):
             out[k] = {name: to_v2(sub) for name, sub in v.items()}
-        elif k in ("items", "additionalProperties", "allOf"):
+        elif k in ("items", "additionalProperties"):
             out[k] = to_v2(v)
         else:
             out[k] = v
+    all_of = node.get("allOf")
+    if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], dict) and "$ref" in all_of[0]:
+        out["$ref"] = str(all_of[0]["$ref"]).replace(schemas.REF_PREFIX, V2_REF_PREFIX)
+    if node.get("nullable") is True:
+        for k in ("type", "items", "properties"):
+            out.pop(k, None)
+    if node.get("x-kubernetes-preserve-unknown-fields") is True:
+        out.pop("items", None)
+        out.pop("properties", None)
+    if out.get("type") == "array" and "items" not in out:
+        del out["type"]
+    props = node.get("properties")
+    if isinstance(props, dict) and isinstance(out.get("required"), list):
+        nullable = {n for n, p in props.items() if isinstance(p, dict) and p.get("nullable") is True}
+        out["required"] = [r for r in out["required"] if r not in nullable]
+    addl = node.get("additionalProperties")
+    if isinstance(addl, dict) and addl.get("nullable") is True:
+        out.pop("required", None)
+    if out.get("required") == []:
+        del out["required"]
     return out
 
 

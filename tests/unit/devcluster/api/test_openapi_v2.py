@@ -11,26 +11,38 @@ from meshplane.devcluster.api._gen import OpenAPIv2_pb2 as pb
 from meshplane.devcluster.schema import resources, schemas
 
 
-def test_to_v2_drops_v3_only_constructs_and_rewrites_refs() -> None:
+def test_to_v2_follows_kube_apiservers_conversion() -> None:
     v3 = {
         "type": "object",
-        "nullable": True,
+        "required": ["a", "b"],
         "properties": {
+            "a": {"type": "object", "nullable": True, "properties": {"x": {"type": "string"}}},
+            "b": {"type": "string"},
             "port": {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]},
-            "meta": {"allOf": [{"$ref": schemas.REF_PREFIX + "io.k8s.X"}]},
+            "meta": {"description": "m", "allOf": [{"$ref": schemas.REF_PREFIX + "io.k8s.X"}]},
+            "free": {
+                "type": "array",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "items": {"type": "string"},
+            },
             "not": {"type": "string"},  # a property named like a keyword stays
         },
-        "items": {"oneOf": [{"type": "string"}], "not": {"type": "integer"}},
+        "additionalProperties": {"oneOf": [{"type": "string"}], "not": {"type": "integer"}},
     }
     assert openapi.to_v2(v3) == {
         "type": "object",
+        "required": ["b"],
         "properties": {
+            "a": {},
+            "b": {"type": "string"},
             "port": {"x-kubernetes-int-or-string": True},
-            "meta": {"allOf": [{"$ref": "#/definitions/io.k8s.X"}]},
+            "meta": {"description": "m", "$ref": "#/definitions/io.k8s.X"},
+            "free": {"x-kubernetes-preserve-unknown-fields": True},
             "not": {"type": "string"},
         },
-        "items": {},
+        "additionalProperties": {},
     }
+    assert "required" not in openapi.to_v2({"required": ["k"], "additionalProperties": {"nullable": True}})
 
 
 def test_document_v2_cached_per_stamp_and_protobuf_round_trips() -> None:
