@@ -203,6 +203,9 @@ def to_v2(node: Any) -> Any:
     return out
 
 
+# v3 gives Quantity as oneOf string/number, which v2 cannot say; Kubernetes' v2 document types it string
+_V2_TYPES: dict[str, Obj] = {"io.k8s.apimachinery.pkg.api.resource.Quantity": {"type": "string"}}
+
 _V2_PATH_PARAMS = {
     n: {"name": n, "in": "path", "required": True, "type": "string", "uniqueItems": True}
     for n in ("name", "namespace")
@@ -293,7 +296,9 @@ class OpenApi:
             "swagger": "2.0",
             "info": {"title": "Kubernetes", "version": self._git_version},
             "paths": paths,
-            "definitions": {name: to_v2(comp) for name, comp in sorted(snap.components.items())},
+            "definitions": {
+                name: to_v2(comp) | _V2_TYPES.get(name, {}) for name, comp in sorted(snap.components.items())
+            },
         }
         raw = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
         etag = '"' + hashlib.sha512(raw).hexdigest()[:128].upper() + '"'

@@ -53,6 +53,7 @@ def test_document_v2_cached_per_stamp_and_protobuf_round_trips() -> None:
     assert oapi.document_v2(snap) == (raw, etag)
     doc = json.loads(raw)
     assert doc["swagger"] == "2.0" and "io.k8s.api.rbac.v1.ClusterRole" in doc["definitions"]
+    assert doc["definitions"]["io.k8s.apimachinery.pkg.api.resource.Quantity"]["type"] == "string"
     blob, pb_etag = oapi.document_v2_pb(snap)
     assert pb_etag == etag and openapi_pb.decode(blob) == doc
     parsed = pb.Document.FromString(blob)
