@@ -14,7 +14,9 @@
 - `patch`       JSON merge patch, JSON patch and strategic merge patch.
 - `selectors`   label and field selectors.  `tables` server-side printing for `kubectl get`.
 - `responses`   JSON responses with the exact Content-Type clients compare against.
-- `discovery`   /api, /apis and aggregated discovery documents.  `openapi` OpenAPI v3 documents.
+- `discovery`   /api, /apis and aggregated discovery documents.  `openapi` OpenAPI v3 documents
+                and the Swagger 2.0 /openapi/v2 document; `openapi_pb` its gnostic protobuf form
+                (`_gen/`: the openapi.v2 messages generated from gnostic's .proto).
 
 A request flows  server → dispatch → routing → reads | writes | watch → controllers/objects →
 storage/store.

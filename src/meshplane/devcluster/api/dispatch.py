@@ -14,6 +14,7 @@ from meshplane.devcluster.api import (
     context,
     discovery,
     openapi,
+    openapi_pb,
     reads,
     responses,
     routing,
@@ -193,6 +194,23 @@ class Dispatcher:
             return responses.respond(discovery.version_info(self.ctx.settings.git_version))
         return web.Response(text="ok", content_type="text/plain")
 
+    async def _openapi_v2(self, request: web.Request) -> web.Response:
+        """Swagger 2.0 in JSON or gnostic protobuf, one ETag for both; If-None-Match -> 304."""
+        snap = self.oapi.snapshot()
+        pb = _wants_protobuf(request.headers.get("Accept", ""))
+        try:
+            raw, etag = await asyncio.to_thread(
+                self.oapi.document_v2_pb if pb else self.oapi.document_v2, snap
+            )
+        except openapi_pb.EncodeError as e:
+            log.error("/openapi/v2 protobuf: %s", e)
+            raise errors.ApiError(500, f"encoding /openapi/v2 as protobuf: {e}", "InternalError") from e
+        headers = {"ETag": etag, "Vary": "Accept"}
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers=headers)
+        headers["Content-Type"] = openapi_pb.MIME if pb else "application/json"
+        return web.Response(body=raw, headers=headers)
+
     async def _non_resource(self, request: web.Request, path: str) -> web.StreamResponse:
         if request.method != "GET":
             raise errors.method_not_allowed()
@@ -218,6 +236,8 @@ class Dispatcher:
             doc = discovery.resource_list(reg, parts[1], parts[2])
             if doc is not None:
                 return responses.respond(doc)
+        elif path == "/openapi/v2":
+            return await self._openapi_v2(request)
         elif path == "/openapi/v3":
             index = await asyncio.to_thread(self.oapi.index, self.oapi.snapshot())
             return responses.respond(index)
@@ -233,6 +253,17 @@ class Dispatcher:
                     headers["Cache-Control"] = "public, immutable"
                 return web.Response(body=raw, headers=headers)
         raise errors.ApiError(404, f"the server could not find the requested resource ({path})", "NotFound")
+
+
+def _wants_protobuf(accept: str) -> bool:
+    """True when the gnostic protobuf is named before JSON in Accept (client-go names only it)."""
+    kinds = [part.split(";")[0].strip() for part in accept.split(",")]
+    for k in kinds:
+        if k == openapi_pb.MIME:
+            return True
+        if k in ("application/json", "application/*", "*/*"):
+            return False
+    return False
 
 
 def _aggregated(doc: Obj) -> web.Response:

@@ -1,4 +1,5 @@
-"""OpenAPI v3 documents: an index of group-versions, one document per group-version.
+"""OpenAPI documents: v3 (an index of group-versions, one document per group-version) and the
+single Swagger 2.0 document at /openapi/v2, both built from the same component schemas.
 
 kubectl reads them to compute strategic merge patches (x-kubernetes-patch-merge-key/strategy on
 the component schemas) and to learn that the server honours `fieldValidation` (a PATCH operation
@@ -13,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from meshplane.devcluster.api import openapi_pb
 from meshplane.devcluster.schema import resources, schemas
 from meshplane.runtime.jsonobj import Obj
 
@@ -150,6 +152,80 @@ class Snapshot:
         return self.components.get(name)
 
 
+V2_REF_PREFIX = "#/definitions/"
+_JUNCTORS = ("allOf", "anyOf", "oneOf", "not")
+
+
+def to_v2(node: Any) -> Any:
+    """An OpenAPI v3 component schema -> a Swagger 2.0 definition, following kube-apiserver's
+    ToStructuralOpenAPIV2 (kubernetes staging/src/k8s.io/apiextensions-apiserver/pkg/controller/
+    openapi/v2/conversion.go): the junctors allOf/anyOf/oneOf/not are dropped; a nullable schema
+    loses `nullable`, its type, items and properties, and is no longer `required` by its parent;
+    x-kubernetes-preserve-unknown-fields drops items and properties; an array left without items
+    loses its type.  A `$ref` wrapped in a one-element allOf (how v3 carries a $ref with siblings)
+    becomes a plain `$ref` pointing at #/definitions/, as Kubernetes' own v2 document has it."""
+    if isinstance(node, list):
+        return [to_v2(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: Obj = {}
+    for k, v in node.items():
+        if k in _JUNCTORS or k == "nullable":
+            continue
+        if k == "$ref" and isinstance(v, str):
+            out[k] = v.replace(schemas.REF_PREFIX, V2_REF_PREFIX)
+        elif k == "properties" and isinstance(v, dict):
+            out[k] = {name: to_v2(sub) for name, sub in v.items()}
+        elif k in ("items", "additionalProperties"):
+            out[k] = to_v2(v)
+        else:
+            out[k] = v
+    all_of = node.get("allOf")
+    if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], dict) and "$ref" in all_of[0]:
+        out["$ref"] = str(all_of[0]["$ref"]).replace(schemas.REF_PREFIX, V2_REF_PREFIX)
+    if node.get("nullable") is True:
+        for k in ("type", "items", "properties"):
+            out.pop(k, None)
+    if node.get("x-kubernetes-preserve-unknown-fields") is True:
+        out.pop("items", None)
+        out.pop("properties", None)
+    if out.get("type") == "array" and "items" not in out:
+        del out["type"]
+    props = node.get("properties")
+    if isinstance(props, dict) and isinstance(out.get("required"), list):
+        nullable = {n for n, p in props.items() if isinstance(p, dict) and p.get("nullable") is True}
+        out["required"] = [r for r in out["required"] if r not in nullable]
+    addl = node.get("additionalProperties")
+    if isinstance(addl, dict) and addl.get("nullable") is True:
+        out.pop("required", None)
+    if out.get("required") == []:
+        del out["required"]
+    return out
+
+
+# v3 gives Quantity as oneOf string/number, which v2 cannot say; Kubernetes' v2 document types it string
+_V2_TYPES: dict[str, Obj] = {"io.k8s.apimachinery.pkg.api.resource.Quantity": {"type": "string"}}
+
+_V2_PATH_PARAMS = {
+    n: {"name": n, "in": "path", "required": True, "type": "string", "uniqueItems": True}
+    for n in ("name", "namespace")
+}
+
+
+def _v2_op(op: Obj, path: str) -> Obj:
+    params = [{k: v for k, v in p.items() if k != "schema"} | {"type": "string"} for p in op["parameters"]]
+    params += [_V2_PATH_PARAMS[n] for n in ("namespace", "name") if "{" + n + "}" in path]
+    ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    return op | {
+        "parameters": params,
+        "consumes": ["application/json"],
+        "produces": ["application/json"],
+        "responses": {
+            "200": {"description": "OK", "schema": {"$ref": ref.replace(schemas.REF_PREFIX, V2_REF_PREFIX)}}
+        },
+    }
+
+
 class OpenApi:
     """Builds and caches documents; the cache is keyed by the registry/schema generation."""
 
@@ -201,6 +277,51 @@ class OpenApi:
                 del self._cache[old]
             self._cache[key] = (raw, digest)
         return raw, digest
+
+    def document_v2(self, snap: Snapshot) -> tuple[bytes, str]:
+        """(JSON bytes, ETag) of the Swagger 2.0 document: every served kind, every component. The
+        ETag is quoted, as kube-apiserver sends it. Thread-safe; cached per snapshot stamp."""
+        key = (snap.stamp, "v2")
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        paths: Obj = {}
+        for rt in sorted(snap.types, key=lambda r: (r.group, r.version, r.plural)):
+            if not rt.schema_name:
+                continue
+            for path, ops in _paths(rt).items():
+                paths[path] = {verb: _v2_op(op, path) for verb, op in ops.items()}
+        doc = {
+            "swagger": "2.0",
+            "info": {"title": "Kubernetes", "version": self._git_version},
+            "paths": paths,
+            "definitions": {
+                name: to_v2(comp) | _V2_TYPES.get(name, {}) for name, comp in sorted(snap.components.items())
+            },
+        }
+        raw = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+        etag = '"' + hashlib.sha512(raw).hexdigest()[:128].upper() + '"'
+        with self._lock:
+            for old in [k for k in self._cache if k[0] != snap.stamp]:
+                del self._cache[old]
+            self._cache[key] = (raw, etag)
+        return raw, etag
+
+    def document_v2_pb(self, snap: Snapshot) -> tuple[bytes, str]:
+        """(gnostic openapi.v2.Document bytes, ETag); the ETag is the JSON document's, as
+        kube-apiserver serves one ETag for both encodings.  Raises openapi_pb.EncodeError."""
+        key = (snap.stamp, "v2pb")
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        raw, etag = self.document_v2(snap)
+        out = (openapi_pb.encode(json.loads(raw)), etag)
+        with self._lock:
+            if all(k[0] == snap.stamp for k in self._cache):
+                self._cache[key] = out
+        return out
 
     def index(self, snap: Snapshot) -> Obj:
         paths: Obj = {}
