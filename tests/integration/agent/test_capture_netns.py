@@ -5,7 +5,6 @@ does not, and istio-clean-iptables takes it all away again."""
 from __future__ import annotations
 
 import ipaddress
-import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support import podnet
 
 MESHPLANE = str(Path(sys.executable).with_name("meshplane"))
 # The injector's args (webhooks/sidecar.py), exactly.
@@ -47,13 +48,11 @@ def netns() -> Iterator[str]:
         dest = line.split()[0]
         if dest != "default" and ipaddress.ip_network(dest, strict=False).overlaps(POD_NET):
             pytest.fail(f"{POD_NET} is routed on this host ({line}); pick another test range")
+    podnet.require_root()  # the one skip: only an unprivileged run lacks CAP_NET_ADMIN
     name = f"mp-ipt-{uuid.uuid4().hex[:8]}"
     made = _run("ip", "netns", "add", name, check=False)
     if made.returncode != 0:
-        # only an unprivileged run may lack the capability; as root (these machines, CI) it must work
-        if os.geteuid() == 0:
-            pytest.fail(f"root cannot make a network namespace: {made.stderr.strip()}")
-        pytest.skip(f"not root, so no CAP_NET_ADMIN to make a network namespace: {made.stderr.strip()}")
+        pytest.fail(f"root cannot make a network namespace: {made.stderr.strip()}")
     try:
         _ns(name, "ip", "link", "set", "lo", "up")
         # a veth pair inside the namespace (no dummy module here): OUTSIDE is routed out of eth0 and
