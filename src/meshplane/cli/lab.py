@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -51,6 +52,10 @@ def node(
         float,
         typer.Option("--termination-delay", help="seconds a deleted endpoint keeps serving before SIGTERM"),
     ] = 1.0,
+    network_plan: Annotated[
+        Path | None,
+        typer.Option("--network-plan", help="netns mode: the lab's network plan (written by `lab up`)"),
+    ] = None,
 ) -> None:
     """Run one lab cluster's node: controllers, scheduler, kubelet, EndpointSlices, kube-proxy, DNS,
     LoadBalancers. Prints `ready NODE` once it serves; SIGTERM stops every process it started."""
@@ -63,7 +68,7 @@ def node(
             context=context,
             dir=directory,
             pod_cidr=pod_cidr,
-            local_cidr=local_cidr or _default_local(pod_cidr),
+            local_cidr=local_cidr or ("" if network_plan else _default_local(pod_cidr)),
             lb_cidr=lb_cidr,
             lb_claims=(lb_claims or directory / "lb-claims").resolve(),
             region=region,
@@ -71,6 +76,7 @@ def node(
             backoff_initial=backoff,
             backoff_max=backoff_max,
             termination_delay=termination_delay,
+            network_plan=network_plan.resolve() if network_plan else None,
         )
         runtime = node_mod.NodeRuntime(options)
     except ValueError as e:
@@ -115,21 +121,52 @@ def up(
     directory: DirOpt = DEFAULT_DIR,
     address_base: Annotated[
         int | None,
-        typer.Option("--address-base", help="put the lab on 127.N.* (default 0; another lab: 100)"),
+        typer.Option(
+            "--address-base", help="loopback mode: put the lab on 127.N.* (default 0; another lab: 100)"
+        ),
+    ] = None,
+    network: Annotated[
+        str,
+        typer.Option(
+            "--network",
+            help="netns: every pod in its own network namespace on the lab's bridges; loopback: pods "
+            "share the host's loopback; auto (default): netns when this process may make namespaces",
+        ),
+    ] = "auto",
+    range_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--range",
+            help="netns mode: CLUSTER.KIND=CIDR (KIND pods, services or loadBalancers), e.g. "
+            "cluster1.pods=198.18.1.0/24; checked against the host's routes",
+        ),
     ] = None,
 ) -> None:
     """Start both dev clusters and their node runtimes in the background (or reuse what runs)."""
     from meshplane.lab import errors, launcher
+    from meshplane.lab.network import plan as netplan
 
     mlogging.setup("WARNING")
     try:
-        state = launcher.up(directory, address_base)
+        overrides: dict[str, dict[str, str]] = {}
+        for text in range_ or []:
+            cluster, kind, cidr = netplan.parse_override(text)
+            overrides.setdefault(cluster, {})[kind] = cidr
+        state = launcher.up(directory, address_base, network, overrides)
     except (errors.LabError, OSError, ValueError) as e:
         raise common.fail(str(e)) from e
     paths = launcher.LabPaths(directory.resolve())
+    typer.echo(network_line(state), err=True)
     for cluster, role, pid, what in launcher.summary_rows(state):
         typer.echo(f"{cluster:10} {role:5} pid {pid:8} {what}", err=True)
     typer.echo(f"export KUBECONFIG={paths.kubeconfig} CTX_CLUSTER1=cluster1 CTX_CLUSTER2=cluster2")
+
+
+def network_line(state: Any) -> str:
+    if state.network == "netns":
+        return "network    netns: each pod in its own network namespace, traffic captured by istio-init"
+    why = f" ({state.network_note}: fell back)" if state.network_note else ""
+    return f"network    loopback: pods share the host's loopback, sidecars are explicit proxies{why}"
 
 
 @app.command()
@@ -152,6 +189,7 @@ def status(directory: DirOpt = DEFAULT_DIR) -> None:
     if not state.procs:
         typer.echo(f"no lab in {directory.resolve()} (run: meshplane lab up --dir {directory})")
         raise typer.Exit(1)
+    typer.echo(network_line(state))
     for cluster, role, pid, what in launcher.summary_rows(state):
         typer.echo(f"{cluster:10} {role:5} pid {pid:8} {what}")
     paths = launcher.LabPaths(directory.resolve())
@@ -172,39 +210,49 @@ def status(directory: DirOpt = DEFAULT_DIR) -> None:
 
 @app.command(name="exec", context_settings={"allow_interspersed_args": False})
 def exec_(
-    args: Annotated[list[str], typer.Argument(help="POD -- curl [-sS] URL", metavar="POD -- curl [-sS] URL")],
+    args: Annotated[list[str], typer.Argument(help="POD -- COMMAND [ARG…]", metavar="POD -- COMMAND [ARG…]")],
     context: Annotated[str, typer.Option("--context", help="cluster1 or cluster2")],
     namespace: Annotated[str, typer.Option("--namespace", "-n", help="the pod's namespace")] = "default",
     container: Annotated[str | None, typer.Option("--container", "-c", help="a container of the pod")] = None,
     directory: DirOpt = DEFAULT_DIR,
 ) -> None:
-    """Send one HTTP request from a pod (through its sidecar when it has one) and print the body:
-    the lab's stand-in for `kubectl exec POD -- curl -sS URL`."""
-    from meshplane.lab import addresses, errors, execreq, kubeapi, launcher
-    from meshplane.lab.node import podspec
+    """Run a command in a pod, as `kubectl exec POD -- COMMAND` does. netns mode: any command, run
+    inside the pod's network namespace as the container's user (its exit code is this command's).
+    Loopback mode: only `curl [-sS] URL`, sent on the pod's behalf (through its sidecar)."""
+    from meshplane.lab import errors, kubeapi, launcher, podexec
+    from meshplane.lab.network import plan as netplan
 
     mlogging.setup("WARNING")
     if len(args) < 2 or args[0].startswith("-"):
-        raise common.fail("usage: meshplane lab exec --context CTX [-n NS] POD -- curl [-sS] URL", 2)
+        raise common.fail("usage: meshplane lab exec --context CTX [-n NS] [-c C] POD -- COMMAND [ARG…]", 2)
     pod_name, command = args[0], args[1:]
     if command[:1] == ["--"]:
         command = command[1:]
-    try:
-        curl = execreq.parse_curl(command)
-    except errors.CurlUsage as e:
-        raise common.fail(str(e), 2) from e
     paths = launcher.LabPaths(directory.resolve())
-    plan = launcher.load_state(paths).plan(context)
+    state = launcher.load_state(paths)
+    plan = state.plan(context)
     if plan is None:
         raise common.fail(f"unknown context {context!r} (the lab has cluster1 and cluster2)", 2)
     try:
         pod = asyncio.run(kubeapi.get_pod(paths.cluster_kubeconfig(plan.name), namespace, pod_name))
     except Exception as e:
         raise common.fail(f'cannot get pod "{pod_name}" in {namespace} on {context}: {e}') from e
-    names = [str(c.get("name")) for c in podspec.containers(pod)]
-    if container is not None and container not in names:
-        listed = ", ".join(names)
-        raise common.fail(f"container {container} is not valid for pod {pod_name} (containers: {listed})")
+    try:
+        podexec.container_of(pod, container)
+        if state.network != launcher.NETNS:
+            _curl_on_behalf(pod, command, paths, plan)
+            return
+        argv = podexec.argv(netplan.load(paths.network_plan), pod, container, command)
+    except errors.LabError as e:
+        raise common.fail(str(e), 2 if isinstance(e, errors.CurlUsage) else 1) from e
+    code = subprocess.run(argv, env=podexec.env(pod), check=False).returncode
+    raise typer.Exit(code)
+
+
+def _curl_on_behalf(pod: dict[str, Any], command: list[str], paths: Any, plan: Any) -> None:
+    from meshplane.lab import addresses, execreq
+
+    curl = execreq.parse_curl(command)
     local_cidr = addresses.default_local_cidr(plan.pod_cidr)
     result = asyncio.run(execreq.run(pod, curl, paths.hosts(plan.name), plan.pod_cidr, local_cidr))
     if result.head and curl.include:

@@ -1,6 +1,8 @@
 """Addresses in the lab: pod IPs, each pod's own "localhost", and LoadBalancer addresses.
 
-Every address is on loopback (all of 127.0.0.0/8 is local on Linux, nothing to set up):
+In loopback mode every address is on loopback (all of 127.0.0.0/8 is local on Linux, nothing to
+set up); in netns mode (pods in their own network namespaces) the pod and LoadBalancer ranges are
+the network plan's (`lab/network/plan.py`), and a pod's "localhost" is its own 127.0.0.1:
 
 - A cluster's pod range (cluster1 `127.0.1.0/24`, cluster2 `127.0.2.0/24`): the first host address
   is the node's (the pods' hostIP), pods get the others round-robin, so a freed address is not
@@ -29,12 +31,16 @@ from meshplane.lab import errors
 log = logging.getLogger(__name__)
 
 
-def network(cidr: str) -> ipaddress.IPv4Network:
+def network(cidr: str, loopback: bool = True) -> ipaddress.IPv4Network:
+    """`cidr` as an IPv4 range; in loopback mode (`loopback`) it must lie in 127.0.0.0/8. (In netns
+    mode the ranges are checked against the host's routes by `lab/network/ranges.py`.)"""
     try:
         net = ipaddress.ip_network(cidr)
     except ValueError as e:
         raise ValueError(f"invalid CIDR {cidr!r}: {e}") from e
-    if not isinstance(net, ipaddress.IPv4Network) or not net.is_loopback:
+    if not isinstance(net, ipaddress.IPv4Network):
+        raise ValueError(f"{cidr} is not an IPv4 range")
+    if loopback and not net.is_loopback:
         raise ValueError(f"{cidr} is not an IPv4 loopback range (the lab binds only to 127.0.0.0/8)")
     if net.num_addresses < 4:
         raise ValueError(f"{cidr} is too small")
@@ -63,8 +69,8 @@ def local_address(pod_ip: str, pod_cidr: str, local_cidr: str) -> str:
 class PodIPs:
     """Round-robin allocation of pod IPs; `node_ip` is the range's first host address."""
 
-    def __init__(self, cidr: str) -> None:
-        self.net = network(cidr)
+    def __init__(self, cidr: str, loopback: bool = True) -> None:
+        self.net = network(cidr, loopback)
         hosts = list(self.net.hosts())
         self.node_ip = str(hosts[0])
         self._pool = [str(h) for h in hosts[1:]]
@@ -117,9 +123,9 @@ class LbClaims:
 
     File `<ip>` holds `<cluster>/<namespace>/<name>`. Blocking file calls: run them in a thread."""
 
-    def __init__(self, directory: Path, cidr: str) -> None:
+    def __init__(self, directory: Path, cidr: str, loopback: bool = True) -> None:
         self.dir = directory
-        self.net = network(cidr)
+        self.net = network(cidr, loopback)
 
     def _owner_of(self, path: Path) -> str:
         try:

@@ -18,11 +18,13 @@ any pod process a crashed node left behind (pid files under nodes/).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +39,9 @@ import yaml
 from meshplane.devcluster import kubeconfig as kubeconfig_mod
 from meshplane.kube import kubeconfig as kube_kubeconfig
 from meshplane.lab import errors
+from meshplane.lab.network import bringup, command, names
+from meshplane.lab.network import ledger as ledgers
+from meshplane.lab.network import plan as netplan
 from meshplane.lab.node import process
 from meshplane.runtime import processes
 
@@ -90,6 +95,14 @@ class LabPaths:
     def lb_claims(self) -> Path:
         return self.dir / "lb-claims"
 
+    @property
+    def network_plan(self) -> Path:
+        return self.dir / "network.json"
+
+    def ledgers(self) -> list[Path]:
+        """The network ledgers, in clean-up order: the nodes' (pods) before the lab's (bridges)."""
+        return [*(self.node(c) / ledgers.FILE for c in CLUSTER_NAMES), self.dir / ledgers.FILE]
+
     def data(self, cluster: str) -> Path:
         return self.dir / "clusters" / cluster
 
@@ -121,10 +134,16 @@ class Proc:
         return processes.alive(self.pid, self.start)
 
 
+NETNS, LOOPBACK = "netns", "loopback"
+MODES = ("auto", NETNS, LOOPBACK)
+
+
 @dataclass(slots=True)
 class LabState:
     base: int = 0
     procs: dict[str, dict[str, Proc]] = field(default_factory=dict)
+    network: str = ""  # NETNS or LOOPBACK once the lab was created
+    network_note: str = ""  # why the lab fell back to loopback mode
 
     def plans(self) -> tuple[ClusterPlan, ...]:
         return plans(self.base)
@@ -142,6 +161,9 @@ def load_state(paths: LabPaths) -> LabState:
         return LabState()
     base = raw.get("addressBase", 0)
     state = LabState(base if isinstance(base, int) and 0 <= base <= 254 else 0)
+    mode = raw.get("network", LOOPBACK if raw.get("clusters") else "")
+    state.network = mode if mode in (NETNS, LOOPBACK) else LOOPBACK
+    state.network_note = str(raw.get("networkNote", ""))
     clusters = raw.get("clusters")
     for cluster, procs in (clusters if isinstance(clusters, dict) else {}).items():
         for role, p in (procs if isinstance(procs, dict) else {}).items():
@@ -157,6 +179,8 @@ def load_state(paths: LabPaths) -> LabState:
 def save_state(paths: LabPaths, state: LabState) -> None:
     doc = {
         "addressBase": state.base,
+        "network": state.network,
+        "networkNote": state.network_note,
         "clusters": {
             c: {r: {"pid": p.pid, "start": p.start, "url": p.url, "port": p.port} for r, p in procs.items()}
             for c, procs in state.procs.items()
@@ -223,32 +247,99 @@ def _meshplane(*args: str) -> list[str]:
     return [sys.executable, "-m", "meshplane", *args]
 
 
-def _api_argv(paths: LabPaths, plan: ClusterPlan, port: int) -> list[str]:
+def _api_argv(paths: LabPaths, plan: ClusterPlan, port: int, host: str = "127.0.0.1") -> list[str]:
     return _meshplane(
-        "devcluster", "serve", "--name", plan.name, "--host", "127.0.0.1", "--port", str(port),
+        "devcluster", "serve", "--name", plan.name, "--host", host, "--port", str(port),
         "--data-dir", str(paths.data(plan.name)),
         "--kubeconfig-out", str(paths.cluster_kubeconfig(plan.name)),
         "--service-cidr", plan.service_cidr,
     )  # fmt: skip
 
 
-def _node_argv(paths: LabPaths, plan: ClusterPlan, base: int) -> list[str]:
+def _node_argv(paths: LabPaths, plan: ClusterPlan, lb: str, network_plan: Path | None) -> list[str]:
     return _meshplane(
         "lab", "node", "--name", plan.name,
         "--kubeconfig", str(paths.cluster_kubeconfig(plan.name)),
         "--dir", str(paths.node(plan.name)),
-        "--pod-cidr", plan.pod_cidr, "--lb-cidr", lb_cidr(base), "--lb-claims", str(paths.lb_claims),
+        "--pod-cidr", plan.pod_cidr, "--lb-cidr", lb, "--lb-claims", str(paths.lb_claims),
         "--region", plan.region, "--zone", plan.zone,
+        *(["--network-plan", str(network_plan)] if network_plan else []),
     )  # fmt: skip
 
 
-def up(directory: Path, base: int | None = None) -> LabState:
+def netns_support() -> str:
+    """ "" when this process can make the lab's network (CAP_NET_ADMIN, `ip`, `iptables-restore`,
+    `setpriv`), else why not."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        eff = int(next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:")), 16)
+    except (OSError, StopIteration, ValueError) as e:
+        return f"cannot read this process's capabilities: {e}"
+    if not eff & (1 << CAP_NET_ADMIN):
+        return "no CAP_NET_ADMIN (run as root to give pods their own network namespaces)"
+    missing = [t for t in ("ip", "iptables", "iptables-restore", "setpriv") if shutil.which(t) is None]
+    if missing:
+        return f"missing {', '.join(missing)} (Debian: iproute2, iptables, util-linux)"
+    return ""
+
+
+CAP_NET_ADMIN = 12
+
+
+def _network_plan(
+    paths: LabPaths, state: LabState, overrides: dict[str, dict[str, str]]
+) -> netplan.NetworkPlan:
+    """The lab's plan: the saved one (a lab keeps its ranges), else a new one."""
+    if paths.network_plan.exists():
+        if overrides:
+            raise errors.LabError(
+                f"the lab in {paths.dir} already has its ranges; `lab down` and remove it first"
+            )
+        return netplan.load(paths.network_plan)
+    plan = netplan.make(names.new_lab_id(), CLUSTER_NAMES, overrides)
+    netplan.save(paths.network_plan, plan)
+    return plan
+
+
+async def _network_up(paths: LabPaths, plan: netplan.NetworkPlan) -> None:
+    """Make the lab's bridges and chains unless they exist (a crashed lab's leftovers are removed
+    first, by its ledgers)."""
+    if await command.succeeds("ip", "link", "show", "dev", plan.clusters[0].bridge):
+        return
+    await bringup.down(paths.ledgers())
+    await bringup.up(ledgers.Ledger(paths.dir), plan)
+
+
+def cluster_plans(state: LabState, plan: netplan.NetworkPlan | None) -> tuple[ClusterPlan, ...]:
+    """The clusters' plans: in netns mode with the network plan's pod and Service ranges."""
+    if plan is None:
+        return state.plans()
+    out = []
+    for p in state.plans():
+        r = plan.cluster(p.name).ranges
+        out.append(ClusterPlan(p.name, str(r.pods.net), str(r.services.net), p.region, p.zone))
+    return tuple(out)
+
+
+def up(
+    directory: Path,
+    base: int | None = None,
+    network: str = "auto",
+    ranges: dict[str, dict[str, str]] | None = None,
+) -> LabState:
     """Start (or reuse) both dev clusters and their node runtimes; write DIR/kubeconfig. Blocking.
 
-    The API servers start first (together, each on its previous port), then the node runtimes.
-    `base` moves the lab's addresses (see `plans`); a lab keeps the base it was created with."""
+    `network`: `netns` (pods in their own network namespaces, on the lab's bridges), `loopback`
+    (pods share the host's loopback), or `auto`: netns when this process can make namespaces,
+    else loopback, with the reason kept in the state (`lab status` shows it); `auto` with an
+    address `base` (which only loopback mode has) is loopback. A lab keeps the mode,
+    ranges and address base it was created with. In netns mode each API server listens on its
+    cluster's node address (the bridge's gateway), so pods and the host both reach it.
+    The API servers start first (together, each on its previous port), then the node runtimes."""
     paths = LabPaths(directory.resolve())
     env = dict(os.environ)
+    if network not in MODES:
+        raise errors.LabError(f"--network {network!r}: choose one of {', '.join(MODES)}")
     with locked(paths):
         state = load_state(paths)
         if base is not None and base != state.base:
@@ -260,16 +351,38 @@ def up(directory: Path, base: int | None = None) -> LabState:
                 raise errors.LabError(f"the lab in {paths.dir} was created with address base {state.base}")
             plans(base)
             state.base = base
+        if state.network and network not in ("auto", state.network):
+            raise errors.LabError(
+                f"the lab in {paths.dir} was created in {state.network} mode; remove it first"
+            )
+        if not state.network:
+            if network == "auto" and base is not None:
+                network = LOOPBACK  # --address-base places a loopback lab
+            why = netns_support() if network != LOOPBACK else ""
+            if network == NETNS and why:
+                raise errors.LabError(f"cannot give pods their own network: {why}")
+            state.network = LOOPBACK if network == LOOPBACK or why else NETNS
+            state.network_note = why
+        net: netplan.NetworkPlan | None = None
+        if state.network == NETNS:
+            if base:
+                raise errors.LabError("--address-base is for loopback mode; in netns mode use --range")
+            net = _network_plan(paths, state, ranges or {})
+            asyncio.run(_network_up(paths, net))
+        elif ranges:
+            raise errors.LabError("--range is for netns mode (loopback mode uses --address-base)")
         for role in ("api", "node"):
             started: dict[str, subprocess.Popen[bytes]] = {}
-            for plan in state.plans():
+            for plan in cluster_plans(state, net):
                 old = state.procs.get(plan.name, {}).get(role)
                 if old is not None and old.alive:
                     continue
                 if role == "api":
-                    argv = _api_argv(paths, plan, old.port if old else 0)
+                    host = net.cluster(plan.name).gateway if net else "127.0.0.1"
+                    argv = _api_argv(paths, plan, old.port if old else 0, host)
                 else:
-                    argv = _node_argv(paths, plan, state.base)
+                    lb = str(net.cluster(plan.name).ranges.load_balancers.net) if net else lb_cidr(state.base)
+                    argv = _node_argv(paths, plan, lb, paths.network_plan if net else None)
                 started[f"{plan.name}-{role}"] = _spawn(paths, f"{plan.name}-{role}", argv, env)
             for name, line in _await_ready(paths, started).items():
                 proc = started[name]
@@ -280,6 +393,7 @@ def up(directory: Path, base: int | None = None) -> LabState:
                 state.procs.setdefault(name.rsplit("-", 1)[0], {})[role] = rec
                 log.info("started %s pid=%d", name, proc.pid)
             save_state(paths, state)
+        save_state(paths, state)
         write_kubeconfig(paths)
         return state
 
@@ -310,6 +424,9 @@ def down(directory: Path) -> list[str]:
         for name in CLUSTER_NAMES:
             for pid in process.sweep(paths.node(name) / "pods"):
                 stopped.append(f"{name} leftover pod process (pid {pid})")
+        removed = asyncio.run(bringup.down(paths.ledgers()))
+        if removed:
+            stopped.append(f"network: removed {len(removed)} namespaces, links, files and rules")
     return stopped
 
 

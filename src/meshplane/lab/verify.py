@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshplane.lab import addresses, execreq, guide, launcher
+from meshplane.lab import addresses, execreq, guide, launcher, podexec
+from meshplane.lab.network import plan as netplan
 from meshplane.lab.node import podspec
 
 URL = "helloworld.sample:5000/hello"
@@ -100,18 +101,24 @@ async def requests_from(
     pod: dict[str, Any],
     n: int,
     say: Callable[[str], None],
+    network: netplan.NetworkPlan | None = None,
 ) -> Side:
     name = str(podspec.meta(pod).get("name"))
     side = Side(plan.name, name, podspec.has_sidecar(pod))
     say(f"$ meshplane lab exec --context {plan.name} -n sample {name} -c sleep -- curl -sS {URL}   # x{n}")
     curl = execreq.parse_curl(["curl", "-sS", URL])
-    local = addresses.default_local_cidr(plan.pod_cidr)
+    local = addresses.default_local_cidr(plan.pod_cidr) if network is None else ""
     for _ in range(n):
-        result = await execreq.run(pod, curl, paths.hosts(plan.name), plan.pod_cidr, local)
-        text = result.body.decode(errors="replace").strip()
-        if result.exit_code:
-            side.errors.append(f"curl: ({result.exit_code}) {result.error}")
-            say(f"  curl: ({result.exit_code}) {result.error}")
+        if network is not None:  # the real curl, in the pod's network namespace
+            done = await podexec.run(network, pod, "sleep", ["curl", "-sS", "--max-time", "10", URL])
+            code, body, error = done.code, done.out, done.err.decode(errors="replace").strip()
+        else:
+            result = await execreq.run(pod, curl, paths.hosts(plan.name), plan.pod_cidr, local)
+            code, body, error = result.exit_code, result.body, f"curl: ({result.exit_code}) {result.error}"
+        text = body.decode(errors="replace").strip()
+        if code:
+            side.errors.append(error)
+            say(f"  {error}")
             continue
         say(f"  {text}")
         version = tally(text)
@@ -136,6 +143,7 @@ async def run(
 ) -> tuple[bool, list[str]]:
     paths = launcher.LabPaths(lab_dir)
     state = launcher.load_state(paths)
+    network = netplan.load(paths.network_plan) if state.network == launcher.NETNS else None
     env = guide.command_env(lab_dir)
     results = await guide.run(setup_steps(ready_timeout), lab_dir, env, say, echo)
     if not all(r.ok for r in results):
@@ -152,5 +160,5 @@ async def run(
         if pod is None:
             sides.append(Side(plan.name, errors=["no sleep pod"]))
             continue
-        sides.append(await requests_from(paths, plan, pod, n, say))
+        sides.append(await requests_from(paths, plan, pod, n, say, network))
     return verdict(sides)

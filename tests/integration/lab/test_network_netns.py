@@ -44,8 +44,17 @@ async def test_two_pods_on_one_bridge_reach_each_other(lab: podnet.TestLab) -> N
     # only the lab's ranges, via the gateway: no default route out of the pod
     table = podnet.ns_exec(a.netns, "ip", "-4", "route", "show", check=True).stdout
     assert "default" not in table
-    assert {line.split()[0] for line in table.splitlines()} == {str(r.net) for r in lab.cluster.all()}
-    assert f"via {ranges.gateway(pods).ip} dev eth0" in table
+    gateway = str(ranges.gateway(pods).ip)
+    assert {line.split()[0] for line in table.splitlines()} == {
+        gateway,
+        *(str(r.net) for r in lab.cluster.all()),
+    }
+    assert f"via {gateway} dev eth0" in table
+    # a /32: even a pod on the same bridge is reached through the host (so DNAT sees both ways)
+    assert f"{a_ip}/32" in podnet.ns_exec(a.netns, "ip", "-4", "addr", "show", "eth0", check=True).stdout
+    assert f"via {gateway}" in podnet.ns_exec(a.netns, "ip", "route", "get", b_ip, check=True).stdout
+    # the host forwards for the lab's bridge only: its global setting is left alone
+    assert Path(f"/proc/sys/net/ipv4/conf/{lab.bridge}/forwarding").read_text().strip() == "1"
     assert podnet.ns_exec(a.netns, "ip", "route", "get", "192.0.2.1").returncode != 0  # unreachable
 
     server = podnet.start_echo(b.netns, b_ip, PORT)
@@ -65,8 +74,13 @@ async def test_two_pods_on_one_bridge_reach_each_other(lab: podnet.TestLab) -> N
 
 
 async def test_ranges_not_on_the_bridge_are_refused(lab: podnet.TestLab) -> None:
-    await ranges.check_via(lab.cluster.all(), lab.bridge)  # the lab's own ranges go into the bridge
-    await ranges.check_host(lab.cluster.all(), own_devices=[lab.bridge])
+    await ranges.check_via([lab.cluster.pods, lab.cluster.services], lab.bridge)  # into the bridge
+    await ranges.check_via([lab.cluster.load_balancers], "lo")  # the host's own: its load balancer
+    await ranges.check_host([lab.cluster.pods, lab.cluster.services], own_devices=[lab.bridge])
+    # the load balancer range is the host's own now (a local route): another lab may not take it
+    lbs = lab.cluster.load_balancers
+    with pytest.raises(errors.RangeError, match=rf"load balancers {lbs.net} overlaps the host route 'local"):
+        await ranges.check_host([lbs], own_devices=[lab.bridge])
 
     other = podnet.free_cluster("cluster2")
     with pytest.raises(errors.RangeError, match=rf"cluster2 pods {other.pods.net}: .* not the lab's bridge"):

@@ -13,21 +13,22 @@ log = logging.getLogger(__name__)
 TIMEOUT = 30.0  # no `ip` command takes this long; a hung one is an error, not a hang of the lab
 
 
-async def run(*argv: str, timeout: float = TIMEOUT) -> str:  # noqa: ASYNC109 -- a subprocess deadline
-    """Run `argv`, return its stdout; raise NetworkCommandError (command, exit code, stderr) on failure."""
+async def run(*argv: str, timeout: float = TIMEOUT, stdin: bytes | None = None) -> str:  # noqa: ASYNC109 -- a subprocess deadline
+    """Run `argv` (fed `stdin`, e.g. `iptables-restore` input), return its stdout; raise
+    NetworkCommandError (command, exit code, stderr) on failure."""
     text = shlex.join(argv)
     log.debug("network: %s", text)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
     except OSError as e:
         raise errors.NetworkCommandError(f"{text}: cannot start: {e}") from e
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError as e:
         proc.kill()
         await proc.wait()

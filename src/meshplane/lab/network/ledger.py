@@ -9,7 +9,8 @@ pattern: only recorded names are ever deleted.
 
 Kinds: `netns` (ip netns delete), `link` (ip link delete; bridges and veths), `file`, `dir`
 (rmdir: the files in it are entries of their own), `chain` and `rule` (iptables, on the host or,
-with `netns`, inside a namespace).
+with `netns`, inside a namespace), `route` (a range the host takes as its own addresses:
+`ip route add local NET dev lo`, which no lab link carries away when it is deleted).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from meshplane.lab.network import command
 log = logging.getLogger(__name__)
 
 FILE = "network.ledger"
-KINDS = ("netns", "link", "file", "dir", "chain", "rule")
+KINDS = ("netns", "link", "file", "dir", "chain", "rule", "route")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,9 @@ async def _remove(entry: Entry) -> None:
     elif entry.kind == "netns":
         if entry.name in await netns_names():
             await command.run("ip", "netns", "delete", entry.name)
+    elif entry.kind == "route":
+        if (await command.run("ip", "route", "show", "table", "local", "exact", entry.name)).strip():
+            await command.run("ip", "route", "del", "local", entry.name, "dev", "lo")
     elif entry.kind == "link":
         if await command.succeeds("ip", "link", "show", "dev", entry.name):
             await command.run("ip", "link", "delete", "dev", entry.name)

@@ -45,9 +45,23 @@ def lab(lab_id: str) -> str:
     return lab_id
 
 
-def bridge(lab_id: str) -> str:
-    """The lab's bridge: `mp-LABID-br`."""
-    return ifname(f"{PREFIX}{lab(lab_id)}-br")
+def bridge(lab_id: str, suffix: str = "br") -> str:
+    """A bridge of the lab: `mp-LABID-SUFFIX` (`br`, or one per cluster: `b1`, `b2`)."""
+    return ifname(f"{PREFIX}{lab(lab_id)}-{suffix}")
+
+
+def bridges(lab_id: str) -> str:
+    """An iptables interface pattern matching every bridge of the lab (`mp-LABID-+`); the pods'
+    veths (`mpLABID…`) do not match it."""
+    return f"{PREFIX}{lab(lab_id)}-+"
+
+
+def chain(lab_id: str, what: str) -> str:
+    """An iptables chain of the lab: `mp-LABID-WHAT` (iptables allows 28 characters)."""
+    name = f"{PREFIX}{lab(lab_id)}-{what}"
+    if len(name) > 28 or not _IFNAME.fullmatch(name):
+        raise errors.InterfaceNameError(f"iptables chain name {name!r} is not valid (at most 28 characters)")
+    return name
 
 
 def host_veth(lab_id: str, pod_key: str) -> str:

@@ -11,6 +11,7 @@ in the ledger before they are written.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +34,25 @@ def resolv_text(namespace: str, nameservers: Sequence[str] = (), domain: str = "
     lines = [f"search {' '.join(search_domains(namespace, domain))}", "options ndots:5"]
     lines += [f"nameserver {ns}" for ns in nameservers]
     return "\n".join(lines) + "\n"
+
+
+def rewrite_hosts(
+    netns: str,
+    *,
+    pod_ip: str,
+    hostname: str,
+    extra_hosts: Sequence[tuple[str, Sequence[str]]] = (),
+    root: Path = ETC_NETNS,
+) -> None:
+    """Rewrite the pod's recorded `hosts` file IN PLACE (blocking): a running process of the pod
+    has that very file (inode) bind-mounted on its /etc/hosts, so a new file renamed over it
+    would never be seen. One write of the whole text; the file was recorded by `write`."""
+    text = hosts_text(pod_ip, hostname, extra_hosts).encode()
+    fd = os.open(root / netns / "hosts", os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, text)
+    finally:
+        os.close(fd)
 
 
 async def write(

@@ -9,7 +9,9 @@ cluster's control-plane controllers and its one node do:
 | binding Pods, the Node     | controllers/scheduler.py       | kube-scheduler, node registration       |
 | Pods as processes          | node/kubelet.py                | kubelet (+ podworker, volumes, probes)  |
 | EndpointSlices             | controllers/endpointslices.py  | the EndpointSlice controller            |
-| Service forwarding         | node/kubeproxy.py              | kube-proxy                              |
+| Service forwarding         | node/kubeproxy.py (loopback),  | kube-proxy (userspace; iptables mode)   |
+|                            | node/servicenat.py (netns)     |                                         |
+| pod network namespaces     | node/podnet.py (netns mode)    | the CNI plugin, the sandbox             |
 | LoadBalancer addresses     | controllers/loadbalancers.py   | a cloud's LoadBalancer provider         |
 | Service names              | node/dns.py                    | cluster DNS (CoreDNS)                   |
 
@@ -32,7 +34,9 @@ from lightkube.resources.discovery_v1 import EndpointSlice
 
 from meshplane.lab import addresses, kubeapi, watchcache
 from meshplane.lab.controllers import deployments, endpointslices, loadbalancers, scheduler
-from meshplane.lab.node import dns, kubelet, kubeproxy
+from meshplane.lab.network import firewall
+from meshplane.lab.network import plan as plans
+from meshplane.lab.node import dns, kubelet, kubeproxy, podnet, servicenat
 from meshplane.lab.node import settings as settings_mod
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import tasks
@@ -57,6 +61,7 @@ class NodeOptions:
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     termination_delay: float = 1.0
+    network_plan: Path | None = None  # netns mode: the lab's network plan (lab/network/plan.py)
 
     @property
     def node_name(self) -> str:
@@ -71,15 +76,27 @@ def validate(o: NodeOptions) -> None:
     """Raise ValueError naming the first bad option."""
     if not o.cluster or "/" in o.cluster:
         raise ValueError(f"invalid cluster name {o.cluster!r}")
+    if o.network_plan is not None:  # netns mode: the plan's ranges, checked by `lab up`
+        c = plans.load(o.network_plan).cluster(o.cluster).ranges
+        if (str(c.pods.net), str(c.load_balancers.net)) != (o.pod_cidr, o.lb_cidr):
+            raise ValueError(
+                f"--pod-cidr {o.pod_cidr} / --lb-cidr {o.lb_cidr} differ from the network plan's "
+                f"{c.pods.net} / {c.load_balancers.net}"
+            )
+    else:
+        _loopback_ranges(o)
+    if o.backoff_initial <= 0 or o.backoff_max < o.backoff_initial:
+        raise ValueError("restart backoff: need 0 < initial <= max")
+    if o.termination_delay < 0:
+        raise ValueError("termination delay must not be negative")
+
+
+def _loopback_ranges(o: NodeOptions) -> None:
     addresses.network(o.pod_cidr)
     addresses.network(o.lb_cidr)
     addresses.local_address(str(addresses.PodIPs(o.pod_cidr).node_ip), o.pod_cidr, o.local_cidr)
     if addresses.network(o.pod_cidr).overlaps(addresses.network(o.local_cidr)):
         raise ValueError(f"pod range {o.pod_cidr} and local range {o.local_cidr} overlap")
-    if o.backoff_initial <= 0 or o.backoff_max < o.backoff_initial:
-        raise ValueError("restart backoff: need 0 < initial <= max")
-    if o.termination_delay < 0:
-        raise ValueError("termination delay must not be negative")
 
 
 class NodeRuntime:
@@ -109,8 +126,13 @@ class NodeRuntime:
                 ("replicasets", ReplicaSet),
             )
         }
+        network: podnet.PodNetworks | None = None
+        if o.network_plan is not None:
+            plan = await asyncio.to_thread(plans.load, o.network_plan)
+            network = podnet.PodNetworks(plan, o.cluster, o.dir, o.cluster_domain)
+        loopback = network is None
         info = scheduler.NodeInfo(
-            o.node_name, addresses.PodIPs(o.pod_cidr).node_ip, o.pod_cidr, o.region, o.zone
+            o.node_name, addresses.PodIPs(o.pod_cidr, loopback).node_ip, o.pod_cidr, o.region, o.zone
         )
         sched = scheduler.Scheduler(api, caches["pods"], info, o.cluster, self.clock)
         await sched.register()
@@ -127,6 +149,7 @@ class NodeRuntime:
             backoff_initial=o.backoff_initial,
             backoff_max=o.backoff_max,
             termination_delay=o.termination_delay,
+            network=network,
         )
         self.kubelet = kubelet.Kubelet(
             api,
@@ -143,9 +166,27 @@ class NodeRuntime:
         )
         await cluster_dns.prepare()
         lbs = loadbalancers.LoadBalancers(
-            api, caches["services"], addresses.LbClaims(o.lb_claims, o.lb_cidr), o.cluster
+            api, caches["services"], addresses.LbClaims(o.lb_claims, o.lb_cidr, loopback), o.cluster
         )
-        svc_proxy = kubeproxy.ServiceProxy(caches["services"], caches["slices"], o.cluster)
+        if network is None:
+            svc_proxy = kubeproxy.ServiceProxy(caches["services"], caches["slices"], o.cluster)
+        else:
+            cluster_dns.listeners.append(network.services_changed)
+            own = network.net.ranges
+            svc_nat = servicenat.ServiceNat(
+                caches["services"],
+                caches["slices"],
+                o.cluster,
+                firewall.service_chain_name(network.plan.lab_id, o.cluster),
+                servicenat.in_ranges([str(own.services.net), str(own.load_balancers.net)]),
+            )
+            self._group.start(svc_nat.run(), "service-nat")
+            svc_proxy = kubeproxy.ServiceProxy(
+                caches["services"],
+                caches["slices"],
+                o.cluster,
+                servicenat.in_ranges([str(own.load_balancers.net)]),
+            )
         rs_ctl = deployments.ReplicaSets(api, caches["replicasets"], caches["pods"], o.cluster, self.clock)
         deploy_ctl = deployments.Deployments(
             api, caches["deployments"], caches["replicasets"], caches["pods"], o.cluster, self.clock

@@ -5,7 +5,8 @@ Service lists its ready endpoints' addresses instead. The node runtime writes it
 (a temporary file renamed over the old one) whenever the Services change, and hands its path to
 every pod as `MESHPLANE_HOSTS_FILE` and as the pod's `/etc/hosts`; `meshplane.runtime.resolve`
 reads it (short names in the pod's namespace first). Each cluster has its own file, so a pod sees
-only its own cluster's Services.
+only its own cluster's Services. When pods have their own network namespaces, each also gets its
+own `/etc/netns/NS/hosts` (`podnet`), rewritten in place from `listeners` on every change.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from meshplane.lab import watchcache
@@ -32,8 +35,18 @@ def names(name: str, namespace: str, domain: str) -> str:
     return f"{name}.{namespace}.svc.{domain} {name}.{namespace}.svc {name}.{namespace}"
 
 
-def render(services: list[Obj], slices: list[Obj], cluster: str, domain: str = "cluster.local") -> str:
-    lines = [HEADER.format(cluster=cluster)]
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One address of one Service."""
+
+    ip: str
+    name: str
+    namespace: str
+
+
+def entries(services: list[Obj], slices: list[Obj]) -> list[Entry]:
+    """Every Service's ClusterIP; a headless Service's ready endpoint addresses instead."""
+    out: list[Entry] = []
     by_service: dict[tuple[str, str], list[Obj]] = {}
     for s in slices:
         m = podspec.meta(s)
@@ -49,7 +62,7 @@ def render(services: list[Obj], slices: list[Obj], cluster: str, domain: str = "
             continue
         ip = spec.get("clusterIP")
         if isinstance(ip, str) and ip and ip != "None":
-            lines.append(f"{ip} {names(name, ns, domain)}\n")
+            out.append(Entry(ip, name, ns))
             continue
         ready = sorted(
             {
@@ -60,8 +73,29 @@ def render(services: list[Obj], slices: list[Obj], cluster: str, domain: str = "
                 for a in (ep or {}).get("addresses") or []
             }
         )
-        lines.extend(f"{a} {names(name, ns, domain)}\n" for a in ready)
+        out.extend(Entry(a, name, ns) for a in ready)
+    return out
+
+
+def render(services: list[Obj], slices: list[Obj], cluster: str, domain: str = "cluster.local") -> str:
+    return render_entries(entries(services, slices), cluster, domain)
+
+
+def render_entries(found: list[Entry], cluster: str, domain: str = "cluster.local") -> str:
+    lines = [HEADER.format(cluster=cluster)]
+    lines.extend(f"{e.ip} {names(e.name, e.namespace, domain)}\n" for e in found)
     return "".join(lines)
+
+
+def pod_hosts(
+    found: list[Entry], namespace: str, domain: str = "cluster.local"
+) -> list[tuple[str, list[str]]]:
+    """The Service lines of one pod's own hosts file: every name, plus the bare name of the
+    Services in the pod's namespace (a hosts file has no search list)."""
+    return [
+        (e.ip, [*names(e.name, e.namespace, domain).split(), *([e.name] if e.namespace == namespace else [])])
+        for e in found
+    ]
 
 
 def write(path: Path, text: str) -> None:
@@ -90,6 +124,9 @@ class ClusterDns:
         )
         self.trigger = watchcache.Trigger()
         self._written: str | None = None
+        # called with the entries after every change (the pods' own hosts files, netns mode)
+        self.listeners: list[Callable[[list[Entry]], Awaitable[None]]] = []
+        self.current: list[Entry] = []
         services.add_handler(self.trigger.fire)
         slices.add_handler(self.trigger.fire)
 
@@ -104,8 +141,12 @@ class ClusterDns:
         await watchcache.reconcile_loop("cluster dns", self.cluster, self.trigger, self.sync, 30.0)
 
     async def sync(self) -> None:
-        text = render(self.services.items(), self.slices.items(), self.cluster, self.domain)
+        found = entries(self.services.items(), self.slices.items())
+        text = render_entries(found, self.cluster, self.domain)
         if text != self._written:
+            self.current = found
+            for listener in self.listeners:
+                await listener(found)
             await asyncio.to_thread(write, self.path, text)
             self._written = text
             log.info(

@@ -12,11 +12,16 @@ beyond the env its spec asks for:
 | `MESHPLANE_HOSTS_FILE`           | the cluster's hosts file: Service names → ClusterIPs         |
 | `MESHPLANE_LOCALHOST`            | the pod-local address (the pod's "localhost")                |
 | `ISTIO_META_MESHPLANE_LOCALHOST` | the same, as proxy metadata (the agent hands it to Envoy)    |
-| `ISTIO_META_INTERCEPTION_MODE`   | `NONE`, replacing the injector's `REDIRECT`: loopback pods   |
-|                                  | share the host's network, nothing is captured, so the        |
-|                                  | sidecar gets the explicit-proxy layout (xds/proxyview.py)    |
+| `ISTIO_META_INTERCEPTION_MODE`   | loopback mode only: `NONE`, replacing the injector's         |
+|                                  | `REDIRECT`: loopback pods share the host's network, nothing  |
+|                                  | is captured, so the sidecar gets the explicit-proxy layout   |
+|                                  | (xds/proxyview.py). netns mode keeps the injector's value.   |
 | `MESHPLANE_LISTEN_ADDRESS`       | where an app listens: the pod-local address when the pod has |
-|                                  | an `istio-proxy` container, else the pod IP                  |
+|                                  | an `istio-proxy` container, else the pod IP; netns mode:     |
+|                                  | `0.0.0.0` (in the pod's own namespace, as in a real pod)     |
+
+In netns mode the pod-local address is the pod's own 127.0.0.1, and every container process is
+started inside the pod's network namespace (`podnet.exec_prefix`).
 
 plus PATH, PYTHONPATH, VIRTUAL_ENV, LANG, LC_ALL, TZ and MESHPLANE_LOG_LEVEL from the node
 runtime's own environment, and nothing else of the host's.
@@ -70,7 +75,7 @@ class Kubelet:
             clock,
             cluster,
         )
-        self.ips = addresses.PodIPs(settings.pod_cidr)
+        self.ips = addresses.PodIPs(settings.pod_cidr, loopback=settings.network is None)
         self.workers: dict[str, podworker.PodWorker] = {}
         self._started = False
         self._finalizing: set[str] = set()
@@ -107,6 +112,14 @@ class Kubelet:
         return env
 
     def lab_env(self, pod: Obj, pod_ip: str, local: str, root: Path) -> dict[str, str]:
+        if self.settings.network is not None:  # the pod has its own network: as on a node
+            return {
+                podroot.ENV: str(root),
+                resolve.HOSTS_FILE_ENV: str(self.settings.hosts_file),
+                resolve.LOCALHOST_ENV: local,
+                LOCALHOST_META_ENV: local,
+                LISTEN_ENV: "0.0.0.0",
+            }
         return {
             podroot.ENV: str(root),
             resolve.HOSTS_FILE_ENV: str(self.settings.hosts_file),

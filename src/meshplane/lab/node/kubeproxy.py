@@ -8,6 +8,11 @@ Service port's name), round-robin over the ready ones, or over the serving-and-t
 when none is ready (kube-proxy's ProxyTerminatingEndpoints); with none the connection is closed.
 Selectorless Services work the same through their hand-made slices: in cluster2,
 `istiod.istio-system.svc:15012` → the east-west gateway's LoadBalancer address → the gateway pod.
+
+In netns mode (pods in their own namespaces, Services DNAT'ed by `servicenat`) this proxy serves
+only the LoadBalancer addresses, which are local to the host there: it is the lab's cloud load
+balancer, reached when a connection already DNAT'ed once arrives for a LoadBalancer address of
+another cluster (cluster2's `istiod` Service → cluster1's east-west gateway address).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import functools
 import ipaddress
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +58,9 @@ def _loopback(ip: str) -> bool:
         return False
 
 
-def frontends(service: Obj) -> list[tuple[Frontend, Route]]:
+def frontends(service: Obj, serves: Callable[[str], bool] = _loopback) -> list[tuple[Frontend, Route]]:
+    """The (address, port) pairs of a Service's TCP ports: ClusterIPs and LoadBalancer ingress IPs
+    that `serves` accepts (this proxy's: loopback ones here, the lab's ranges for `servicenat`)."""
     m, spec = podspec.meta(service), service.get("spec") or {}
     if spec.get("type") == "ExternalName":
         return []
@@ -70,7 +78,7 @@ def frontends(service: Obj) -> list[tuple[Frontend, Route]]:
         if not isinstance(p, dict) or p.get("protocol", "TCP") != "TCP" or not isinstance(p.get("port"), int):
             continue
         route = Route(str(m.get("namespace")), str(m.get("name")), str(p.get("name") or ""))
-        out.extend((Frontend(ip, p["port"]), route) for ip in ips if _loopback(ip))
+        out.extend((Frontend(ip, p["port"]), route) for ip in ips if serves(ip))
     return out
 
 
@@ -99,9 +107,24 @@ def backends(slices: list[Obj], port_name: str) -> list[tuple[str, int]]:
     return sorted(ready) or sorted(fallback)
 
 
+def slices_of(slices: watchcache.WatchCache, route: Route) -> list[Obj]:
+    """The EndpointSlices of the Service `route` names."""
+    return [
+        s
+        for s in slices.items(route.namespace)
+        if (podspec.meta(s).get("labels") or {}).get(endpointslices.SERVICE_NAME) == route.service
+    ]
+
+
 class ServiceProxy:
-    def __init__(self, services: watchcache.WatchCache, slices: watchcache.WatchCache, cluster: str) -> None:
-        self.services, self.slices, self.cluster = services, slices, cluster
+    def __init__(
+        self,
+        services: watchcache.WatchCache,
+        slices: watchcache.WatchCache,
+        cluster: str,
+        serves: Callable[[str], bool] = _loopback,
+    ) -> None:
+        self.services, self.slices, self.cluster, self.serves = services, slices, cluster, serves
         self.trigger = watchcache.Trigger()
         self.routes: dict[Frontend, Route] = {}
         self._servers: dict[Frontend, asyncio.Server] = {}
@@ -119,16 +142,12 @@ class ServiceProxy:
             await self.stop()
 
     def slices_of(self, route: Route) -> list[Obj]:
-        return [
-            s
-            for s in self.slices.items(route.namespace)
-            if (podspec.meta(s).get("labels") or {}).get(endpointslices.SERVICE_NAME) == route.service
-        ]
+        return slices_of(self.slices, route)
 
     async def sync(self) -> None:
         want: dict[Frontend, Route] = {}
         for svc in self.services.items():
-            for fe, route in frontends(svc):
+            for fe, route in frontends(svc, self.serves):
                 want.setdefault(fe, route)
         self.routes = want
         for fe in [fe for fe in self._servers if fe not in want]:

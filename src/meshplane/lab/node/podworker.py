@@ -4,9 +4,11 @@ processes with restarts and readiness probes, its status, and its termination.
 Order of a Pod's life, as the kubelet's:
 1. sandbox: a pod IP (and pod-local address), the pod folder, its volumes; a missing ConfigMap,
    Secret or token keeps the containers in ContainerCreating until it appears;
+   in netns mode also its network namespace (`podnet`), in which every container runs;
 2. init containers one after the other, each to a zero exit (failures restart with backoff, or
-   fail the Pod with restartPolicy Never); traffic-capture init containers (iptables) are skipped
-   and logged, never run;
+   fail the Pod with restartPolicy Never); traffic-capture init containers (istio-init's
+   `istio-iptables`) run in netns mode, inside the pod's namespace as on a node, and are skipped
+   and logged in loopback mode, where they would rewrite the host's iptables;
 3. containers, each its own loop: start, probe readiness, on exit restart per restartPolicy with
    exponential backoff (CrashLoopBackOff); an image not in the table waits in ErrImagePull /
    ImagePullBackOff;
@@ -39,7 +41,9 @@ from meshplane.runtime.logging import kv
 
 log = logging.getLogger(__name__)
 
-CAPTURE_SKIPPED = "skipped by the lab: traffic capture (iptables) would change the host's network"
+CAPTURE_SKIPPED = (
+    "skipped by the lab in loopback mode: traffic capture (iptables) would change the host's network"
+)
 
 
 class PodHost(Protocol):
@@ -89,6 +93,7 @@ class PodWorker:
         )
         self.sources = volumes.Sources(node.configmap, node.secret)
         self.local = ""
+        self.netns = ""  # netns mode: the pod's network namespace
         self.terminating = False
         self.done = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -163,10 +168,18 @@ class PodWorker:
     async def _run(self) -> None:
         await asyncio.to_thread(volumes.prepare, self.paths, self.uid)
         ip = self.node.assign_ip(self.uid, str((self.pod.get("status") or {}).get("podIP") or ""))
-        self.local = addresses.local_address(ip, self.node.settings.pod_cidr, self.node.settings.local_cidr)
         self.state.pod_ip, self.state.host_ip = ip, self.node.settings.node.ip
         self.state.start_time = str((self.pod.get("status") or {}).get("startTime") or self.now())
-        log.info("pod sandbox %s", kv(cluster=self.node.cluster, pod=self.id, ip=ip, local=self.local))
+        if self.node.settings.network is None:
+            self.local = addresses.local_address(
+                ip, self.node.settings.pod_cidr, self.node.settings.local_cidr
+            )
+        elif not await self._network(ip):
+            return
+        log.info(
+            "pod sandbox %s",
+            kv(cluster=self.node.cluster, pod=self.id, ip=ip, local=self.local, netns=self.netns),
+        )
         self.mark()
         if not await self._volumes_ready():
             return
@@ -181,6 +194,29 @@ class PodWorker:
         self.mark()
         for cs in self.state.containers:
             self._group.start(self._container_loop(cs), f"container/{cs.name}")
+
+    async def _network(self, ip: str) -> bool:
+        """netns mode: the pod's network namespace, made (and retried with backoff) before anything
+        runs in it; a failure is shown as the kubelet shows a failed sandbox."""
+        network = self.node.settings.network
+        assert network is not None
+        backoff = backoff_mod.Backoff(initial=0.5, maximum=10.0, jitter=0.0)
+        hostname = str(podspec.spec(self.pod).get("hostname") or self.name)
+        while not self._stopping.is_set():
+            try:
+                self.netns = await network.setup(self.uid, self.ns, hostname, ip)
+                self.local = "127.0.0.1"
+                return True
+            except errors.LabError as e:
+                why = f"Failed to create pod sandbox: {e}"
+                log.warning("pod sandbox failed %s", kv(cluster=self.node.cluster, pod=self.id, error=str(e)))
+            for c in [*self.state.inits, *self.state.containers]:
+                c.waiting("ContainerCreating", why)
+            self.state.sandbox_message = why
+            self.mark()
+            if await self._sleep(backoff.next()):
+                return False
+        return False
 
     async def _volumes_ready(self) -> bool:
         backoff = backoff_mod.Backoff(initial=0.5, maximum=10.0, jitter=0.0)
@@ -264,7 +300,7 @@ class PodWorker:
         )
         for cs in self.state.inits:
             spec = self._spec_of(cs.name, "initContainers")
-            if podspec.is_traffic_capture(spec):
+            if self.node.settings.network is None and podspec.is_traffic_capture(spec):
                 log.info(
                     "skipping init container %s",
                     kv(cluster=self.node.cluster, pod=self.id, container=cs.name, why="traffic capture"),
@@ -378,10 +414,17 @@ class PodWorker:
         except errors.PodSpecError as e:
             cs.waiting("CreateContainerError", str(e))
             return None
+        argv = list(launch.argv)
+        if s.network is not None:
+            try:
+                argv = [*s.network.exec_prefix(self.netns, self.pod, spec), *argv]
+            except errors.ContainerConfigError as e:
+                cs.waiting("CreateContainerConfigError", str(e))
+                return None
         env.update(self.node.lab_env(self.pod, self.state.pod_ip, self.local, self.paths.root(cs.name)))
         root = await asyncio.to_thread(volumes.mount, self.paths, spec, s.hosts_file)
         cs.program = str(launch.program)
-        proc = await process.spawn(launch.argv, env, root, self.paths.log(cs.name), self.paths.pid(cs.name))
+        proc = await process.spawn(argv, env, root, self.paths.log(cs.name), self.paths.pid(cs.name))
         log.info(
             "container started %s",
             kv(
@@ -448,6 +491,13 @@ class PodWorker:
             except Exception as e:
                 log.warning(
                     "final pod delete failed %s", kv(cluster=self.node.cluster, pod=self.id, error=repr(e))
+                )
+        if s.network is not None:
+            try:
+                await s.network.remove(self.uid)
+            except errors.LabError as e:  # lab down removes it by its ledger
+                log.warning(
+                    "pod network not removed %s", kv(cluster=self.node.cluster, pod=self.id, error=str(e))
                 )
         self.node.release(self.uid)
         await tasks.cancel(self._refresher)  # a refresh in flight must not write the folder back
