@@ -54,7 +54,7 @@ async def test_two_pods_on_one_bridge_reach_each_other(lab: podnet.TestLab) -> N
     assert f"{a_ip}/32" in podnet.ns_exec(a.netns, "ip", "-4", "addr", "show", "eth0", check=True).stdout
     assert f"via {gateway}" in podnet.ns_exec(a.netns, "ip", "route", "get", b_ip, check=True).stdout
     # the host forwards for the lab's bridge only: its global setting is left alone
-    assert Path(f"/proc/sys/net/ipv4/conf/{lab.bridge}/forwarding").read_text().strip() == "1"
+    assert podnet.run("cat", f"/proc/sys/net/ipv4/conf/{lab.bridge}/forwarding").stdout.strip() == "1"
     assert podnet.ns_exec(a.netns, "ip", "route", "get", "192.0.2.1").returncode != 0  # unreachable
 
     server = podnet.start_echo(b.netns, b_ip, PORT)
