@@ -1,8 +1,10 @@
 """Issue 6 end to end: the whole guide on the lab (two dev clusters, the control plane, the
 east-west gateway, real Envoy carrying real traffic), then the fault cases on the same lab.
 
-One lab per module: `lab up` + `lab guide` + `lab verify` once, the fault tests after, and
-`lab down` at the end must leave nothing running or listening."""
+One lab per mode: `lab up` + `lab guide` + `lab verify` once, the fault tests after, and
+`lab down` at the end must leave nothing running or listening. The modes (issue 10): `netns`,
+every pod in its own network namespace with istio-init's capture and the real `curl` (ranges
+picked free on this host), and `loopback`, the fallback with explicit-proxy sidecars."""
 
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ from pathlib import Path
 import pytest
 
 from meshplane.agent import uds
-from meshplane.lab import addresses
+from meshplane.lab import addresses, podexec
+from meshplane.lab.network import plan as netplan
 from tests.integration.lab.test_lab_cli import lab, pids
-from tests.support import clusters, labnode
+from tests.support import clusters, labnode, podnet
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.envoy]
@@ -60,11 +63,41 @@ def unix_get(path: Path, url: str) -> str:
         conn.close()
 
 
+ADMIN_IN_POD = """
+import sys
+from pathlib import Path
+from tests.e2e.test_lab_guide import unix_get
+print(unix_get(Path(sys.argv[1]), sys.argv[2]))
+"""
+
+
 @dataclass
 class Lab:
     dir: Path
     base: int
     verify_output: str
+    mode: str = "loopback"
+
+    def in_pod(
+        self, context: str, app: str, container: str, argv: list[str]
+    ) -> subprocess.CompletedProcess[str]:
+        """netns mode: run `argv` in the sample pod `app` of `context`, as `lab exec` does."""
+        pod = self.pod(context, "sample", app)
+        cmd = podexec.argv(netplan.load(self.dir / "network.json"), pod, container, argv)
+        env = {**podexec.env(pod), "PYTHONPATH": str(labnode.ROOT)}
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+
+    def envoy_admin(self, context: str, app: str, url: str) -> str:
+        """GET on the Envoy admin of the sample pod `app` (its unix socket; in netns mode from
+        inside the pod, where an abstract socket lives)."""
+        pod = self.pod(context, "sample", app)
+        name = str(pod["metadata"]["name"])  # type: ignore[index]
+        admin = self.pod_dir(context, "sample", name) / "c" / "istio-proxy" / "etc/istio/proxy/admin.sock"
+        if self.mode == "loopback":
+            return unix_get(admin, url)
+        done = self.in_pod(context, app, "istio-proxy", [sys.executable, "-c", ADMIN_IN_POD, str(admin), url])
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
 
     @property
     def kubeconfig(self) -> Path:
@@ -97,11 +130,21 @@ class Lab:
         return f"{addresses.local_address(ip, cidr, addresses.default_local_cidr(cidr))}:15001"
 
     def hello(self, context: str, n: int) -> collections.Counter[str]:
-        """n requests from `context`'s sleep pod through its sidecar; versions seen (errors counted)."""
+        """n requests from `context`'s sleep pod through its sidecar; versions seen (errors counted).
+        netns mode: the real curl in the pod, its traffic captured; loopback: the sidecar as a proxy."""
+        if self.mode == "netns":
+            curl = f'curl -sS -m 5 http://{HOST}/hello || echo "error: curl $?"'
+            loop = f"for i in $(seq {n}); do {curl}; echo; done"
+            out = self.in_pod(context, "sleep", "sleep", ["sh", "-c", loop]).stdout
+            seen: collections.Counter[str] = collections.Counter()
+            for line in filter(None, (ln.strip() for ln in out.splitlines())):
+                m = VERSION.search(line)
+                seen[m.group(1) if m else line if line.startswith("error") else "bad-body"] += 1
+            return seen
         opener = urllib.request.build_opener(
             urllib.request.ProxyHandler({"http": f"http://{self.sidecar(context)}"})
         )
-        seen: collections.Counter[str] = collections.Counter()
+        seen = collections.Counter()
         for _ in range(n):
             try:
                 with opener.open(f"http://{HOST}/hello", timeout=5) as r:
@@ -112,21 +155,17 @@ class Lab:
         return seen
 
 
-def demo(d: Path, base: int) -> subprocess.CompletedProcess[str]:
-    """`meshplane demo` (what `make demo` runs): lab up + guide + verify + summary."""
+def demo(d: Path, base: int, mode: str) -> subprocess.CompletedProcess[str]:
+    """`meshplane demo` (what `make demo` runs): lab up + guide + verify + summary. A second run on
+    the same lab passes no placement: the lab keeps its own."""
+    if (d / "lab.json").exists():
+        where: list[str] = []
+    elif mode == "loopback":
+        where = ["--network", "loopback", "--address-base", str(base)]
+    else:
+        where = ["--network", "netns", *free_ranges()]
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "meshplane",
-            "demo",
-            "--dir",
-            str(d),
-            "--address-base",
-            str(base),
-            "--samples",
-            SAMPLES,
-        ],
+        [sys.executable, "-m", "meshplane", "demo", "--dir", str(d), *where, "--samples", SAMPLES],
         capture_output=True,
         text=True,
         env=labnode.env(),
@@ -135,23 +174,55 @@ def demo(d: Path, base: int) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def guided(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def free_ranges() -> list[str]:
+    """`--range` options: six distinct /24s no route of this host overlaps (podnet's test block)."""
+    while True:
+        one, two = podnet.free_cluster("cluster1"), podnet.free_cluster("cluster2")
+        nets = [r.net for c in (one, two) for r in c.all()]
+        if len(set(nets)) == len(nets):
+            break
+    return [
+        f"--range={c.cluster}.{kind}={r.net}"
+        for c in (one, two)
+        for kind, r in zip(netplan.KINDS, c.all(), strict=True)
+    ]
+
+
+def leftovers(lab_id: str) -> list[str]:
+    """Namespaces, links and iptables lines of the lab `lab_id` still on the host."""
+    mark = f"mp-{lab_id}"
+    found = [n for n in podnet.run("ip", "netns", "list").stdout.split() if n.startswith(mark)]
+    found += [ln for ln in podnet.run("ip", "-o", "link").stdout.splitlines() if mark in ln]
+    found += [ln for ln in podnet.run("iptables-save").stdout.splitlines() if mark in ln]
+    return found
+
+
+@pytest.fixture(scope="module", params=["netns", "loopback"])
+def guided(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    mode = str(request.param)
+    if mode == "netns":
+        podnet.require_root()
     base = labnode.address_base()
-    d = tmp_path_factory.mktemp("e2e") / "lab"
+    d = tmp_path_factory.mktemp(f"e2e-{mode}") / "lab"
     pod_pids: list[int] = []
+    lab_id = ""
     try:
-        run = demo(d, base)
+        run = demo(d, base, mode)
+        if (d / "network.json").exists():
+            lab_id = netplan.load(d / "network.json").lab_id
         assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
         assert "[9/9] Attach cluster2 as a remote cluster of cluster1" in run.stdout
         assert "verified: both clusters reach helloworld v1 and v2" in run.stdout
-        yield Lab(d, base, run.stdout)
+        assert f"network    {mode}:" in run.stdout
+        yield Lab(d, base, run.stdout, mode)
         pod_pids = [int(p.read_text().split()[0]) for p in (d / "nodes").rglob("*.pid")]
     finally:
         down = lab("down", "--dir", str(d))
     assert down.returncode == 0, down.stderr
     assert not [p for p in [*pids(d).values(), *pod_pids] if labnode.alive(p)]
     assert labnode.listening(f"127.{base}.") == [] and labnode.listening(f"127.{base + 1}.") == []
+    if lab_id:
+        assert leftovers(lab_id) == []
 
 
 def test_guide_then_both_versions_from_both_clusters(guided: Lab) -> None:
@@ -252,12 +323,10 @@ def test_deleted_pod_leaves_envoy_before_its_process_exits(guided: Lab) -> None:
     pod = guided.pod("cluster2", "sample", "helloworld")
     name, ip = str(pod["metadata"]["name"]), str(pod["status"]["podIP"])  # type: ignore[index]
     app_pid = guided.pid("cluster2", "sample", name, "helloworld")
-    sleep = str(guided.pod("cluster1", "sample", "sleep")["metadata"]["name"])  # type: ignore[index]
-    admin = guided.pod_dir("cluster1", "sample", sleep) / "c" / "istio-proxy" / "etc/istio/proxy/admin.sock"
     cluster = "outbound|5000||helloworld.sample.svc.cluster.local"
 
     def usable_in_envoy() -> bool:
-        data = json.loads(unix_get(admin, "/clusters?format=json"))
+        data = json.loads(guided.envoy_admin("cluster1", "sleep", "/clusters?format=json"))
         for c in data.get("cluster_statuses", []):
             if c["name"] == cluster:
                 for h in c.get("host_statuses", []):
@@ -276,7 +345,7 @@ def test_deleted_pod_leaves_envoy_before_its_process_exits(guided: Lab) -> None:
 
 def test_a_second_demo_reuses_the_lab(guided: Lab) -> None:
     before = pids(guided.dir)
-    again = demo(guided.dir, guided.base)
+    again = demo(guided.dir, guided.base, guided.mode)
     assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-3000:]
     assert "verified: both clusters reach helloworld v1 and v2" in again.stdout
     assert pids(guided.dir) == before  # nothing restarted

@@ -20,6 +20,12 @@ def demo(
         int | None, typer.Option("--address-base", help="put the lab on 127.N.* (default 0)")
     ] = None,
     samples: lab_cli.SamplesOpt = None,
+    network: Annotated[
+        str, typer.Option("--network", help="netns, loopback or auto (see `meshplane lab up --help`)")
+    ] = "auto",
+    range_: Annotated[
+        list[str] | None, typer.Option("--range", help="netns mode: CLUSTER.KIND=CIDR (see `lab up --help`)")
+    ] = None,
 ) -> None:
     """Run the whole primary-remote guide on one machine: lab up, guide, verify, summary."""
     timings: list[tuple[str, float]] = []
@@ -30,7 +36,14 @@ def demo(
         fn(*args, **kwargs)  # type: ignore[operator]
         timings.append((title, time.monotonic() - start))
 
-    phase("lab up: two dev clusters and their node runtimes", lab_cli.up, directory, address_base)
+    phase(
+        "lab up: two dev clusters and their node runtimes",
+        lab_cli.up,
+        directory,
+        address_base,
+        network,
+        range_,
+    )
     phase("the install guide, command by command", lab_cli.guide, directory, samples)
     phase("verify the installation", lab_cli.verify, directory, samples, 20, 180)
     typer.secho("\n=== summary", bold=True)
