@@ -29,7 +29,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,6 +286,20 @@ def netns_support() -> str:
 CAP_NET_ADMIN = 12
 
 
+def choose_mode(requested: str, base: int | None, support: Callable[[], str]) -> tuple[str, str]:
+    """(mode, why not netns) for a new lab: `loopback` as asked or when an address base is given
+    with `auto`; `netns` when `support()` finds nothing missing; `auto` falls back to loopback with
+    the reason; `netns` asked for but impossible is a LabError naming what is missing."""
+    if requested == LOOPBACK or (requested == "auto" and base is not None):
+        return LOOPBACK, ""
+    why = support()
+    if not why:
+        return NETNS, ""
+    if requested == NETNS:
+        raise errors.LabError(f"cannot give pods their own network: {why}")
+    return LOOPBACK, why
+
+
 def _network_plan(
     paths: LabPaths, state: LabState, overrides: dict[str, dict[str, str]]
 ) -> netplan.NetworkPlan:
@@ -356,13 +370,7 @@ def up(
                 f"the lab in {paths.dir} was created in {state.network} mode; remove it first"
             )
         if not state.network:
-            if network == "auto" and base is not None:
-                network = LOOPBACK  # --address-base places a loopback lab
-            why = netns_support() if network != LOOPBACK else ""
-            if network == NETNS and why:
-                raise errors.LabError(f"cannot give pods their own network: {why}")
-            state.network = LOOPBACK if network == LOOPBACK or why else NETNS
-            state.network_note = why
+            state.network, state.network_note = choose_mode(network, base, netns_support)
         net: netplan.NetworkPlan | None = None
         if state.network == NETNS:
             if base:

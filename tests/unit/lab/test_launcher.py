@@ -36,3 +36,15 @@ def test_state_round_trip(tmp_path: Path) -> None:
     assert [p.pod_cidr for p in again.plans()] == ["127.100.1.0/24", "127.100.2.0/24"]
     with pytest.raises(ValueError, match="out of range"):
         launcher.plans(255)
+
+
+def test_network_mode_choice() -> None:
+    from meshplane.lab import errors
+
+    ok, missing = (lambda: ""), (lambda: "no CAP_NET_ADMIN (run as root)")
+    assert launcher.choose_mode("auto", None, ok) == ("netns", "")
+    assert launcher.choose_mode("auto", None, missing) == ("loopback", "no CAP_NET_ADMIN (run as root)")
+    assert launcher.choose_mode("auto", 100, ok) == ("loopback", "")  # an address base is loopback's
+    assert launcher.choose_mode("loopback", None, ok) == ("loopback", "")
+    with pytest.raises(errors.LabError, match="cannot give pods their own network: no CAP_NET_ADMIN"):
+        launcher.choose_mode("netns", None, missing)
