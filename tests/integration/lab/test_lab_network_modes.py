@@ -36,7 +36,7 @@ def test_without_net_admin_netns_is_refused_and_auto_names_why(tmp_path: Path) -
     assert "cannot give pods their own network: no CAP_NET_ADMIN" in refused.stderr
     assert not (tmp_path / "lab" / "network.json").exists()  # nothing made
 
-    probe = "from meshplane.lab import launcher; print(launcher.choose_mode('auto', None, launcher.netns_support))"
+    probe = "from meshplane.lab import launcher as L; print(L.choose_mode('auto', None, L.netns_support))"
     auto = unprivileged("-c", probe, cwd=tmp_path)
     assert auto.returncode == 0, auto.stderr
     assert auto.stdout.strip().startswith("('loopback', 'no CAP_NET_ADMIN")
