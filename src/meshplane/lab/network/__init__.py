@@ -16,6 +16,12 @@ lab's own address ranges routed, and a ledger so that everything made can be rem
               ranges only (no default route, no masquerade: nothing can leave the machine).
 - `resolver`  `/etc/netns/NAME/hosts` and `resolv.conf` (the pod's search domains), which
               `ip netns exec NAME` mounts over `/etc`.
+- `firewall`  the host's iptables for the lab: the forwarding guard (nothing forwarded off the lab's
+              bridges), the reject chain for Service addresses without endpoints, and one nat
+              chain per cluster for kube-proxy's DNAT rules (`lab/node/servicenat.py` fills it).
+- `plan`      the lab's network plan (id, per cluster its ranges and bridge), `network.json`.
+- `bringup`   the whole network up (ranges checked, bridges, chains) and down (every ledger).
 
-ranges → links (+ resolver) → command; every maker records in the ledger first.
+plan → bringup → ranges → links / firewall (+ resolver) → command; every maker records in the
+ledger first.
 """
