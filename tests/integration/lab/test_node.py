@@ -224,8 +224,11 @@ def test_deleted_pod_turns_terminating_before_its_process_exits_and_is_replaced(
     node.kubectl("delete", "pod", name, "-n", ns, "--wait=false")
 
     def terminating() -> dict[str, Any] | None:
+        # terminating first keeps `serving` as the pod's Ready condition (Kubernetes' semantics) until
+        # the kubelet's not-ready status lands; the state the kubelet waits for is both
         for ep in slice_endpoints(node, ns, "helloworld"):
-            if ep["targetRef"]["uid"] == uid and ep["conditions"]["terminating"]:
+            c = ep["conditions"]
+            if ep["targetRef"]["uid"] == uid and c["terminating"] and not c["serving"]:
                 return ep
         return None
 
