@@ -63,14 +63,6 @@ def unix_get(path: Path, url: str) -> str:
         conn.close()
 
 
-ADMIN_IN_POD = """
-import sys
-from pathlib import Path
-from tests.e2e.test_lab_guide import unix_get
-print(unix_get(Path(sys.argv[1]), sys.argv[2]))
-"""
-
-
 @dataclass
 class Lab:
     dir: Path
@@ -79,23 +71,24 @@ class Lab:
     mode: str = "loopback"
 
     def in_pod(
-        self, context: str, app: str, container: str, argv: list[str]
+        self, pod: dict[str, object], container: str, argv: list[str]
     ) -> subprocess.CompletedProcess[str]:
-        """netns mode: run `argv` in the sample pod `app` of `context`, as `lab exec` does."""
-        pod = self.pod(context, "sample", app)
+        """netns mode: run `argv` in `pod` (one of cluster1's or cluster2's), as `lab exec` does."""
         cmd = podexec.argv(netplan.load(self.dir / "network.json"), pod, container, argv)
-        env = {**podexec.env(pod), "PYTHONPATH": str(labnode.ROOT)}
-        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+        return subprocess.run(
+            cmd, capture_output=True, text=True, env=podexec.env(pod), timeout=120, check=False
+        )
 
-    def envoy_admin(self, context: str, app: str, url: str) -> str:
-        """GET on the Envoy admin of the sample pod `app` (its unix socket; in netns mode from
-        inside the pod, where an abstract socket lives)."""
-        pod = self.pod(context, "sample", app)
+    def envoy_admin(self, context: str, pod: dict[str, object], url: str) -> str:
+        """GET on the Envoy admin of a sample pod (its unix socket; in netns mode from inside the
+        pod, where an abstract socket lives)."""
         name = str(pod["metadata"]["name"])  # type: ignore[index]
         admin = self.pod_dir(context, "sample", name) / "c" / "istio-proxy" / "etc/istio/proxy/admin.sock"
         if self.mode == "loopback":
             return unix_get(admin, url)
-        done = self.in_pod(context, app, "istio-proxy", [sys.executable, "-c", ADMIN_IN_POD, str(admin), url])
+        where = uds.address(admin)  # an abstract socket lives in the pod's network namespace
+        how = ["--abstract-unix-socket", where.abstract] if where.abstract else ["--unix-socket", str(admin)]
+        done = self.in_pod(pod, "istio-proxy", ["curl", "-sS", "--fail", *how, f"http://localhost{url}"])
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 
@@ -135,7 +128,7 @@ class Lab:
         if self.mode == "netns":
             curl = f'curl -sS -m 5 http://{HOST}/hello || echo "error: curl $?"'
             loop = f"for i in $(seq {n}); do {curl}; echo; done"
-            out = self.in_pod(context, "sleep", "sleep", ["sh", "-c", loop]).stdout
+            out = self.in_pod(self.pod(context, "sample", "sleep"), "sleep", ["sh", "-c", loop]).stdout
             seen: collections.Counter[str] = collections.Counter()
             for line in filter(None, (ln.strip() for ln in out.splitlines())):
                 m = VERSION.search(line)
@@ -324,9 +317,10 @@ def test_deleted_pod_leaves_envoy_before_its_process_exits(guided: Lab) -> None:
     name, ip = str(pod["metadata"]["name"]), str(pod["status"]["podIP"])  # type: ignore[index]
     app_pid = guided.pid("cluster2", "sample", name, "helloworld")
     cluster = "outbound|5000||helloworld.sample.svc.cluster.local"
+    sleep = guided.pod("cluster1", "sample", "sleep")
 
     def usable_in_envoy() -> bool:
-        data = json.loads(guided.envoy_admin("cluster1", "sleep", "/clusters?format=json"))
+        data = json.loads(guided.envoy_admin("cluster1", sleep, "/clusters?format=json"))
         for c in data.get("cluster_statuses", []):
             if c["name"] == cluster:
                 for h in c.get("host_statuses", []):
