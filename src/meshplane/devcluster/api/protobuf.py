@@ -1,4 +1,5 @@
-"""Decoding Kubernetes' protobuf request bodies (`application/vnd.kubernetes.protobuf`).
+"""Kubernetes' protobuf (`application/vnd.kubernetes.protobuf`): decoding request bodies, and
+encoding the metadata-only representations (`as=PartialObjectMetadata[List]`, their watch events).
 
 Since 1.31 client-go's typed clients send built-in objects as protobuf, so `kubectl create
 namespace|configmap|secret|serviceaccount|service|role|rolebinding|deployment|token` POST protobuf
@@ -10,6 +11,7 @@ of the messages those commands send; a field outside them is refused (415) rathe
 from __future__ import annotations
 
 import base64
+import json
 import struct
 from typing import Any
 
@@ -48,7 +50,18 @@ _MSG: dict[str, dict[int, tuple[str, str]]] = {
         12: ("annotations", "{}s"),
         13: ("ownerReferences", "*OwnerReference"),
         14: ("finalizers", "*s"),
+        17: ("managedFields", "*ManagedFieldsEntry"),
     },
+    "ManagedFieldsEntry": {
+        1: ("manager", "s"),
+        2: ("operation", "s"),
+        3: ("apiVersion", "s"),
+        4: ("time", "t"),
+        6: ("fieldsType", "s"),
+        7: ("fieldsV1", "FieldsV1"),
+        8: ("subresource", "s"),
+    },
+    "FieldsV1": {1: ("raw", "b")},
     "OwnerReference": {
         1: ("kind", "s"),
         3: ("name", "s"),
@@ -217,6 +230,36 @@ _MSG: dict[str, dict[int, tuple[str, str]]] = {
     "Time": {1: ("seconds", "i"), 2: ("nanos", "i")},
     "IntOrString": {1: ("type", "i"), 2: ("intVal", "i"), 3: ("strVal", "s")},
     "MapEntry": {1: ("key", "s"), 2: ("value", "b")},
+    # k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto (and v1beta1 for its list)
+    "ListMeta": {
+        1: ("selfLink", "s"),
+        2: ("resourceVersion", "s"),
+        3: ("continue", "s"),
+        4: ("remainingItemCount", "i!"),
+    },
+    "PartialObjectMetadata": {1: ("metadata", "ObjectMeta")},
+    "PartialObjectMetadataList": {1: ("metadata", "ListMeta"), 2: ("items", "*PartialObjectMetadata")},
+    # v1beta1's list numbers its fields the other way round (ListMeta was added in 1.15)
+    "PartialObjectMetadataListV1beta1": {1: ("items", "*PartialObjectMetadata"), 2: ("metadata", "ListMeta")},
+    "WatchEvent": {1: ("type", "s"), 2: ("object", "RawExtension")},
+    "RawExtension": {1: ("raw", "b")},
+    "Status": {
+        1: ("metadata", "ListMeta"),
+        2: ("status", "s"),
+        3: ("message", "s"),
+        4: ("reason", "s"),
+        5: ("details", "StatusDetails"),
+        6: ("code", "i"),
+    },
+    "StatusDetails": {
+        1: ("name", "s"),
+        2: ("group", "s"),
+        3: ("kind", "s"),
+        4: ("causes", "*StatusCause"),
+        5: ("retryAfterSeconds", "i"),
+        6: ("uid", "s"),
+    },
+    "StatusCause": {1: ("reason", "s"), 2: ("message", "s"), 3: ("field", "s")},
 }
 _KINDS = {
     "Namespace",
@@ -383,3 +426,116 @@ def decode(body: bytes) -> Obj:
         obj["apiVersion"] = type_meta["apiVersion"]
     obj["kind"] = kind
     return obj
+
+
+# encoding
+
+
+def _key(num: int, wire_type: int) -> bytes:
+    return _uvarint(num << 3 | wire_type)
+
+
+def _uvarint(v: int) -> bytes:
+    v &= (1 << 64) - 1  # negative int64 values are sent as ten-byte two's complement varints
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _delimited(num: int, payload: bytes) -> bytes:
+    return _key(num, 2) + _uvarint(len(payload)) + payload
+
+
+def _encode_scalar(kind: str, num: int, value: Any, path: str) -> bytes:
+    if kind == "s":
+        return _delimited(num, str(value).encode())
+    if kind == "b":
+        raw = value if isinstance(value, bytes) else base64.b64decode(str(value))
+        return _delimited(num, raw)
+    if kind in ("i", "?"):
+        if not isinstance(value, (int, bool)):
+            raise errors.ProtoError(f"{path}: expected an integer, not {type(value).__name__}")
+        return _key(num, 0) + _uvarint(int(value))
+    if kind == "t":
+        try:
+            seconds = int(rfc3339.parse(str(value)))
+        except ValueError as e:
+            raise errors.ProtoError(f"{path}: {e}") from e
+        return _delimited(num, _encode_message("Time", {"seconds": seconds}, path))
+    if kind.startswith("{}"):
+        if not isinstance(value, dict):
+            raise errors.ProtoError(f"{path}: expected a map")
+        out = b""
+        for k, v in value.items():
+            entry = _delimited(1, str(k).encode()) + _encode_scalar("s" if kind == "{}s" else "b", 2, v, path)
+            out += _delimited(num, entry)
+        return out
+    if not isinstance(value, dict):
+        raise errors.ProtoError(f"{path}: expected an object")
+    if kind == "FieldsV1":  # JSON holds the field set itself; the wire holds its JSON bytes
+        return _delimited(num, _delimited(1, json.dumps(value, separators=(",", ":")).encode()))
+    return _delimited(num, _encode_message(kind, value, path))
+
+
+def _encode_message(name: str, obj: Obj, path: str = "") -> bytes:
+    spec = _MSG.get(name)
+    if spec is None:
+        raise errors.ProtoError(f"{path}: message {name} is not supported")
+    by_name = {json_name: (num, kind) for num, (json_name, kind) in spec.items()}
+    out = b""
+    for json_name, value in obj.items():
+        field = by_name.get(json_name)
+        if field is None:
+            raise errors.ProtoError(
+                f"{path or name}: field {json_name} of {name} has no protobuf encoding here"
+            )
+        num, kind = field
+        keep_zero = kind.endswith("!")
+        kind = kind.rstrip("!").lstrip("*") if kind.startswith("*") else kind.rstrip("!")
+        if value is None or (not keep_zero and _zero(value)):
+            continue
+        sub = f"{path}.{json_name}" if path else json_name
+        if spec[num][1].startswith("*"):
+            if not isinstance(value, list):
+                raise errors.ProtoError(f"{sub}: expected a list")
+            for item in value:
+                out += _encode_scalar(kind, num, item, sub)
+        else:
+            out += _encode_scalar(kind, num, value, sub)
+    return out
+
+
+def encode(api_version: str, kind: str, obj: Obj, message: str = "") -> bytes:
+    """`obj` (JSON form) as Kubernetes sends it: `k8s\\0` + runtime.Unknown{typeMeta, raw}.
+    `message` names the wire message when it differs from `kind`."""
+    body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    raw = _encode_message(message or kind, body)
+    type_meta = _encode_message("TypeMeta", {"apiVersion": api_version, "kind": kind})
+    return MAGIC + _delimited(1, type_meta) + _delimited(2, raw)
+
+
+def encode_watch_event(etype: str, embedded: bytes) -> bytes:
+    """One frame of a protobuf watch: a 4-byte big-endian length, then a metav1.WatchEvent whose
+    object is the embedded, enveloped object (k8s.io/apimachinery pkg/runtime/serializer/protobuf
+    RawSerializer and the LengthDelimitedFramer)."""
+    event = _delimited(1, etype.encode()) + _delimited(2, _delimited(1, embedded))
+    return struct.pack(">I", len(event)) + event
+
+
+def decode_message(message: str, raw: bytes) -> Obj:
+    """The JSON form of one wire message (no envelope), for readers of what `encode` wrote."""
+    return _message(message, raw, "")
+
+
+def split_envelope(body: bytes) -> tuple[Obj, bytes]:
+    """(typeMeta, raw) of an enveloped object."""
+    if not body.startswith(MAGIC):
+        raise errors.ProtoError("no Kubernetes envelope prefix")
+    envelope = _message("Unknown", body[len(MAGIC) :], "")
+    return envelope.get("typeMeta") or {}, base64.b64decode(envelope.get("raw", ""))

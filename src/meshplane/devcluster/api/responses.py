@@ -18,10 +18,14 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 def respond(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
     headers = dict(JSON_HEADERS)
     resp = web.Response(body=bodies.dumps(obj), status=status, headers=headers)
+    add_warnings(resp, warnings)
+    return resp
+
+
+def add_warnings(resp: web.Response, warnings: list[str] | None) -> None:
     for w in warnings or []:
         # json.dumps quotes and escapes (control characters too), as a header value must be
         resp.headers.add("Warning", "299 - " + json.dumps(w))
-    return resp
 
 
 def present(rt: resources.ResourceType, obj: Obj) -> Obj:
