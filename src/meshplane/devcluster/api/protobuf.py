@@ -491,6 +491,8 @@ def _encode_message(name: str, obj: Obj, path: str = "") -> bytes:
     out = b""
     for json_name, value in obj.items():
         field = by_name.get(json_name)
+        if field is None and json_name in ("apiVersion", "kind"):
+            continue  # TypeMeta: the envelope carries it; list items on the wire have none
         if field is None:
             raise errors.ProtoError(
                 f"{path or name}: field {json_name} of {name} has no protobuf encoding here"
