@@ -350,3 +350,54 @@ def test_kind_crud_watch_and_invalid(kubeconfig_path: Path, ns: str, rt: resourc
         watcher.wait()
     gone = kubectl(kubeconfig_path, "get", res, name, *scope, check=False)
     assert gone.returncode == 1 and "(NotFound)" in gone.stderr, gone.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "resource", "path", "expected"),
+    [
+        (
+            ["job", "j", "--image=busybox:1.36"],
+            "job/j",
+            "{.spec.template.spec.containers[0].image}",
+            "busybox:1.36",
+        ),
+        (
+            ["cronjob", "cj", "--image=busybox:1.36", "--schedule=*/5 * * * *"],
+            "cronjob/cj",
+            "{.spec.schedule}",
+            "*/5 * * * *",
+        ),
+        (
+            ["ingress", "ing", "--rule=a.example.com/api*=web:80"],
+            "ingress/ing",
+            "{.spec.rules[0].host} {.spec.rules[0].http.paths[0].pathType} "
+            "{.spec.rules[0].http.paths[0].backend.service.port.number}",
+            "a.example.com Prefix 80",
+        ),
+        (
+            ["poddisruptionbudget", "pdb", "--selector=app=s", "--min-available=1"],
+            "pdb/pdb",
+            "{.spec.minAvailable} {.spec.selector.matchLabels.app}",
+            "1 s",
+        ),
+        (["quota", "q", "--hard=pods=3,cpu=2"], "quota/q", "{.spec.hard.pods} {.spec.hard.cpu}", "3 2"),
+    ],
+    ids=lambda v: v[0] if isinstance(v, list) else None,
+)
+def test_kubectl_create_generators_send_protobuf(
+    kubeconfig_path: Path, ns: str, args: list[str], resource: str, path: str, expected: str
+) -> None:
+    """kubectl 1.32 POSTs these as protobuf; the dev cluster decodes every field it sends."""
+    kubectl(kubeconfig_path, "create", *args, "-n", ns)
+    got = kubectl(kubeconfig_path, "get", resource, "-n", ns, "-o", f"jsonpath={path}").stdout
+    assert got == expected
+
+
+def test_kubectl_create_priorityclass(kubeconfig_path: Path) -> None:
+    name = clusters.unique("pc")
+    kubectl(kubeconfig_path, "create", "priorityclass", name, "--value=1000", "--description=tests")
+    got = kubectl(
+        kubeconfig_path, "get", "pc", name, "-o", "jsonpath={.value} {.description} {.preemptionPolicy}"
+    ).stdout
+    assert got == "1000 tests PreemptLowerPriority"
+    kubectl(kubeconfig_path, "delete", "pc", name)

@@ -5,7 +5,8 @@ Since 1.31 client-go's typed clients send built-in objects as protobuf, so `kube
 namespace|configmap|secret|serviceaccount|service|role|rolebinding|deployment|token` POST protobuf
 (with no JSON fallback). The envelope is `k8s\\0` + runtime.Unknown{typeMeta, raw}; `raw` is the
 object in the wire format of k8s.io/api's generated.proto. The tables below list the field numbers
-of the messages those commands send; a field outside them is refused (415) rather than dropped.
+of the messages those commands send (and `kubectl create job|cronjob|ingress|poddisruptionbudget|
+priorityclass|quota`); a field outside them is refused (415) rather than dropped.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ MAGIC = b"k8s\x00"
 
 # "Empty" stands for messages taken as {} (status on create, empty resources): any non-zero field
 # in them is refused. Field spec: number -> (json name, type). Types: "s" string, "b" bytes (base64
-# in JSON), "i" varint int, "?" bool, "t" Time, "ios" IntOrString, "{}s" map<string,string>, "{}b"
-# map<string,bytes>, a message name; a leading "*" marks a repeated field, a trailing "!" a
-# pointer field whose zero value is kept (proto2 optional that Go sets explicitly).
+# in JSON), "i" varint int, "?" bool, "t" Time, "mt" MicroTime, "ios" IntOrString, "{}s"
+# map<string,string>, "{}b" map<string,bytes>, "{}q" map<string,Quantity>, a message name; a
+# leading "*" marks a repeated field, a trailing "!" a pointer field whose zero value is kept (proto2
+# optional that Go sets explicitly); the json name "" marks a Go struct inlined in its parent.
 _MSG: dict[str, dict[int, tuple[str, str]]] = {
     "Unknown": {
         1: ("typeMeta", "TypeMeta"),
@@ -226,6 +228,91 @@ _MSG: dict[str, dict[int, tuple[str, str]]] = {
         5: ("dryRun", "*s"),
     },
     "Preconditions": {1: ("uid", "s"), 2: ("resourceVersion", "s")},
+    # kubectl 1.32's `create job|cronjob|ingress|poddisruptionbudget|priorityclass|quota`
+    # (k8s.io/api batch/v1, networking/v1, policy/v1, scheduling/v1, core/v1 generated.proto)
+    "Job": {1: ("metadata", "ObjectMeta"), 2: ("spec", "JobSpec"), 3: ("status", "Empty")},
+    "JobSpec": {
+        1: ("parallelism", "i!"),
+        2: ("completions", "i!"),
+        3: ("activeDeadlineSeconds", "i!"),
+        4: ("selector", "LabelSelector"),
+        5: ("manualSelector", "?!"),
+        6: ("template", "PodTemplateSpec"),
+        7: ("backoffLimit", "i!"),
+        8: ("ttlSecondsAfterFinished", "i!"),
+        9: ("completionMode", "s!"),
+        10: ("suspend", "?!"),
+        12: ("backoffLimitPerIndex", "i!"),
+        13: ("maxFailedIndexes", "i!"),
+        14: ("podReplacementPolicy", "s!"),
+        15: ("managedBy", "s!"),
+    },
+    "CronJob": {1: ("metadata", "ObjectMeta"), 2: ("spec", "CronJobSpec"), 3: ("status", "Empty")},
+    "CronJobSpec": {
+        1: ("schedule", "s"),
+        2: ("startingDeadlineSeconds", "i!"),
+        3: ("concurrencyPolicy", "s"),
+        4: ("suspend", "?!"),
+        5: ("jobTemplate", "JobTemplateSpec"),
+        6: ("successfulJobsHistoryLimit", "i!"),
+        7: ("failedJobsHistoryLimit", "i!"),
+        8: ("timeZone", "s!"),
+    },
+    "JobTemplateSpec": {1: ("metadata", "ObjectMeta"), 2: ("spec", "JobSpec")},
+    "Ingress": {1: ("metadata", "ObjectMeta"), 2: ("spec", "IngressSpec"), 3: ("status", "Empty")},
+    "IngressSpec": {
+        1: ("defaultBackend", "IngressBackend"),
+        2: ("tls", "*IngressTLS"),
+        3: ("rules", "*IngressRule"),
+        4: ("ingressClassName", "s!"),
+    },
+    "IngressBackend": {3: ("resource", "TypedLocalObjectReference"), 4: ("service", "IngressServiceBackend")},
+    "TypedLocalObjectReference": {1: ("apiGroup", "s!"), 2: ("kind", "s"), 3: ("name", "s")},
+    "IngressServiceBackend": {1: ("name", "s"), 2: ("port", "ServiceBackendPort")},
+    "ServiceBackendPort": {1: ("name", "s"), 2: ("number", "i")},
+    "IngressTLS": {1: ("hosts", "*s"), 2: ("secretName", "s")},
+    "IngressRule": {1: ("host", "s"), 2: ("", "IngressRuleValue")},  # "": inlined in JSON
+    "IngressRuleValue": {1: ("http", "HTTPIngressRuleValue")},
+    "HTTPIngressRuleValue": {1: ("paths", "*HTTPIngressPath")},
+    "HTTPIngressPath": {1: ("path", "s"), 2: ("backend", "IngressBackend"), 3: ("pathType", "s!")},
+    "PodDisruptionBudget": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "PodDisruptionBudgetSpec"),
+        3: ("status", "Empty"),
+    },
+    "PodDisruptionBudgetSpec": {
+        1: ("minAvailable", "ios"),
+        2: ("selector", "LabelSelector"),
+        3: ("maxUnavailable", "ios"),
+        4: ("unhealthyPodEvictionPolicy", "s!"),
+    },
+    "PriorityClass": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("value", "i"),
+        3: ("globalDefault", "?"),
+        4: ("description", "s"),
+        5: ("preemptionPolicy", "s!"),
+    },
+    "ResourceQuota": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "ResourceQuotaSpec"),
+        3: ("status", "Empty"),
+    },
+    "ResourceQuotaSpec": {1: ("hard", "{}q"), 2: ("scopes", "*s"), 3: ("scopeSelector", "ScopeSelector")},
+    "ScopeSelector": {1: ("matchExpressions", "*ScopedResourceSelectorRequirement")},
+    "ScopedResourceSelectorRequirement": {1: ("scopeName", "s"), 2: ("operator", "s"), 3: ("values", "*s")},
+    "Quantity": {1: ("string", "s")},
+    # client-go leader election (istiod's too) writes Leases through protobuf typed clients
+    "Lease": {1: ("metadata", "ObjectMeta"), 2: ("spec", "LeaseSpec")},
+    "LeaseSpec": {
+        1: ("holderIdentity", "s!"),
+        2: ("leaseDurationSeconds", "i!"),
+        3: ("acquireTime", "mt"),
+        4: ("renewTime", "mt"),
+        5: ("leaseTransitions", "i!"),
+        6: ("strategy", "s!"),
+        7: ("preferredHolder", "s!"),
+    },
     "Empty": {},
     "Time": {1: ("seconds", "i"), 2: ("nanos", "i")},
     "IntOrString": {1: ("type", "i"), 2: ("intVal", "i"), 3: ("strVal", "s")},
@@ -274,6 +361,13 @@ _KINDS = {
     "ClusterRoleBinding",
     "Deployment",
     "DeleteOptions",
+    "Job",
+    "CronJob",
+    "Ingress",
+    "PodDisruptionBudget",
+    "PriorityClass",
+    "ResourceQuota",
+    "Lease",
 }
 
 
@@ -353,6 +447,12 @@ def _scalar(kind: str, wt: int, v: Any, path: str) -> Any:
         if not t:
             return None
         return rfc3339.format(int(t.get("seconds", 0)))
+    if kind == "mt":  # metav1.MicroTime: RFC 3339 with microseconds
+        t = _message("Time", v, path)
+        if not t:
+            return None
+        micros = int(t.get("nanos", 0)) // 1000
+        return rfc3339.format(int(t.get("seconds", 0))).removesuffix("Z") + f".{micros:06d}Z"
     if kind == "ios":
         ios = _message("IntOrString", v, path)
         return ios.get("strVal", "") if ios.get("type") == 1 else int(ios.get("intVal", 0))
@@ -362,6 +462,8 @@ def _scalar(kind: str, wt: int, v: Any, path: str) -> Any:
         for num, _wt, ev in entry:
             if num == 1:
                 key = _text(ev)
+            elif num == 2 and kind == "{}q":  # a resource.Quantity message: its string form
+                value = str(_message("Quantity", ev, path).get("string", ""))
             elif num == 2:
                 value = _text(ev) if kind == "{}s" else base64.b64encode(ev).decode()
         return (key or "", value if value is not None else "")
@@ -395,6 +497,8 @@ def _message(name: str, raw: bytes, path: str) -> Obj:
         if kind.startswith("{}"):
             k, val = value
             out.setdefault(json_name, {})[k] = val
+        elif not json_name:  # a Go struct embedded inline: its fields sit in this object
+            out.update(value)
         elif repeated:
             out.setdefault(json_name, []).append(value)
         elif value is not None and (keep_zero or not _zero(value)):
