@@ -401,3 +401,81 @@ def test_kubectl_create_priorityclass(kubeconfig_path: Path) -> None:
     ).stdout
     assert got == "1000 tests PreemptLowerPriority"
     kubectl(kubeconfig_path, "delete", "pc", name)
+
+
+def hpa(version: str, ns: str, spec: dict[str, Any]) -> dict[str, Any]:
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
+    return {
+        "apiVersion": f"autoscaling/{version}",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"scaleTargetRef": target, "minReplicas": 1, "maxReplicas": 4, **spec},
+    }
+
+
+def test_hpa_served_as_v1_and_v2(kubeconfig_path: Path, ns: str) -> None:
+    """One stored HorizontalPodAutoscaler, read and written in both versions, as kube-apiserver
+    converts them: v1's CPU target is v2's CPU utilization metric; v2-only metrics survive a v1
+    read-modify-write."""
+    kubectl(
+        kubeconfig_path,
+        "apply",
+        "-f",
+        "-",
+        input_text=yaml.safe_dump(hpa("v1", ns, {"targetCPUUtilizationPercentage": 50})),
+    )
+    v2 = json.loads(
+        kubectl(
+            kubeconfig_path, "get", "horizontalpodautoscalers.v2.autoscaling", "web", "-n", ns, "-o", "json"
+        ).stdout
+    )
+    assert v2["apiVersion"] == "autoscaling/v2"
+    assert v2["spec"]["metrics"] == [
+        {
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}},
+        }
+    ]
+    memory = {
+        "type": "Resource",
+        "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}},
+    }
+    v2["spec"]["metrics"].append(memory)
+    kubectl(kubeconfig_path, "replace", "-f", "-", input_text=json.dumps(v2))
+    v1 = json.loads(
+        kubectl(
+            kubeconfig_path, "get", "horizontalpodautoscalers.v1.autoscaling", "web", "-n", ns, "-o", "json"
+        ).stdout
+    )
+    assert v1["apiVersion"] == "autoscaling/v1" and v1["spec"]["targetCPUUtilizationPercentage"] == 50
+    assert "metrics" not in v1["spec"]
+    kubectl(
+        kubeconfig_path,
+        "patch",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "web",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"maxReplicas":7,"targetCPUUtilizationPercentage":60}}',
+    )
+    v2 = json.loads(
+        kubectl(
+            kubeconfig_path, "get", "horizontalpodautoscalers.v2.autoscaling", "web", "-n", ns, "-o", "json"
+        ).stdout
+    )
+    assert v2["spec"]["maxReplicas"] == 7
+    assert [m["resource"]["name"] for m in v2["spec"]["metrics"]] == ["cpu", "memory"]
+    assert v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+    assert v2["spec"]["metrics"][1] == memory
+    assert not any(k.startswith("autoscaling.alpha") for k in v2["metadata"].get("annotations", {}))
+
+
+def test_kubectl_autoscale(kubeconfig_path: Path, ns: str) -> None:
+    """kubectl 1.32 POSTs an autoscaling/v1 HorizontalPodAutoscaler as protobuf."""
+    kubectl(kubeconfig_path, "create", "deployment", "web", "--image=busybox:1.36", "-n", ns)
+    kubectl(kubeconfig_path, "autoscale", "deployment", "web", "--max=3", "--cpu-percent=70", "-n", ns)
+    v2 = json.loads(kubectl(kubeconfig_path, "get", "hpa", "web", "-n", ns, "-o", "json").stdout)
+    assert v2["spec"]["maxReplicas"] == 3 and v2["spec"]["scaleTargetRef"]["name"] == "web"
+    assert v2["spec"]["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}

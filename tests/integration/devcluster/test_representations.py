@@ -38,6 +38,7 @@ KUBE_1_32 = {
     "apps/v1",
     "authentication.k8s.io/v1",
     "authorization.k8s.io/v1",
+    "autoscaling/v1",
     "autoscaling/v2",
     "batch/v1",
     "certificates.k8s.io/v1",

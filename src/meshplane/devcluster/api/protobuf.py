@@ -302,6 +302,19 @@ _MSG: dict[str, dict[int, tuple[str, str]]] = {
     "ScopeSelector": {1: ("matchExpressions", "*ScopedResourceSelectorRequirement")},
     "ScopedResourceSelectorRequirement": {1: ("scopeName", "s"), 2: ("operator", "s"), 3: ("values", "*s")},
     "Quantity": {1: ("string", "s")},
+    # `kubectl autoscale` (autoscaling/v1 generated.proto)
+    "HorizontalPodAutoscalerV1": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "HorizontalPodAutoscalerSpecV1"),
+        3: ("status", "Empty"),
+    },
+    "HorizontalPodAutoscalerSpecV1": {
+        1: ("scaleTargetRef", "CrossVersionObjectReference"),
+        2: ("minReplicas", "i!"),
+        3: ("maxReplicas", "i"),
+        4: ("targetCPUUtilizationPercentage", "i!"),
+    },
+    "CrossVersionObjectReference": {1: ("kind", "s"), 2: ("name", "s"), 3: ("apiVersion", "s")},
     # client-go leader election (istiod's too) writes Leases through protobuf typed clients
     "Lease": {1: ("metadata", "ObjectMeta"), 2: ("spec", "LeaseSpec")},
     "LeaseSpec": {
@@ -368,6 +381,13 @@ _KINDS = {
     "PriorityClass",
     "ResourceQuota",
     "Lease",
+    "HorizontalPodAutoscalerV1",
+}
+
+
+# Kinds whose wire message differs between versions: (apiVersion, kind) -> message name.
+_VERSIONED: dict[tuple[str, str], str] = {
+    ("autoscaling/v1", "HorizontalPodAutoscaler"): "HorizontalPodAutoscalerV1",
 }
 
 
@@ -514,14 +534,16 @@ def decode(body: bytes) -> Obj:
         envelope = _message("Unknown", body[len(MAGIC) :], "")
         type_meta = envelope.get("typeMeta") or {}
         kind = type_meta.get("kind", "")
-        if kind not in _KINDS:
+        message = _VERSIONED.get((str(type_meta.get("apiVersion", "")), kind), kind)
+        if message not in _KINDS:
             raise errors.ApiError(
                 415,
-                f"the dev cluster does not decode protobuf for kind {kind!r}; "
+                f"the dev cluster does not decode protobuf for kind {kind!r} "
+                f"({type_meta.get('apiVersion', '')}); "
                 "send it as JSON or YAML (for example with kubectl apply -f)",
             )
         raw = base64.b64decode(envelope.get("raw", ""))
-        obj = _message(kind, raw, "")
+        obj = _message(message, raw, "")
     except errors.ProtoError as e:
         raise errors.ApiError(
             415, f"the dev cluster cannot decode this protobuf body: {e}; send it as JSON or YAML"

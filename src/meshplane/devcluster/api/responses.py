@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from meshplane.devcluster.api import bodies
-from meshplane.devcluster.schema import resources
+from meshplane.devcluster.schema import conversion, resources
 from meshplane.runtime.jsonobj import Obj
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -29,7 +29,10 @@ def add_warnings(resp: web.Response, warnings: list[str] | None) -> None:
 
 
 def present(rt: resources.ResourceType, obj: Obj) -> Obj:
-    """The object as the requested version shows it (CRD versions share storage)."""
+    """The object as the requested version shows it (CRD versions share storage and differ only in
+    apiVersion; built-in versions with different schemas convert, schema/conversion)."""
+    if conversion.converts(rt.key, rt.api_version):
+        return conversion.to_served(rt.key, rt.api_version, obj)
     if obj.get("apiVersion") != rt.api_version:
         obj = dict(obj, apiVersion=rt.api_version)
     return obj

@@ -13,9 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from meshplane.devcluster import errors, seams
-from meshplane.devcluster.api import bodies, context, patch, reads, representation, routing
+from meshplane.devcluster.api import bodies, context, patch, reads, representation, responses, routing
 from meshplane.devcluster.controllers import objects
-from meshplane.devcluster.schema import defaults, resources, validation
+from meshplane.devcluster.schema import conversion, defaults, resources, validation
 from meshplane.runtime.jsonobj import Obj
 
 
@@ -138,6 +138,7 @@ async def create(
     )
     defaults.apply(rt.plural, rt.group, obj, None, ctx.clock.wall())
     obj = await _admit(ctx, _admission_request("CREATE", rt, t, user, obj, None, dry), rt, obj)
+    obj = conversion.to_storage(rt.key, rt.api_version, obj)
     created = await ctx.objects.create(rt, obj, dry_run=dry)
     return representation.one(out, rt, created, 201, warnings)
 
@@ -194,13 +195,15 @@ async def update(
     _check_body(rt, t, body, creating=False)
     warnings = validation.check_fields(ctx.schemas, rt, body, mode, dec.duplicates)
     expected = _rv_of(body)
-    old = ctx.store.get(rt.key, t.namespace, t.name)
-    if old is None:
+    stored = ctx.store.get(rt.key, t.namespace, t.name)
+    if stored is None:
         raise errors.not_found(rt.plural, rt.group, t.name)
+    old = responses.present(rt, stored)
     new = _merge_status(rt, t.subresource, old, body)
     _keep_system_meta(old, new)
     defaults.apply(rt.plural, rt.group, new, old, ctx.clock.wall())
     new = await _admit(ctx, _admission_request("UPDATE", rt, t, user, new, old, dry), rt, new)
+    new = conversion.to_storage(rt.key, rt.api_version, new)
     updated = await ctx.objects.update(rt, new, expected_rv=expected, dry_run=dry)
     return representation.one(out, rt, updated, 200, warnings)
 
@@ -215,11 +218,12 @@ async def patch_(
     dec = await bodies.read_patch(request)
     schema = ctx.schemas.component(rt.schema_name) if rt.schema_name else None
     for _attempt in range(8):
-        old = ctx.store.get(rt.key, t.namespace, t.name)
-        if old is None:
+        stored = ctx.store.get(rt.key, t.namespace, t.name)
+        if stored is None:
             if dec.media_type == bodies.APPLY_PATCH and not t.subresource:
                 return await _apply_create(ctx, t, user, dec, mode, dry, out)
             raise errors.not_found(rt.plural, rt.group, t.name)
+        old = responses.present(rt, stored)
         patched = patch.apply(
             dec.media_type, old, dec.value, ctx.schemas, schema, strategic_allowed=not rt.crd
         )
@@ -233,6 +237,7 @@ async def patch_(
         _keep_system_meta(old, new)
         defaults.apply(rt.plural, rt.group, new, old, ctx.clock.wall())
         new = await _admit(ctx, _admission_request("UPDATE", rt, t, user, new, old, dry), rt, new)
+        new = conversion.to_storage(rt.key, rt.api_version, new)
         try:
             updated = await ctx.objects.update(rt, new, expected_rv=old_rv, dry_run=dry)
         except errors.ApiError as e:
@@ -267,6 +272,7 @@ async def _apply_create(
     ctx.objects.check_namespace(rt, t.namespace, t.name, creating=True)
     defaults.apply(rt.plural, rt.group, obj, None, ctx.clock.wall())
     obj = await _admit(ctx, _admission_request("CREATE", rt, t, user, obj, None, dry), rt, obj)
+    obj = conversion.to_storage(rt.key, rt.api_version, obj)
     created = await ctx.objects.create(rt, obj, dry_run=dry)
     return representation.one(out, rt, created, 201, warnings)
 

@@ -251,7 +251,12 @@ _SCALARS: dict[tuple[str, str], tuple[tuple[str, Any], ...]] = {
         ("status.desiredNumberScheduled", 0),
         ("status.numberReady", 0),
     ),
-    ("autoscaling", "horizontalpodautoscalers"): (("spec.minReplicas", 1), ("status.desiredReplicas", 0)),
+    # status.currentReplicas: required in v1 (v2 omits it when 0; both versions share these defaults)
+    ("autoscaling", "horizontalpodautoscalers"): (
+        ("spec.minReplicas", 1),
+        ("status.desiredReplicas", 0),
+        ("status.currentReplicas", 0),
+    ),
     ("policy", "poddisruptionbudgets"): (
         ("status.disruptionsAllowed", 0),
         ("status.currentHealthy", 0),

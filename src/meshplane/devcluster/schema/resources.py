@@ -142,6 +142,17 @@ _BUILTIN: tuple[tuple[str, str, str, str, str, str, str, str], ...] = (
         "status",
         "",
     ),
+    # after v2, which stays the one storage is keyed by: served as v1 too (schema/conversion)
+    (
+        "autoscaling/v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "ns",
+        "hpa",
+        "all",
+        "status",
+        "",
+    ),
     ("batch/v1", "CronJob", "cronjobs", "ns", "cj", "all", "status", ""),
     ("batch/v1", "Job", "jobs", "ns", "", "all", "status", ""),
     (
