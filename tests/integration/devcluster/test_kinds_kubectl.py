@@ -479,3 +479,15 @@ def test_kubectl_autoscale(kubeconfig_path: Path, ns: str) -> None:
     v2 = json.loads(kubectl(kubeconfig_path, "get", "hpa", "web", "-n", ns, "-o", "json").stdout)
     assert v2["spec"]["maxReplicas"] == 3 and v2["spec"]["scaleTargetRef"]["name"] == "web"
     assert v2["spec"]["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+
+
+def test_csr_names_its_requester(kubeconfig_path: Path) -> None:
+    name = clusters.unique("csr")
+    obj = _object(next(rt for rt in KINDS if rt.plural == "certificatesigningrequests"), name, "")
+    obj["spec"]["username"] = "someone-else"
+    kubectl(kubeconfig_path, "create", "-f", "-", input_text=yaml.safe_dump(obj))
+    got = json.loads(kubectl(kubeconfig_path, "get", "csr", name, "-o", "json").stdout)
+    me = json.loads(kubectl(kubeconfig_path, "auth", "whoami", "-o", "json").stdout)["status"]["userInfo"]
+    assert got["spec"]["username"] == me["username"] != "someone-else"
+    assert got["spec"]["groups"] == me["groups"]
+    kubectl(kubeconfig_path, "delete", "csr", name)

@@ -116,6 +116,8 @@ def test_scale_needs_rbac_on_the_subresource(kubeconfig_path: Path, ns: str) -> 
     )
     token = kubectl(kubeconfig_path, "create", "token", "app", "-n", ns).stdout.strip()
     user = f"system:serviceaccount:{ns}:app"
+    can_i = ("auth", "can-i", "patch", "deployments", "--subresource=scale", "-n", ns, "--token", token)
+    assert kubectl(kubeconfig_path, *can_i, check=False).stdout.strip() == "no"
     out = kubectl(
         kubeconfig_path, "scale", "deployment", "web", "-n", ns, "--replicas=3", "--token", token, check=False
     )
@@ -140,6 +142,7 @@ def test_scale_needs_rbac_on_the_subresource(kubeconfig_path: Path, ns: str) -> 
             ],
         },
     )
+    assert kubectl(kubeconfig_path, *can_i).stdout.strip() == "yes"
     kubectl(kubeconfig_path, "scale", "deployment", "web", "-n", ns, "--replicas=3", "--token", token)
     got = kubectl(
         kubeconfig_path, "get", "deployment", "web", "-n", ns, "-o", "jsonpath={.spec.replicas}"

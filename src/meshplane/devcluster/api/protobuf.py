@@ -302,6 +302,29 @@ _MSG: dict[str, dict[int, tuple[str, str]]] = {
     "ScopeSelector": {1: ("matchExpressions", "*ScopedResourceSelectorRequirement")},
     "ScopedResourceSelectorRequirement": {1: ("scopeName", "s"), 2: ("operator", "s"), 3: ("values", "*s")},
     "Quantity": {1: ("string", "s")},
+    # `kubectl auth whoami|can-i` (authentication/v1 and authorization/v1 generated.proto)
+    "SelfSubjectReview": {1: ("metadata", "ObjectMeta"), 2: ("status", "SelfSubjectReviewStatus")},
+    "SelfSubjectReviewStatus": {1: ("userInfo", "UserInfo")},  # sent empty; the server fills it
+    "UserInfo": {1: ("username", "s"), 2: ("uid", "s"), 3: ("groups", "*s")},
+    "SelfSubjectAccessReview": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "SelfSubjectAccessReviewSpec"),
+        3: ("status", "Empty"),
+    },
+    "SelfSubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "ResourceAttributes"),
+        2: ("nonResourceAttributes", "NonResourceAttributes"),
+    },
+    "ResourceAttributes": {
+        1: ("namespace", "s"),
+        2: ("verb", "s"),
+        3: ("group", "s"),
+        4: ("version", "s"),
+        5: ("resource", "s"),
+        6: ("subresource", "s"),
+        7: ("name", "s"),
+    },
+    "NonResourceAttributes": {1: ("path", "s"), 2: ("verb", "s")},
     # `kubectl autoscale` (autoscaling/v1 generated.proto)
     "HorizontalPodAutoscalerV1": {
         1: ("metadata", "ObjectMeta"),
@@ -382,6 +405,8 @@ _KINDS = {
     "ResourceQuota",
     "Lease",
     "HorizontalPodAutoscalerV1",
+    "SelfSubjectReview",
+    "SelfSubjectAccessReview",
 }
 
 

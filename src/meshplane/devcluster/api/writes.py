@@ -137,10 +137,31 @@ async def create(
         rt, t.namespace, meta.get("name") or meta.get("generateName") or "", creating=True
     )
     defaults.apply(rt.plural, rt.group, obj, None, ctx.clock.wall())
+    _requester(rt, obj, user)
     obj = await _admit(ctx, _admission_request("CREATE", rt, t, user, obj, None, dry), rt, obj)
     obj = conversion.to_storage(rt.key, rt.api_version, obj)
     created = await ctx.objects.create(rt, obj, dry_run=dry)
     return representation.one(out, rt, created, 201, warnings)
+
+
+def _requester(rt: resources.ResourceType, obj: Obj, user: seams.UserInfo) -> None:
+    """A new CertificateSigningRequest names who asked, whatever the body says, and starts with no
+    status (k8s.io/kubernetes pkg/registry/certificates/certificates/strategy.go PrepareForCreate)."""
+    if rt.key != "certificates.k8s.io/certificatesigningrequests":
+        return
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return
+    for k in ("username", "uid", "groups", "extra"):
+        spec.pop(k, None)
+    spec["username"] = user.username
+    if user.uid:
+        spec["uid"] = user.uid
+    if user.groups:
+        spec["groups"] = list(user.groups)
+    if user.extra:
+        spec["extra"] = {k: list(v) for k, v in user.extra.items()}
+    obj["status"] = {}
 
 
 def _merge_status(rt: resources.ResourceType, sub: str, old: Obj, new: Obj) -> Obj:
