@@ -68,6 +68,8 @@ class AdmissionRequest:
     obj: Obj | None  # the object after defaulting (None for DELETE)
     old_obj: Obj | None  # the stored object (UPDATE, DELETE)
     dry_run: bool = False
+    kind_group: str | None = None  # the object's group/version when it is not the resource's own
+    kind_version: str | None = None  # (a Scale, autoscaling/v1, for deployments/scale)
 
 
 class AdmissionDenied(Exception):

@@ -159,7 +159,11 @@ def review_version(hook: Hook) -> str:
 
 def review_request(req: seams.AdmissionRequest, uid: str, version: str = "v1") -> Obj:
     """An admission.k8s.io AdmissionReview for `req` (v1 and v1beta1 have the same shape)."""
-    kind = {"group": req.api_group, "version": req.api_version, "kind": req.kind}
+    kind = {
+        "group": req.api_group if req.kind_group is None else req.kind_group,
+        "version": req.api_version if req.kind_version is None else req.kind_version,
+        "kind": req.kind,
+    }
     resource = {"group": req.api_group, "version": req.api_version, "resource": req.resource}
     body: Obj = {"uid": uid, "kind": kind, "resource": resource}
     if req.subresource:

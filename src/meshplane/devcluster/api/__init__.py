@@ -10,7 +10,12 @@
 - `watch`       watch streams (chunked JSON lines, bookmarks, timeouts); `watchlines` encodes each
                 event once for every watcher.
 - `bodies`      request bodies: size limit, media types, JSON/YAML; `protobuf` decodes Kubernetes'
-                protobuf bodies.
+                protobuf bodies and encodes the metadata-only representations.
+- `negotiation` which representation an Accept header asks for (kube-apiserver's rules; 406).
+- `representation` writes objects, lists and watch events in it: JSON/YAML objects, Tables,
+                PartialObjectMetadata[List] in JSON, YAML or protobuf.
+- `scale`       the scale subresource (autoscaling/v1 Scale) of deployments, replicasets,
+                statefulsets and replicationcontrollers.
 - `patch`       JSON merge patch, JSON patch and strategic merge patch.
 - `selectors`   label and field selectors.  `tables` server-side printing for `kubectl get`.
 - `responses`   JSON responses with the exact Content-Type clients compare against.

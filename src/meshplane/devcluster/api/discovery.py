@@ -77,15 +77,12 @@ def resource_list(reg: resources.Registry, group: str, version: str) -> Obj | No
             entry["categories"] = list(rt.categories)
         out.append(entry)
         for sub in rt.subresources:
-            out.append(
-                {
-                    "name": f"{rt.plural}/{sub}",
-                    "singularName": "",
-                    "namespaced": rt.namespaced,
-                    "kind": rt.kind,
-                    "verbs": _STATUS_VERBS,
-                }
-            )
+            sub_entry: Obj = {"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced}
+            sg, sv, sk = rt.subresource_kind(sub)
+            if (sg, sv) != (rt.group, rt.version):
+                sub_entry.update(group=sg, version=sv)
+            sub_entry.update(kind=sk, verbs=_STATUS_VERBS)
+            out.append(sub_entry)
         for sub, ex in reg.extra_subresources(group, rt.plural):
             out.append(
                 {
@@ -113,7 +110,9 @@ def aggregated(reg: resources.Registry, *, core: bool) -> Obj:
                 subs: list[Obj] = [
                     {
                         "subresource": s,
-                        "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+                        "responseKind": dict(
+                            zip(("group", "version", "kind"), rt.subresource_kind(s), strict=True)
+                        ),
                         "verbs": _STATUS_VERBS,
                     }
                     for s in rt.subresources

@@ -18,6 +18,7 @@ from meshplane.devcluster.api import (
     reads,
     responses,
     routing,
+    scale,
     watch,
     writes,
 )
@@ -153,6 +154,8 @@ class Dispatcher:
             raise errors.method_not_allowed(
                 "the server does not allow this method on the requested resource (a namespace is required)"
             )
+        if t.subresource == "scale":
+            return await scale.serve(ctx, request, t, verb, user)
         if verb == "watch":
             return await watch.serve(ctx, request, t)
         if verb == "get":

@@ -74,20 +74,32 @@ def _closure(sch: Snapshot, roots: list[str]) -> dict[str, Obj]:
     return out
 
 
-def _op(rt: resources.ResourceType, action: str, verb: str, params: list[str]) -> Obj:
+def _operation_prefix(rt: resources.ResourceType) -> str:
+    """`CoreV1Namespaced`, `RbacAuthorizationV1`: as kube-apiserver's installer names operations
+    (listCoreV1NamespacedPod, readAppsV1NamespacedDeploymentScale), unique across groups."""
+    group = (rt.group or "core").removesuffix(".k8s.io")
+    words = "".join(w[:1].upper() + w[1:] for w in group.replace("-", ".").split("."))
+    return f"{words}{rt.version[:1].upper()}{rt.version[1:]}" + ("Namespaced" if rt.namespaced else "")
+
+
+def _op(
+    rt: resources.ResourceType, action: str, verb: str, params: list[str], sub: str = "", suffix: str = ""
+) -> Obj:
+    g, v, kind = rt.subresource_kind(sub) if sub else (rt.group, rt.version, rt.kind)
+    schema_name = resources.SUBRESOURCE_SCHEMAS.get(sub, rt.schema_name)
     return {
-        "operationId": f"{verb}{rt.kind}",
+        "operationId": f"{verb}{_operation_prefix(rt)}{rt.kind}{suffix}",
         "parameters": [_PARAMS[p] for p in params],
         "responses": {
             "200": {
                 "description": "OK",
                 "content": {
-                    "application/json": {"schema": {"$ref": schemas.REF_PREFIX + (rt.schema_name or "")}}
+                    "application/json": {"schema": {"$ref": schemas.REF_PREFIX + (schema_name or "")}}
                 },
             }
         },
         "x-kubernetes-action": action,
-        "x-kubernetes-group-version-kind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+        "x-kubernetes-group-version-kind": {"group": g, "version": v, "kind": kind},
     }
 
 
@@ -118,7 +130,7 @@ def _paths(rt: resources.ResourceType) -> Obj:
             "delete": _op(
                 rt,
                 "deletecollection",
-                "deletecollection",
+                "deleteCollection",
                 ["dryRun", "gracePeriodSeconds", "propagationPolicy", "labelSelector", "fieldSelector"],
             ),
         },
@@ -130,10 +142,11 @@ def _paths(rt: resources.ResourceType) -> Obj:
         },
     }
     for sub in rt.subresources:
+        t = sub.title()
         out[f"{item}/{sub}"] = {
-            "get": _op(rt, "get", f"read{sub.title()}", ["pretty"]),
-            "put": _op(rt, "put", f"replace{sub.title()}", write),
-            "patch": _op(rt, "patch", f"patch{sub.title()}", [*write, "force"]),
+            "get": _op(rt, "get", "read", ["pretty"], sub, t),
+            "put": _op(rt, "put", "replace", write, sub, t),
+            "patch": _op(rt, "patch", "patch", [*write, "force"], sub, t),
         }
     return out
 
@@ -260,6 +273,14 @@ class OpenApi:
         for rt in rts:
             paths.update(_paths(rt))
         roots = [rt.schema_name for rt in rts]
+        roots += sorted(
+            {
+                resources.SUBRESOURCE_SCHEMAS[s]
+                for rt in rts
+                for s in rt.subresources
+                if s in resources.SUBRESOURCE_SCHEMAS
+            }
+        )
         roots += [
             "io.k8s.apimachinery.pkg.apis.meta.v1.Status",
             "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",

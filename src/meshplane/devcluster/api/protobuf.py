@@ -1,15 +1,18 @@
-"""Decoding Kubernetes' protobuf request bodies (`application/vnd.kubernetes.protobuf`).
+"""Kubernetes' protobuf (`application/vnd.kubernetes.protobuf`): decoding request bodies, and
+encoding the metadata-only representations (`as=PartialObjectMetadata[List]`, their watch events).
 
 Since 1.31 client-go's typed clients send built-in objects as protobuf, so `kubectl create
 namespace|configmap|secret|serviceaccount|service|role|rolebinding|deployment|token` POST protobuf
 (with no JSON fallback). The envelope is `k8s\\0` + runtime.Unknown{typeMeta, raw}; `raw` is the
 object in the wire format of k8s.io/api's generated.proto. The tables below list the field numbers
-of the messages those commands send; a field outside them is refused (415) rather than dropped.
+of the messages those commands send (and `kubectl create job|cronjob|ingress|poddisruptionbudget|
+priorityclass|quota`); a field outside them is refused (415) rather than dropped.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import struct
 from typing import Any
 
@@ -22,9 +25,10 @@ MAGIC = b"k8s\x00"
 
 # "Empty" stands for messages taken as {} (status on create, empty resources): any non-zero field
 # in them is refused. Field spec: number -> (json name, type). Types: "s" string, "b" bytes (base64
-# in JSON), "i" varint int, "?" bool, "t" Time, "ios" IntOrString, "{}s" map<string,string>, "{}b"
-# map<string,bytes>, a message name; a leading "*" marks a repeated field, a trailing "!" a
-# pointer field whose zero value is kept (proto2 optional that Go sets explicitly).
+# in JSON), "i" varint int, "?" bool, "t" Time, "mt" MicroTime, "ios" IntOrString, "{}s"
+# map<string,string>, "{}b" map<string,bytes>, "{}q" map<string,Quantity>, a message name; a
+# leading "*" marks a repeated field, a trailing "!" a pointer field whose zero value is kept (proto2
+# optional that Go sets explicitly); the json name "" marks a Go struct inlined in its parent.
 _MSG: dict[str, dict[int, tuple[str, str]]] = {
     "Unknown": {
         1: ("typeMeta", "TypeMeta"),
@@ -48,7 +52,18 @@ _MSG: dict[str, dict[int, tuple[str, str]]] = {
         12: ("annotations", "{}s"),
         13: ("ownerReferences", "*OwnerReference"),
         14: ("finalizers", "*s"),
+        17: ("managedFields", "*ManagedFieldsEntry"),
     },
+    "ManagedFieldsEntry": {
+        1: ("manager", "s"),
+        2: ("operation", "s"),
+        3: ("apiVersion", "s"),
+        4: ("time", "t"),
+        6: ("fieldsType", "s"),
+        7: ("fieldsV1", "FieldsV1"),
+        8: ("subresource", "s"),
+    },
+    "FieldsV1": {1: ("raw", "b")},
     "OwnerReference": {
         1: ("kind", "s"),
         3: ("name", "s"),
@@ -213,10 +228,161 @@ _MSG: dict[str, dict[int, tuple[str, str]]] = {
         5: ("dryRun", "*s"),
     },
     "Preconditions": {1: ("uid", "s"), 2: ("resourceVersion", "s")},
+    # kubectl 1.32's `create job|cronjob|ingress|poddisruptionbudget|priorityclass|quota`
+    # (k8s.io/api batch/v1, networking/v1, policy/v1, scheduling/v1, core/v1 generated.proto)
+    "Job": {1: ("metadata", "ObjectMeta"), 2: ("spec", "JobSpec"), 3: ("status", "Empty")},
+    "JobSpec": {
+        1: ("parallelism", "i!"),
+        2: ("completions", "i!"),
+        3: ("activeDeadlineSeconds", "i!"),
+        4: ("selector", "LabelSelector"),
+        5: ("manualSelector", "?!"),
+        6: ("template", "PodTemplateSpec"),
+        7: ("backoffLimit", "i!"),
+        8: ("ttlSecondsAfterFinished", "i!"),
+        9: ("completionMode", "s!"),
+        10: ("suspend", "?!"),
+        12: ("backoffLimitPerIndex", "i!"),
+        13: ("maxFailedIndexes", "i!"),
+        14: ("podReplacementPolicy", "s!"),
+        15: ("managedBy", "s!"),
+    },
+    "CronJob": {1: ("metadata", "ObjectMeta"), 2: ("spec", "CronJobSpec"), 3: ("status", "Empty")},
+    "CronJobSpec": {
+        1: ("schedule", "s"),
+        2: ("startingDeadlineSeconds", "i!"),
+        3: ("concurrencyPolicy", "s"),
+        4: ("suspend", "?!"),
+        5: ("jobTemplate", "JobTemplateSpec"),
+        6: ("successfulJobsHistoryLimit", "i!"),
+        7: ("failedJobsHistoryLimit", "i!"),
+        8: ("timeZone", "s!"),
+    },
+    "JobTemplateSpec": {1: ("metadata", "ObjectMeta"), 2: ("spec", "JobSpec")},
+    "Ingress": {1: ("metadata", "ObjectMeta"), 2: ("spec", "IngressSpec"), 3: ("status", "Empty")},
+    "IngressSpec": {
+        1: ("defaultBackend", "IngressBackend"),
+        2: ("tls", "*IngressTLS"),
+        3: ("rules", "*IngressRule"),
+        4: ("ingressClassName", "s!"),
+    },
+    "IngressBackend": {3: ("resource", "TypedLocalObjectReference"), 4: ("service", "IngressServiceBackend")},
+    "TypedLocalObjectReference": {1: ("apiGroup", "s!"), 2: ("kind", "s"), 3: ("name", "s")},
+    "IngressServiceBackend": {1: ("name", "s"), 2: ("port", "ServiceBackendPort")},
+    "ServiceBackendPort": {1: ("name", "s"), 2: ("number", "i")},
+    "IngressTLS": {1: ("hosts", "*s"), 2: ("secretName", "s")},
+    "IngressRule": {1: ("host", "s"), 2: ("", "IngressRuleValue")},  # "": inlined in JSON
+    "IngressRuleValue": {1: ("http", "HTTPIngressRuleValue")},
+    "HTTPIngressRuleValue": {1: ("paths", "*HTTPIngressPath")},
+    "HTTPIngressPath": {1: ("path", "s"), 2: ("backend", "IngressBackend"), 3: ("pathType", "s!")},
+    "PodDisruptionBudget": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "PodDisruptionBudgetSpec"),
+        3: ("status", "Empty"),
+    },
+    "PodDisruptionBudgetSpec": {
+        1: ("minAvailable", "ios"),
+        2: ("selector", "LabelSelector"),
+        3: ("maxUnavailable", "ios"),
+        4: ("unhealthyPodEvictionPolicy", "s!"),
+    },
+    "PriorityClass": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("value", "i"),
+        3: ("globalDefault", "?"),
+        4: ("description", "s"),
+        5: ("preemptionPolicy", "s!"),
+    },
+    "ResourceQuota": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "ResourceQuotaSpec"),
+        3: ("status", "Empty"),
+    },
+    "ResourceQuotaSpec": {1: ("hard", "{}q"), 2: ("scopes", "*s"), 3: ("scopeSelector", "ScopeSelector")},
+    "ScopeSelector": {1: ("matchExpressions", "*ScopedResourceSelectorRequirement")},
+    "ScopedResourceSelectorRequirement": {1: ("scopeName", "s"), 2: ("operator", "s"), 3: ("values", "*s")},
+    "Quantity": {1: ("string", "s")},
+    # `kubectl auth whoami|can-i` (authentication/v1 and authorization/v1 generated.proto)
+    "SelfSubjectReview": {1: ("metadata", "ObjectMeta"), 2: ("status", "SelfSubjectReviewStatus")},
+    "SelfSubjectReviewStatus": {1: ("userInfo", "UserInfo")},  # sent empty; the server fills it
+    "UserInfo": {1: ("username", "s"), 2: ("uid", "s"), 3: ("groups", "*s")},
+    "SelfSubjectAccessReview": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "SelfSubjectAccessReviewSpec"),
+        3: ("status", "Empty"),
+    },
+    "SelfSubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "ResourceAttributes"),
+        2: ("nonResourceAttributes", "NonResourceAttributes"),
+    },
+    "ResourceAttributes": {
+        1: ("namespace", "s"),
+        2: ("verb", "s"),
+        3: ("group", "s"),
+        4: ("version", "s"),
+        5: ("resource", "s"),
+        6: ("subresource", "s"),
+        7: ("name", "s"),
+    },
+    "NonResourceAttributes": {1: ("path", "s"), 2: ("verb", "s")},
+    # `kubectl autoscale` (autoscaling/v1 generated.proto)
+    "HorizontalPodAutoscalerV1": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "HorizontalPodAutoscalerSpecV1"),
+        3: ("status", "Empty"),
+    },
+    "HorizontalPodAutoscalerSpecV1": {
+        1: ("scaleTargetRef", "CrossVersionObjectReference"),
+        2: ("minReplicas", "i!"),
+        3: ("maxReplicas", "i"),
+        4: ("targetCPUUtilizationPercentage", "i!"),
+    },
+    "CrossVersionObjectReference": {1: ("kind", "s"), 2: ("name", "s"), 3: ("apiVersion", "s")},
+    # client-go leader election (istiod's too) writes Leases through protobuf typed clients
+    "Lease": {1: ("metadata", "ObjectMeta"), 2: ("spec", "LeaseSpec")},
+    "LeaseSpec": {
+        1: ("holderIdentity", "s!"),
+        2: ("leaseDurationSeconds", "i!"),
+        3: ("acquireTime", "mt"),
+        4: ("renewTime", "mt"),
+        5: ("leaseTransitions", "i!"),
+        6: ("strategy", "s!"),
+        7: ("preferredHolder", "s!"),
+    },
     "Empty": {},
     "Time": {1: ("seconds", "i"), 2: ("nanos", "i")},
     "IntOrString": {1: ("type", "i"), 2: ("intVal", "i"), 3: ("strVal", "s")},
     "MapEntry": {1: ("key", "s"), 2: ("value", "b")},
+    # k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto (and v1beta1 for its list)
+    "ListMeta": {
+        1: ("selfLink", "s"),
+        2: ("resourceVersion", "s"),
+        3: ("continue", "s"),
+        4: ("remainingItemCount", "i!"),
+    },
+    "PartialObjectMetadata": {1: ("metadata", "ObjectMeta")},
+    "PartialObjectMetadataList": {1: ("metadata", "ListMeta"), 2: ("items", "*PartialObjectMetadata")},
+    # v1beta1's list numbers its fields the other way round (ListMeta was added in 1.15)
+    "PartialObjectMetadataListV1beta1": {1: ("items", "*PartialObjectMetadata"), 2: ("metadata", "ListMeta")},
+    "WatchEvent": {1: ("type", "s"), 2: ("object", "RawExtension")},
+    "RawExtension": {1: ("raw", "b")},
+    "Status": {
+        1: ("metadata", "ListMeta"),
+        2: ("status", "s"),
+        3: ("message", "s"),
+        4: ("reason", "s"),
+        5: ("details", "StatusDetails"),
+        6: ("code", "i"),
+    },
+    "StatusDetails": {
+        1: ("name", "s"),
+        2: ("group", "s"),
+        3: ("kind", "s"),
+        4: ("causes", "*StatusCause"),
+        5: ("retryAfterSeconds", "i"),
+        6: ("uid", "s"),
+    },
+    "StatusCause": {1: ("reason", "s"), 2: ("message", "s"), 3: ("field", "s")},
 }
 _KINDS = {
     "Namespace",
@@ -231,6 +397,22 @@ _KINDS = {
     "ClusterRoleBinding",
     "Deployment",
     "DeleteOptions",
+    "Job",
+    "CronJob",
+    "Ingress",
+    "PodDisruptionBudget",
+    "PriorityClass",
+    "ResourceQuota",
+    "Lease",
+    "HorizontalPodAutoscalerV1",
+    "SelfSubjectReview",
+    "SelfSubjectAccessReview",
+}
+
+
+# Kinds whose wire message differs between versions: (apiVersion, kind) -> message name.
+_VERSIONED: dict[tuple[str, str], str] = {
+    ("autoscaling/v1", "HorizontalPodAutoscaler"): "HorizontalPodAutoscalerV1",
 }
 
 
@@ -310,6 +492,12 @@ def _scalar(kind: str, wt: int, v: Any, path: str) -> Any:
         if not t:
             return None
         return rfc3339.format(int(t.get("seconds", 0)))
+    if kind == "mt":  # metav1.MicroTime: RFC 3339 with microseconds
+        t = _message("Time", v, path)
+        if not t:
+            return None
+        micros = int(t.get("nanos", 0)) // 1000
+        return rfc3339.format(int(t.get("seconds", 0))).removesuffix("Z") + f".{micros:06d}Z"
     if kind == "ios":
         ios = _message("IntOrString", v, path)
         return ios.get("strVal", "") if ios.get("type") == 1 else int(ios.get("intVal", 0))
@@ -319,6 +507,8 @@ def _scalar(kind: str, wt: int, v: Any, path: str) -> Any:
         for num, _wt, ev in entry:
             if num == 1:
                 key = _text(ev)
+            elif num == 2 and kind == "{}q":  # a resource.Quantity message: its string form
+                value = str(_message("Quantity", ev, path).get("string", ""))
             elif num == 2:
                 value = _text(ev) if kind == "{}s" else base64.b64encode(ev).decode()
         return (key or "", value if value is not None else "")
@@ -352,6 +542,8 @@ def _message(name: str, raw: bytes, path: str) -> Obj:
         if kind.startswith("{}"):
             k, val = value
             out.setdefault(json_name, {})[k] = val
+        elif not json_name:  # a Go struct embedded inline: its fields sit in this object
+            out.update(value)
         elif repeated:
             out.setdefault(json_name, []).append(value)
         elif value is not None and (keep_zero or not _zero(value)):
@@ -367,14 +559,16 @@ def decode(body: bytes) -> Obj:
         envelope = _message("Unknown", body[len(MAGIC) :], "")
         type_meta = envelope.get("typeMeta") or {}
         kind = type_meta.get("kind", "")
-        if kind not in _KINDS:
+        message = _VERSIONED.get((str(type_meta.get("apiVersion", "")), kind), kind)
+        if message not in _KINDS:
             raise errors.ApiError(
                 415,
-                f"the dev cluster does not decode protobuf for kind {kind!r}; "
+                f"the dev cluster does not decode protobuf for kind {kind!r} "
+                f"({type_meta.get('apiVersion', '')}); "
                 "send it as JSON or YAML (for example with kubectl apply -f)",
             )
         raw = base64.b64decode(envelope.get("raw", ""))
-        obj = _message(kind, raw, "")
+        obj = _message(message, raw, "")
     except errors.ProtoError as e:
         raise errors.ApiError(
             415, f"the dev cluster cannot decode this protobuf body: {e}; send it as JSON or YAML"
@@ -383,3 +577,118 @@ def decode(body: bytes) -> Obj:
         obj["apiVersion"] = type_meta["apiVersion"]
     obj["kind"] = kind
     return obj
+
+
+# encoding
+
+
+def _key(num: int, wire_type: int) -> bytes:
+    return _uvarint(num << 3 | wire_type)
+
+
+def _uvarint(v: int) -> bytes:
+    v &= (1 << 64) - 1  # negative int64 values are sent as ten-byte two's complement varints
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _delimited(num: int, payload: bytes) -> bytes:
+    return _key(num, 2) + _uvarint(len(payload)) + payload
+
+
+def _encode_scalar(kind: str, num: int, value: Any, path: str) -> bytes:
+    if kind == "s":
+        return _delimited(num, str(value).encode())
+    if kind == "b":
+        raw = value if isinstance(value, bytes) else base64.b64decode(str(value))
+        return _delimited(num, raw)
+    if kind in ("i", "?"):
+        if not isinstance(value, (int, bool)):
+            raise errors.ProtoError(f"{path}: expected an integer, not {type(value).__name__}")
+        return _key(num, 0) + _uvarint(int(value))
+    if kind == "t":
+        try:
+            seconds = int(rfc3339.parse(str(value)))
+        except ValueError as e:
+            raise errors.ProtoError(f"{path}: {e}") from e
+        return _delimited(num, _encode_message("Time", {"seconds": seconds}, path))
+    if kind.startswith("{}"):
+        if not isinstance(value, dict):
+            raise errors.ProtoError(f"{path}: expected a map")
+        out = b""
+        for k, v in value.items():
+            entry = _delimited(1, str(k).encode()) + _encode_scalar("s" if kind == "{}s" else "b", 2, v, path)
+            out += _delimited(num, entry)
+        return out
+    if not isinstance(value, dict):
+        raise errors.ProtoError(f"{path}: expected an object")
+    if kind == "FieldsV1":  # JSON holds the field set itself; the wire holds its JSON bytes
+        return _delimited(num, _delimited(1, json.dumps(value, separators=(",", ":")).encode()))
+    return _delimited(num, _encode_message(kind, value, path))
+
+
+def _encode_message(name: str, obj: Obj, path: str = "") -> bytes:
+    spec = _MSG.get(name)
+    if spec is None:
+        raise errors.ProtoError(f"{path}: message {name} is not supported")
+    by_name = {json_name: (num, kind) for num, (json_name, kind) in spec.items()}
+    out = b""
+    for json_name, value in obj.items():
+        field = by_name.get(json_name)
+        if field is None and json_name in ("apiVersion", "kind"):
+            continue  # TypeMeta: the envelope carries it; list items on the wire have none
+        if field is None:
+            raise errors.ProtoError(
+                f"{path or name}: field {json_name} of {name} has no protobuf encoding here"
+            )
+        num, kind = field
+        keep_zero = kind.endswith("!")
+        kind = kind.rstrip("!").lstrip("*") if kind.startswith("*") else kind.rstrip("!")
+        if value is None or (not keep_zero and _zero(value)):
+            continue
+        sub = f"{path}.{json_name}" if path else json_name
+        if spec[num][1].startswith("*"):
+            if not isinstance(value, list):
+                raise errors.ProtoError(f"{sub}: expected a list")
+            for item in value:
+                out += _encode_scalar(kind, num, item, sub)
+        else:
+            out += _encode_scalar(kind, num, value, sub)
+    return out
+
+
+def encode(api_version: str, kind: str, obj: Obj, message: str = "") -> bytes:
+    """`obj` (JSON form) as Kubernetes sends it: `k8s\\0` + runtime.Unknown{typeMeta, raw}.
+    `message` names the wire message when it differs from `kind`."""
+    body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    raw = _encode_message(message or kind, body)
+    type_meta = _encode_message("TypeMeta", {"apiVersion": api_version, "kind": kind})
+    return MAGIC + _delimited(1, type_meta) + _delimited(2, raw)
+
+
+def encode_watch_event(etype: str, embedded: bytes) -> bytes:
+    """One frame of a protobuf watch: a 4-byte big-endian length, then a metav1.WatchEvent whose
+    object is the embedded, enveloped object (k8s.io/apimachinery pkg/runtime/serializer/protobuf
+    RawSerializer and the LengthDelimitedFramer)."""
+    event = _delimited(1, etype.encode()) + _delimited(2, _delimited(1, embedded))
+    return struct.pack(">I", len(event)) + event
+
+
+def decode_message(message: str, raw: bytes) -> Obj:
+    """The JSON form of one wire message (no envelope), for readers of what `encode` wrote."""
+    return _message(message, raw, "")
+
+
+def split_envelope(body: bytes) -> tuple[Obj, bytes]:
+    """(typeMeta, raw) of an enveloped object."""
+    if not body.startswith(MAGIC):
+        raise errors.ProtoError("no Kubernetes envelope prefix")
+    envelope = _message("Unknown", body[len(MAGIC) :], "")
+    return envelope.get("typeMeta") or {}, base64.b64decode(envelope.get("raw", ""))

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from meshplane.devcluster import errors
-from meshplane.devcluster.api import context, responses, routing, selectors, tables
+from meshplane.devcluster.api import context, representation, routing, selectors
 from meshplane.devcluster.schema import resources
 from meshplane.runtime.jsonobj import Obj
 
@@ -22,13 +22,11 @@ def _rt(t: routing.Target) -> resources.ResourceType:
 
 async def get(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target) -> web.StreamResponse:
     rt = _rt(t)
+    out = representation.wanted(request)
     obj = ctx.store.peek(rt.key, t.namespace, t.name)
     if obj is None:
         raise errors.not_found(rt.plural, rt.group, t.name)
-    obj = responses.present(rt, obj)
-    if tables.wants_table(request):
-        return responses.respond(tables.table(rt, [obj], str(obj["metadata"]["resourceVersion"]), ""))
-    return responses.respond(obj)
+    return representation.one(out, rt, obj)
 
 
 def filters(request: web.BaseRequest, rt: resources.ResourceType, t: routing.Target) -> Any:
@@ -60,6 +58,7 @@ def _decode_continue(token: str) -> tuple[int, tuple[str, str] | None]:
 
 async def list_(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target) -> web.StreamResponse:
     rt = _rt(t)
+    out = representation.wanted(request)
     match = filters(request, rt, t)
     q = request.query
     limit_s = q.get("limit", "")
@@ -96,17 +95,13 @@ async def list_(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
         if limit and len(items) >= limit:
             more += 1
             continue
-        items.append(responses.present(rt, obj))
+        items.append(obj)
         last = pos
     meta: Obj = {"resourceVersion": str(list_rv)}
     if more:
         meta["continue"] = _encode_continue(list_rv, last)
         meta["remainingItemCount"] = more
-    if tables.wants_table(request):
-        return responses.respond(tables.table(rt, items, str(list_rv), meta.get("continue", "")))
-    return responses.respond(
-        {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items}
-    )
+    return representation.many(out, rt, items, meta)
 
 
 def _check_list_rv(ctx: context.ApiContext, rv_param: str, rv_match: str) -> None:
@@ -126,6 +121,3 @@ def _check_list_rv(ctx: context.ApiContext, rv_param: str, rv_match: str) -> Non
         raise errors.ApiError(504, f"Too large resource version: {rv}, current: {ctx.store.rv}", "Timeout")
     if rv > ctx.store.rv:
         raise errors.ApiError(504, f"Too large resource version: {rv}, current: {ctx.store.rv}", "Timeout")
-
-
-# writes

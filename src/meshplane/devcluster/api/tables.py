@@ -6,19 +6,11 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
-
 from meshplane.devcluster.schema import resources
 from meshplane.runtime import rfc3339
 from meshplane.runtime.jsonobj import Obj
 
 Column = tuple[str, str, Callable[[Obj], Any]]  # (name, type, cell)
-
-
-def wants_table(request: web.BaseRequest) -> bool:
-    accept = request.headers.get("Accept", "")
-    first = accept.split(",")[0]
-    return "as=Table" in first
 
 
 def _age(obj: Obj) -> str:

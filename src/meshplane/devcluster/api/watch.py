@@ -1,4 +1,5 @@
-"""Watch streams: chunked JSON lines `{"type": ..., "object": ...}` as the Kubernetes API sends them.
+"""Watch streams: chunked JSON lines `{"type": ..., "object": ...}` as the Kubernetes API sends them
+(or length-prefixed protobuf WatchEvent frames for PartialObjectMetadata; see `representation`).
 
 Start points: resourceVersion unset or "0" -> synthetic ADDED for the current objects, then changes;
 n -> every change after n in order (an ERROR event with a 410 Expired Status when n is older than
@@ -16,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from meshplane.devcluster import errors
-from meshplane.devcluster.api import context, reads, responses, routing, tables, watchlines
+from meshplane.devcluster.api import context, reads, representation, routing
 from meshplane.devcluster.schema import resources
 from meshplane.devcluster.storage import store
 from meshplane.runtime.jsonobj import Obj
@@ -24,35 +25,11 @@ from meshplane.runtime.jsonobj import Obj
 log = logging.getLogger(__name__)
 
 
-_line = watchlines.encode
-
-
-class _Encoder:
-    """Objects as they are, or as one-row meta.k8s.io Tables when the client asked for tables
-    (`kubectl get -w`): column definitions in the first event only, as the API server sends them."""
-
-    def __init__(self, rt: resources.ResourceType, as_table: bool, cache: watchlines.LineCache) -> None:
-        self.rt = rt
-        self.as_table = as_table
-        self.first = True
-        self.cache = cache
-
-    def __call__(self, etype: str, obj: Obj) -> bytes:
-        obj = responses.present(self.rt, obj)
-        if not self.as_table:
-            return self.cache.get(etype, obj)
-        t = tables.table(self.rt, [obj], str(obj["metadata"].get("resourceVersion", "")), "")
-        if not self.first:
-            t["columnDefinitions"] = []
-        self.first = False
-        return _line(etype, t)
-
-
-def _bookmark(rt: resources.ResourceType, rv: int, initial_end: bool = False) -> bytes:
+def _bookmark(rt: resources.ResourceType, rv: int, initial_end: bool = False) -> Obj:
     meta: Obj = {"resourceVersion": str(rv)}
     if initial_end:
         meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-    return _line("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta})
+    return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
 
 
 def _translate(ev: store.Event, match: Any) -> str | None:
@@ -93,7 +70,7 @@ async def serve(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
     except ValueError as e:
         raise errors.bad_request(f'resourceVersion: Invalid value: "{rv_param}": must be an integer') from e
 
-    encode = _Encoder(rt, tables.wants_table(request), ctx.watch_lines)
+    encode = representation.WatchEncoder(rt, representation.wanted(request, stream=True), ctx.watch_lines)
     if since is not None and since > ctx.store.rv:
         raise errors.ApiError(504, f"Too large resource version: {since}, current: {ctx.store.rv}", "Timeout")
     sub = ctx.store.subscribe({rt.key})
@@ -106,7 +83,7 @@ async def serve(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
             ]
             start_rv = ctx.store.rv
             if send_initial:
-                initial.append(_bookmark(rt, start_rv, initial_end=True))
+                initial.append(encode("BOOKMARK", _bookmark(rt, start_rv, initial_end=True)))
         else:
             try:
                 backlog = ctx.store.history_since(since)
@@ -124,12 +101,12 @@ async def serve(ctx: context.ApiContext, request: web.BaseRequest, t: routing.Ta
         sub.close()
         raise
 
-    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    resp = web.StreamResponse(status=200, headers={"Content-Type": encode.content_type})
     resp.enable_chunked_encoding()
     try:
         await resp.prepare(request)
         if expired is not None:
-            await resp.write(_line("ERROR", expired.status()))
+            await resp.write(encode.error(expired.status()))
             return resp
         for chunk in initial:
             await resp.write(chunk)
@@ -153,7 +130,7 @@ async def _pump(
     start_rv: int,
     duration: float,
     bookmarks: bool,
-    encode: _Encoder,
+    encode: representation.WatchEncoder,
 ) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration
@@ -171,7 +148,7 @@ async def _pump(
         except TimeoutError:
             if bookmarks and loop.time() >= next_bookmark:
                 if sub.queue.empty():
-                    await resp.write(_bookmark(rt, ctx.store.rv))
+                    await resp.write(encode("BOOKMARK", _bookmark(rt, ctx.store.rv)))
                 next_bookmark = loop.time() + interval
             continue
         if ev is None:

@@ -13,9 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from meshplane.devcluster import errors, seams
-from meshplane.devcluster.api import bodies, context, patch, reads, responses, routing
+from meshplane.devcluster.api import bodies, context, patch, reads, representation, responses, routing
 from meshplane.devcluster.controllers import objects
-from meshplane.devcluster.schema import defaults, resources, validation
+from meshplane.devcluster.schema import conversion, defaults, resources, validation
 from meshplane.runtime.jsonobj import Obj
 
 
@@ -125,6 +125,7 @@ async def create(
     ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target, user: seams.UserInfo
 ) -> web.StreamResponse:
     rt = _rt(t)
+    out = representation.wanted(request)
     dry = dry_run(request)
     mode = validation.parse_mode(request.query.get("fieldValidation"))
     dec = await bodies.read_object(request)
@@ -136,14 +137,36 @@ async def create(
         rt, t.namespace, meta.get("name") or meta.get("generateName") or "", creating=True
     )
     defaults.apply(rt.plural, rt.group, obj, None, ctx.clock.wall())
+    _requester(rt, obj, user)
     obj = await _admit(ctx, _admission_request("CREATE", rt, t, user, obj, None, dry), rt, obj)
+    obj = conversion.to_storage(rt.key, rt.api_version, obj)
     created = await ctx.objects.create(rt, obj, dry_run=dry)
-    return responses.respond(responses.present(rt, created), 201, warnings)
+    return representation.one(out, rt, created, 201, warnings)
+
+
+def _requester(rt: resources.ResourceType, obj: Obj, user: seams.UserInfo) -> None:
+    """A new CertificateSigningRequest names who asked, whatever the body says, and starts with no
+    status (k8s.io/kubernetes pkg/registry/certificates/certificates/strategy.go PrepareForCreate)."""
+    if rt.key != "certificates.k8s.io/certificatesigningrequests":
+        return
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return
+    for k in ("username", "uid", "groups", "extra"):
+        spec.pop(k, None)
+    spec["username"] = user.username
+    if user.uid:
+        spec["uid"] = user.uid
+    if user.groups:
+        spec["groups"] = list(user.groups)
+    if user.extra:
+        spec["extra"] = {k: list(v) for k, v in user.extra.items()}
+    obj["status"] = {}
 
 
 def _merge_status(rt: resources.ResourceType, sub: str, old: Obj, new: Obj) -> Obj:
     """Status writes change only status; main writes leave status alone (when it is a subresource)."""
-    if sub == "status":
+    if sub in ("status", "approval"):  # approval: a CSR's conditions live in its status
         out = copy.deepcopy(old)
         if "status" in new:
             out["status"] = new["status"]
@@ -185,6 +208,7 @@ async def update(
     ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target, user: seams.UserInfo
 ) -> web.StreamResponse:
     rt = _rt(t)
+    out = representation.wanted(request)
     dry = dry_run(request)
     mode = validation.parse_mode(request.query.get("fieldValidation"))
     dec = await bodies.read_object(request)
@@ -192,31 +216,35 @@ async def update(
     _check_body(rt, t, body, creating=False)
     warnings = validation.check_fields(ctx.schemas, rt, body, mode, dec.duplicates)
     expected = _rv_of(body)
-    old = ctx.store.get(rt.key, t.namespace, t.name)
-    if old is None:
+    stored = ctx.store.get(rt.key, t.namespace, t.name)
+    if stored is None:
         raise errors.not_found(rt.plural, rt.group, t.name)
+    old = responses.present(rt, stored)
     new = _merge_status(rt, t.subresource, old, body)
     _keep_system_meta(old, new)
     defaults.apply(rt.plural, rt.group, new, old, ctx.clock.wall())
     new = await _admit(ctx, _admission_request("UPDATE", rt, t, user, new, old, dry), rt, new)
+    new = conversion.to_storage(rt.key, rt.api_version, new)
     updated = await ctx.objects.update(rt, new, expected_rv=expected, dry_run=dry)
-    return responses.respond(responses.present(rt, updated), 200, warnings)
+    return representation.one(out, rt, updated, 200, warnings)
 
 
 async def patch_(
     ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target, user: seams.UserInfo
 ) -> web.StreamResponse:
     rt = _rt(t)
+    out = representation.wanted(request)
     dry = dry_run(request)
     mode = validation.parse_mode(request.query.get("fieldValidation"))
     dec = await bodies.read_patch(request)
     schema = ctx.schemas.component(rt.schema_name) if rt.schema_name else None
     for _attempt in range(8):
-        old = ctx.store.get(rt.key, t.namespace, t.name)
-        if old is None:
+        stored = ctx.store.get(rt.key, t.namespace, t.name)
+        if stored is None:
             if dec.media_type == bodies.APPLY_PATCH and not t.subresource:
-                return await _apply_create(ctx, t, user, dec, mode, dry)
+                return await _apply_create(ctx, t, user, dec, mode, dry, out)
             raise errors.not_found(rt.plural, rt.group, t.name)
+        old = responses.present(rt, stored)
         patched = patch.apply(
             dec.media_type, old, dec.value, ctx.schemas, schema, strategic_allowed=not rt.crd
         )
@@ -230,17 +258,18 @@ async def patch_(
         _keep_system_meta(old, new)
         defaults.apply(rt.plural, rt.group, new, old, ctx.clock.wall())
         new = await _admit(ctx, _admission_request("UPDATE", rt, t, user, new, old, dry), rt, new)
+        new = conversion.to_storage(rt.key, rt.api_version, new)
         try:
             updated = await ctx.objects.update(rt, new, expected_rv=old_rv, dry_run=dry)
         except errors.ApiError as e:
-            if e.code == 409 and e.reason == "Conflict" and not _patch_names_rv(dec):
+            if e.code == 409 and e.reason == "Conflict" and not patch_names_rv(dec):
                 continue  # someone wrote in between: re-apply the patch to the new state
             raise
-        return responses.respond(responses.present(rt, updated), 200, warnings)
+        return representation.one(out, rt, updated, 200, warnings)
     raise errors.conflict(rt.plural, rt.group, t.name)
 
 
-def _patch_names_rv(dec: bodies.Decoded) -> bool:
+def patch_names_rv(dec: bodies.Decoded) -> bool:
     """Whether the patch itself sets metadata.resourceVersion (then it is a precondition)."""
     if isinstance(dec.value, list):
         return any(isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in dec.value)
@@ -255,6 +284,7 @@ async def _apply_create(
     dec: bodies.Decoded,
     mode: str,
     dry: bool,
+    out: representation.Output,
 ) -> web.StreamResponse:
     rt = _rt(t)
     obj: Obj = copy.deepcopy(dec.value)
@@ -263,8 +293,9 @@ async def _apply_create(
     ctx.objects.check_namespace(rt, t.namespace, t.name, creating=True)
     defaults.apply(rt.plural, rt.group, obj, None, ctx.clock.wall())
     obj = await _admit(ctx, _admission_request("CREATE", rt, t, user, obj, None, dry), rt, obj)
+    obj = conversion.to_storage(rt.key, rt.api_version, obj)
     created = await ctx.objects.create(rt, obj, dry_run=dry)
-    return responses.respond(responses.present(rt, created), 201, warnings)
+    return representation.one(out, rt, created, 201, warnings)
 
 
 async def _delete_options(request: web.BaseRequest) -> tuple[objects.DeleteOptions, bool]:
@@ -301,6 +332,7 @@ async def delete(
     ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target, user: seams.UserInfo
 ) -> web.StreamResponse:
     rt = _rt(t)
+    out = representation.wanted(request)
     opts, body_dry = await _delete_options(request)
     dry = dry_run(request) or body_dry
     old = ctx.store.peek(rt.key, t.namespace, t.name)
@@ -311,13 +343,14 @@ async def delete(
     except seams.AdmissionDenied as e:
         raise errors.ApiError(e.code, str(e)) from e
     obj, _gone = await ctx.objects.delete(rt, t.namespace, t.name, opts, dry_run=dry)
-    return responses.respond(responses.present(rt, obj), 200)
+    return representation.one(out, rt, obj, 200)
 
 
 async def delete_collection(
     ctx: context.ApiContext, request: web.BaseRequest, t: routing.Target, user: seams.UserInfo
 ) -> web.StreamResponse:
     rt = _rt(t)
+    out = representation.wanted(request)
     match = reads.filters(request, rt, t)
     opts, body_dry = await _delete_options(request)
     dry = dry_run(request) or body_dry
@@ -338,11 +371,4 @@ async def delete_collection(
         except seams.AdmissionDenied as e:
             raise errors.ApiError(e.code, str(e)) from e
     done = await ctx.objects.delete_collection(rt, targets, opts, dry_run=dry)
-    return responses.respond(
-        {
-            "kind": rt.list_kind,
-            "apiVersion": rt.api_version,
-            "metadata": {"resourceVersion": str(ctx.store.rv)},
-            "items": [responses.present(rt, o) for o in done],
-        }
-    )
+    return representation.many(out, rt, done, {"resourceVersion": str(ctx.store.rv)})

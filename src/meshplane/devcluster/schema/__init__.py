@@ -5,6 +5,8 @@
 - `validation` field validation against those schemas (Strict/Warn/Ignore).
 - `defaults`   per-kind defaulting, as Kubernetes' scheme defaults and registry strategies.
 - `crds`       CustomResourceDefinitions: creating one starts serving its kind.
+- `conversion` built-in versions that share storage but not a schema (HorizontalPodAutoscaler
+               autoscaling/v1 <-> the stored autoscaling/v2).
 
 api/writes calls defaults then validation; crds adds to resources and schemas.
 """

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import copy
 import ipaddress
 from collections.abc import Iterable
+from typing import Any
 
 from meshplane.devcluster import errors
 from meshplane.runtime import rfc3339
@@ -151,6 +153,7 @@ def deployment(obj: Obj) -> None:
 
 
 def replicaset(obj: Obj) -> None:
+    """ReplicaSets and StatefulSets (the rest of a StatefulSet's defaults are in _SCALARS)."""
     spec = obj.setdefault("spec", {})
     spec.setdefault("replicas", 1)
     template = spec.get("template")
@@ -219,6 +222,126 @@ def crd(obj: Obj, wall: float) -> None:
     ]
 
 
+# Defaults of the other built-in kinds, as their SetDefaults_* functions set them
+# (k8s.io/kubernetes pkg/apis/<group>/v1/defaults.go): dotted paths, `[]` for each item of a list,
+# set where absent. Pod templates inside are defaulted as pods are (_TEMPLATES).
+_SCALARS: dict[tuple[str, str], tuple[tuple[str, Any], ...]] = {
+    ("", "endpoints"): (("subsets[].ports[].protocol", "TCP"),),
+    ("", "persistentvolumeclaims"): (("spec.volumeMode", "Filesystem"), ("status.phase", "Pending")),
+    ("", "persistentvolumes"): (
+        ("spec.persistentVolumeReclaimPolicy", "Retain"),
+        ("spec.volumeMode", "Filesystem"),
+        ("status.phase", "Pending"),
+    ),
+    ("", "replicationcontrollers"): (("spec.replicas", 1), ("status.replicas", 0)),
+    ("apps", "statefulsets"): (
+        ("spec.podManagementPolicy", "OrderedReady"),
+        ("spec.updateStrategy.type", "RollingUpdate"),
+        ("spec.revisionHistoryLimit", 10),
+        ("spec.persistentVolumeClaimRetentionPolicy.whenDeleted", "Retain"),
+        ("spec.persistentVolumeClaimRetentionPolicy.whenScaled", "Retain"),
+        ("status.replicas", 0),
+    ),
+    ("apps", "daemonsets"): (
+        ("spec.updateStrategy.type", "RollingUpdate"),
+        ("spec.revisionHistoryLimit", 10),
+        # status counters Go always writes (int32 fields without omitempty)
+        ("status.currentNumberScheduled", 0),
+        ("status.numberMisscheduled", 0),
+        ("status.desiredNumberScheduled", 0),
+        ("status.numberReady", 0),
+    ),
+    # status.currentReplicas: required in v1 (v2 omits it when 0; both versions share these defaults)
+    ("autoscaling", "horizontalpodautoscalers"): (
+        ("spec.minReplicas", 1),
+        ("status.desiredReplicas", 0),
+        ("status.currentReplicas", 0),
+    ),
+    ("policy", "poddisruptionbudgets"): (
+        ("status.disruptionsAllowed", 0),
+        ("status.currentHealthy", 0),
+        ("status.desiredHealthy", 0),
+        ("status.expectedPods", 0),
+    ),
+    ("storage.k8s.io", "volumeattachments"): (("status.attached", False),),
+    ("batch", "jobs"): (
+        ("spec.parallelism", 1),
+        ("spec.backoffLimit", 6),
+        ("spec.completionMode", "NonIndexed"),
+        ("spec.suspend", False),
+        ("spec.podReplacementPolicy", "TerminatingOrFailed"),
+    ),
+    ("batch", "cronjobs"): (
+        ("spec.concurrencyPolicy", "Allow"),
+        ("spec.suspend", False),
+        ("spec.successfulJobsHistoryLimit", 3),
+        ("spec.failedJobsHistoryLimit", 1),
+    ),
+    ("networking.k8s.io", "networkpolicies"): (
+        ("spec.ingress[].ports[].protocol", "TCP"),
+        ("spec.egress[].ports[].protocol", "TCP"),
+    ),
+    ("storage.k8s.io", "storageclasses"): (("reclaimPolicy", "Delete"), ("volumeBindingMode", "Immediate")),
+    ("storage.k8s.io", "csidrivers"): (
+        ("spec.attachRequired", True),
+        ("spec.podInfoOnMount", False),
+        ("spec.storageCapacity", False),
+        ("spec.fsGroupPolicy", "ReadWriteOnceWithFSType"),
+        ("spec.requiresRepublish", False),
+        ("spec.volumeLifecycleModes", ["Persistent"]),
+    ),
+    ("scheduling.k8s.io", "priorityclasses"): (("preemptionPolicy", "PreemptLowerPriority"),),
+    ("flowcontrol.apiserver.k8s.io", "flowschemas"): (("spec.matchingPrecedence", 1000),),
+}
+# Where the kinds above (and batch's) keep a pod template.
+_TEMPLATES: dict[tuple[str, str], str] = {
+    ("", "podtemplates"): "template",
+    ("", "replicationcontrollers"): "spec.template",
+    ("batch", "jobs"): "spec.template",
+    ("batch", "cronjobs"): "spec.jobTemplate.spec.template",
+}
+
+
+def _set_default(node: Any, parts: list[str], value: Any) -> None:
+    """Set `parts` (a path) to `value` where absent; `x[]` walks every item of list x."""
+    if not isinstance(node, dict) or not parts:
+        return
+    head, rest = parts[0], parts[1:]
+    if head.endswith("[]"):
+        for item in node.get(head[:-2]) or []:
+            _set_default(item, rest, value)
+        return
+    if not rest:
+        if node.get(head) is None:
+            node[head] = copy.deepcopy(value)
+        return
+    child = node.get(head)
+    if child is None:
+        child = node[head] = {}
+    _set_default(child, rest, value)
+
+
+def _table_defaults(group: str, plural: str, obj: Obj) -> None:
+    if (group, plural) == ("networking.k8s.io", "networkpolicies"):
+        spec = obj.setdefault("spec", {})
+        if isinstance(spec, dict) and not spec.get("policyTypes"):
+            spec["policyTypes"] = ["Ingress", *(["Egress"] if spec.get("egress") else [])]
+    if (group, plural) == ("batch", "jobs"):
+        spec = obj.get("spec")
+        if isinstance(spec, dict) and spec.get("completions") is None and spec.get("parallelism") is None:
+            spec["completions"] = 1
+    for path, value in _SCALARS.get((group, plural), ()):
+        _set_default(obj, path.split("."), value)
+    where = _TEMPLATES.get((group, plural))
+    if where is not None:
+        template: Any = obj
+        for p in where.split("."):
+            template = template.get(p) if isinstance(template, dict) else None
+        if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+            pod(template)
+            template.pop("status", None)
+
+
 def apply(plural: str, group: str, obj: Obj, old: Obj | None, wall: float) -> None:
     """Fill defaults for a create (old None) or an update; `wall` is the time now (from the clock)."""
     if group == "":
@@ -238,3 +361,4 @@ def apply(plural: str, group: str, obj: Obj, old: Obj | None, wall: float) -> No
         _template_only(obj)
     elif group == "apiextensions.k8s.io" and old is None:
         crd(obj, wall)
+    _table_defaults(group, plural, obj)

@@ -26,7 +26,7 @@ class ResourceType:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
-    subresources: tuple[str, ...] = ()  # "status" (served by the core)
+    subresources: tuple[str, ...] = ()  # "status", "scale", "approval" (served by the core)
     verbs: tuple[str, ...] = ALL_VERBS
     schema_name: str = ""  # OpenAPI component name, e.g. io.k8s.api.core.v1.Pod
     crd: bool = False
@@ -56,6 +56,10 @@ class ResourceType:
     def has_status(self) -> bool:
         return "status" in self.subresources
 
+    def subresource_kind(self, sub: str) -> tuple[str, str, str]:
+        """(group, version, kind) of the object a subresource of this kind reads and writes."""
+        return SUBRESOURCE_KINDS.get(sub, (self.group, self.version, self.kind))
+
 
 @dataclass(frozen=True, slots=True)
 class HandlerRequest:
@@ -84,128 +88,208 @@ class _Extra:
     version: str
 
 
-def _core(
-    kind: str,
-    plural: str,
-    namespaced: bool = True,
-    short: tuple[str, ...] = (),
-    status: bool = False,
-    cats: tuple[str, ...] = (),
-) -> ResourceType:
-    return ResourceType(
+# Subresources the core serves beside status: (group, version, kind) of the object they carry.
+# Kubernetes serves .../scale as autoscaling/v1 Scale (k8s.io/kubernetes pkg/registry/apps/deployment/
+# storage/storage.go, ScaleREST); .../approval carries the CertificateSigningRequest itself.
+SUBRESOURCE_KINDS: dict[str, tuple[str, str, str]] = {"scale": ("autoscaling", "v1", "Scale")}
+SUBRESOURCE_SCHEMAS: dict[str, str] = {"scale": "io.k8s.api.autoscaling.v1.Scale"}
+
+# The built-in kinds, as a v1.32 kube-apiserver lists them in discovery (`kubectl api-resources`).
+# One row per kind: group/version, Kind, plural, scope ("ns" namespaced, "cl" cluster), short names,
+# categories, subresources (status, scale, approval, finalize). The OpenAPI schema is
+# io.k8s.api.<first label of the group>.<version>.<Kind> unless the row's last column names it.
+# Not listed (refused with 404, see docs/devcluster-compatibility.md): bindings and
+# componentstatuses (virtual, deprecated), and the pods/* connect subresources.
+_BUILTIN: tuple[tuple[str, str, str, str, str, str, str, str], ...] = (
+    ("v1", "ConfigMap", "configmaps", "ns", "cm", "", "", ""),
+    ("v1", "Endpoints", "endpoints", "ns", "ep", "", "", ""),
+    ("v1", "Event", "events", "ns", "ev", "", "", ""),
+    ("v1", "LimitRange", "limitranges", "ns", "limits", "", "", ""),
+    ("v1", "Namespace", "namespaces", "cl", "ns", "", "status", ""),
+    ("v1", "Node", "nodes", "cl", "no", "", "status", ""),
+    ("v1", "PersistentVolumeClaim", "persistentvolumeclaims", "ns", "pvc", "", "status", ""),
+    ("v1", "PersistentVolume", "persistentvolumes", "cl", "pv", "", "status", ""),
+    ("v1", "Pod", "pods", "ns", "po", "all", "status", ""),
+    ("v1", "PodTemplate", "podtemplates", "ns", "", "", "", ""),
+    ("v1", "ReplicationController", "replicationcontrollers", "ns", "rc", "all", "status scale", ""),
+    ("v1", "ResourceQuota", "resourcequotas", "ns", "quota", "", "status", ""),
+    ("v1", "Secret", "secrets", "ns", "", "", "", ""),
+    ("v1", "ServiceAccount", "serviceaccounts", "ns", "sa", "", "", ""),
+    ("v1", "Service", "services", "ns", "svc", "all", "status", ""),
+    (
+        "apiregistration.k8s.io/v1",
+        "APIService",
+        "apiservices",
+        "cl",
         "",
-        "v1",
-        kind,
-        plural,
-        kind.lower(),
-        namespaced,
-        short,
-        cats,
-        ("status",) if status else (),
-        schema_name=f"io.k8s.api.core.v1.{kind}",
-    )
+        "api-extensions",
+        "status",
+        "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService",
+    ),
+    ("apps/v1", "ControllerRevision", "controllerrevisions", "ns", "", "", "", ""),
+    ("apps/v1", "DaemonSet", "daemonsets", "ns", "ds", "all", "status", ""),
+    ("apps/v1", "Deployment", "deployments", "ns", "deploy", "all", "status scale", ""),
+    ("apps/v1", "ReplicaSet", "replicasets", "ns", "rs", "all", "status scale", ""),
+    ("apps/v1", "StatefulSet", "statefulsets", "ns", "sts", "all", "status scale", ""),
+    ("events.k8s.io/v1", "Event", "events", "ns", "ev", "", "", ""),
+    (
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "ns",
+        "hpa",
+        "all",
+        "status",
+        "",
+    ),
+    # after v2, which stays the one storage is keyed by: served as v1 too (schema/conversion)
+    (
+        "autoscaling/v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "ns",
+        "hpa",
+        "all",
+        "status",
+        "",
+    ),
+    ("batch/v1", "CronJob", "cronjobs", "ns", "cj", "all", "status", ""),
+    ("batch/v1", "Job", "jobs", "ns", "", "all", "status", ""),
+    (
+        "certificates.k8s.io/v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        "cl",
+        "csr",
+        "",
+        "status approval",
+        "",
+    ),
+    ("networking.k8s.io/v1", "IngressClass", "ingressclasses", "cl", "", "", "", ""),
+    ("networking.k8s.io/v1", "Ingress", "ingresses", "ns", "ing", "", "status", ""),
+    ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", "ns", "netpol", "", "", ""),
+    ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", "ns", "pdb", "", "status", ""),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", "cl", "", "", "", ""),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", "cl", "", "", "", ""),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", "ns", "", "", "", ""),
+    ("rbac.authorization.k8s.io/v1", "Role", "roles", "ns", "", "", "", ""),
+    ("storage.k8s.io/v1", "CSIDriver", "csidrivers", "cl", "", "", "", ""),
+    ("storage.k8s.io/v1", "CSINode", "csinodes", "cl", "", "", "", ""),
+    ("storage.k8s.io/v1", "CSIStorageCapacity", "csistoragecapacities", "ns", "", "", "", ""),
+    ("storage.k8s.io/v1", "StorageClass", "storageclasses", "cl", "sc", "", "", ""),
+    ("storage.k8s.io/v1", "VolumeAttachment", "volumeattachments", "cl", "", "", "status", ""),
+    (
+        "admissionregistration.k8s.io/v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        "cl",
+        "",
+        "api-extensions",
+        "",
+        "",
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        "cl",
+        "",
+        "api-extensions",
+        "status",
+        "",
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        "cl",
+        "",
+        "api-extensions",
+        "",
+        "",
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        "cl",
+        "",
+        "api-extensions",
+        "",
+        "",
+    ),
+    (
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        "cl",
+        "crd crds",
+        "api-extensions",
+        "status",
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+    ),
+    ("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", "cl", "pc", "", "", ""),
+    ("coordination.k8s.io/v1", "Lease", "leases", "ns", "", "", "", ""),
+    ("node.k8s.io/v1", "RuntimeClass", "runtimeclasses", "cl", "", "", "", ""),
+    ("discovery.k8s.io/v1", "EndpointSlice", "endpointslices", "ns", "", "", "", ""),
+    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema", "flowschemas", "cl", "", "", "status", ""),
+    (
+        "flowcontrol.apiserver.k8s.io/v1",
+        "PriorityLevelConfiguration",
+        "prioritylevelconfigurations",
+        "cl",
+        "",
+        "",
+        "status",
+        "",
+    ),
+)
 
 
-def _grp(
-    group: str,
-    pkg: str,
-    kind: str,
-    plural: str,
-    namespaced: bool = True,
-    short: tuple[str, ...] = (),
-    status: bool = False,
-    cats: tuple[str, ...] = (),
-) -> ResourceType:
+def _from_row(row: tuple[str, str, str, str, str, str, str, str]) -> ResourceType:
+    gv, kind, plural, scope, short, cats, subs, schema = row
+    group, _, version = gv.rpartition("/")
+    pkg = group.split(".")[0] if group else "core"
     return ResourceType(
         group,
-        "v1",
+        version,
         kind,
         plural,
         kind.lower(),
-        namespaced,
-        short,
-        cats,
-        ("status",) if status else (),
-        schema_name=f"io.k8s.api.{pkg}.v1.{kind}",
+        scope == "ns",
+        tuple(short.split()),
+        tuple(cats.split()),
+        tuple(subs.split()),
+        schema_name=schema or f"io.k8s.api.{pkg}.{version}.{kind}",
     )
 
 
 def builtin_types() -> list[ResourceType]:
-    return [
-        _core("Namespace", "namespaces", False, ("ns",), status=True),
-        _core("Service", "services", True, ("svc",), status=True, cats=("all",)),
-        _core("Endpoints", "endpoints", True, ("ep",)),
-        _core("Pod", "pods", True, ("po",), status=True, cats=("all",)),
-        _core("ConfigMap", "configmaps", True, ("cm",)),
-        _core("Secret", "secrets", True),
-        _core("ServiceAccount", "serviceaccounts", True, ("sa",)),
-        _core("Node", "nodes", False, ("no",), status=True),
-        _core("Event", "events", True, ("ev",)),
-        _grp("discovery.k8s.io", "discovery", "EndpointSlice", "endpointslices"),
-        _grp("coordination.k8s.io", "coordination", "Lease", "leases"),
-        _grp("apps", "apps", "Deployment", "deployments", True, ("deploy",), status=True, cats=("all",)),
-        _grp("apps", "apps", "ReplicaSet", "replicasets", True, ("rs",), status=True, cats=("all",)),
-        _grp("apps", "apps", "DaemonSet", "daemonsets", True, ("ds",), status=True, cats=("all",)),
-        _grp("apps", "apps", "StatefulSet", "statefulsets", True, ("sts",), status=True, cats=("all",)),
-        _grp("policy", "policy", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",), status=True),
-        ResourceType(
-            "autoscaling",
-            "v2",
-            "HorizontalPodAutoscaler",
-            "horizontalpodautoscalers",
-            "horizontalpodautoscaler",
-            True,
-            ("hpa",),
-            ("all",),
-            ("status",),
-            schema_name="io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
-        ),
-        _grp(
-            "admissionregistration.k8s.io",
-            "admissionregistration",
-            "MutatingWebhookConfiguration",
-            "mutatingwebhookconfigurations",
-            False,
-        ),
-        _grp(
-            "admissionregistration.k8s.io",
-            "admissionregistration",
-            "ValidatingWebhookConfiguration",
-            "validatingwebhookconfigurations",
-            False,
-        ),
-        _grp("rbac.authorization.k8s.io", "rbac", "Role", "roles"),
-        _grp("rbac.authorization.k8s.io", "rbac", "RoleBinding", "rolebindings"),
-        _grp("rbac.authorization.k8s.io", "rbac", "ClusterRole", "clusterroles", False),
-        _grp("rbac.authorization.k8s.io", "rbac", "ClusterRoleBinding", "clusterrolebindings", False),
-        ResourceType(
-            "apiextensions.k8s.io",
-            "v1",
-            "CustomResourceDefinition",
-            "customresourcedefinitions",
-            "customresourcedefinition",
-            False,
-            ("crd", "crds"),
-            ("api-extensions",),
-            ("status",),
-            schema_name="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
-        ),
-    ]
+    return [_from_row(row) for row in _BUILTIN]
 
 
-# Preferred order of groups in discovery (as Kubernetes lists them; CRD groups follow).
+# Order of groups in discovery, as kube-apiserver 1.32 lists them (CRD groups follow).
 GROUP_ORDER = (
     "",
+    "apiregistration.k8s.io",
     "apps",
     "events.k8s.io",
-    "autoscaling",
-    "policy",
     "authentication.k8s.io",
+    "authorization.k8s.io",
+    "autoscaling",
+    "batch",
+    "certificates.k8s.io",
+    "networking.k8s.io",
+    "policy",
     "rbac.authorization.k8s.io",
+    "storage.k8s.io",
     "admissionregistration.k8s.io",
     "apiextensions.k8s.io",
+    "scheduling.k8s.io",
     "coordination.k8s.io",
+    "node.k8s.io",
     "discovery.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
 )
 
 

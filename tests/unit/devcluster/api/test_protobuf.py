@@ -60,8 +60,8 @@ def test_service_port_int_or_string() -> None:
 
 def test_unknown_kinds_and_fields_are_refused() -> None:
     with pytest.raises(errors.ApiError) as e:
-        protobuf.decode(envelope("batch/v1", "Job", b""))
-    assert e.value.code == 415 and "Job" in e.value.message
+        protobuf.decode(envelope("apps/v1", "DaemonSet", b""))
+    assert e.value.code == 415 and "DaemonSet" in e.value.message
     with pytest.raises(errors.ApiError) as e:
         protobuf.decode(envelope("v1", "ConfigMap", field(99, "x")))
     assert e.value.code == 415 and "field number 99" in e.value.message
