@@ -263,12 +263,6 @@ class Discovery:
     async def _start_webhook(self, local: lightkube.AsyncClient) -> None:
         assert self.security is not None and self.multicluster is not None
         o = self.opts
-        namespaces = self.multicluster.local_registry.namespace_informer
-
-        def ns_labels(name: str) -> dict[str, str] | None:
-            ns = namespaces.get(name)
-            return dict(ns.metadata.labels or {}) if ns is not None else None
-
         self.webhook = webhook_mod.WebhookServer(
             local,
             cluster_id=o.cluster_id,
@@ -276,7 +270,6 @@ class Discovery:
             defaults=webhook_mod.default_settings(
                 o.cluster_id, o.network, o.mesh_id, o.trust_domain, o.namespace, o.revision
             ),
-            namespace_labels=ns_labels,
         )
         dns, ips = self._serving_names()
         chain, key = await asyncio.to_thread(self.security.serving_cert, dns, ips)

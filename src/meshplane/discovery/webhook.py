@@ -13,7 +13,6 @@ import logging
 import os
 import ssl
 import tempfile
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightkube
@@ -68,12 +67,11 @@ class WebhookServer:
         cluster_id: str,
         namespace: str,
         defaults: settings.InjectionSettings,
-        namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.namespace = namespace
         self._defaults = defaults
-        self.injector = handler.Injector(self._initial(), namespace_labels)
+        self.injector = handler.Injector(self._initial())
         self._configmaps: inf.Informer[Any] = inf.Informer(
             client,
             core_v1.ConfigMap,
