@@ -37,6 +37,8 @@ class Options:
     resync_period: float = 300.0
     workload_cert_ttl: float = 24 * 3600.0
     max_workload_cert_ttl: float = 90 * 24 * 3600.0
+    # how long a replaced root stays trusted after a CA change; None: max_workload_cert_ttl
+    root_cert_transition: float | None = None
     insecure_kubeconfig_options: tuple[str, ...] = ()
     custom_hosts: tuple[str, ...] = ()
     # names and IPs the serving cert must also cover (the install gives istiod's service and LB names)
@@ -121,6 +123,9 @@ def build(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -> 
         resync_period=duration("resync_period", "PILOT_RESYNC_PERIOD", 300.0),
         workload_cert_ttl=duration("workload_cert_ttl", "DEFAULT_WORKLOAD_CERT_TTL", 24 * 3600.0),
         max_workload_cert_ttl=duration("max_workload_cert_ttl", "MAX_WORKLOAD_CERT_TTL", 90 * 24 * 3600.0),
+        root_cert_transition=None
+        if pick("root_cert_transition", "MESHPLANE_ROOT_CERT_TRANSITION", None) is None
+        else duration("root_cert_transition", "MESHPLANE_ROOT_CERT_TRANSITION", 0.0),
         insecure_kubeconfig_options=_list(
             str(pick("", "PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS", ""))
         ),

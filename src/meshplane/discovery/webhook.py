@@ -49,6 +49,12 @@ def default_settings(
 def ssl_context(chain_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
     """A server context from PEM bytes (through a private temp dir: the ssl module reads files)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    load_cert(ctx, chain_pem, key_pem)
+    return ctx
+
+
+def load_cert(ctx: ssl.SSLContext, chain_pem: bytes, key_pem: bytes) -> None:
+    """Put a (new) certificate into `ctx`: later handshakes present it (blocking: temp files)."""
     with tempfile.TemporaryDirectory() as d:
         cert_path, key_path = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
         for path, data in ((cert_path, chain_pem), (key_path, key_pem)):
@@ -56,7 +62,6 @@ def ssl_context(chain_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
         ctx.load_cert_chain(cert_path, key_path)
-    return ctx
 
 
 class WebhookServer:

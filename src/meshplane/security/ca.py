@@ -195,6 +195,22 @@ def verify_bundle(bundle: KeyCertBundle, what: str) -> None:
         raise errors.CaMaterialError(f"{what}: the root certificate is not self-signed") from e
 
 
+def check_current(bundle: KeyCertBundle, what: str, now: dt.datetime) -> None:
+    """Every certificate of the bundle is valid at `now` (a reload must not install an expired or
+    not-yet-valid CA: every certificate it signed would be refused)."""
+    for c in (bundle.signing_cert, *bundle.intermediates, bundle.root):
+        name = c.subject.rfc4514_string()
+        if now < c.not_valid_before_utc:
+            raise errors.CaMaterialError(f"{what}: {name!r} is not valid before {c.not_valid_before_utc}")
+        if now >= c.not_valid_after_utc:
+            raise errors.CaMaterialError(f"{what}: {name!r} expired at {c.not_valid_after_utc}")
+
+
+def trust_bundle(roots: Iterable[str]) -> str:
+    """PEM roots concatenated, each once, in order (what istio-ca-root-cert and caBundle carry)."""
+    return "".join(dict.fromkeys(roots))
+
+
 def parse_csr(data: bytes | str) -> x509.CertificateSigningRequest:
     """Parse and check a PEM CSR: valid signature and an acceptable public key."""
     raw = data.encode() if isinstance(data, str) else data
@@ -256,9 +272,16 @@ class MeshCA:
         """The CA bundle proxies trust (root-cert.pem in istio-ca-root-cert, webhook caBundle)."""
         return self.bundle.root_pem
 
-    def chain_pems(self) -> list[str]:
+    def chain_pems(self, bundle: KeyCertBundle | None = None) -> list[str]:
         """Intermediates then root: what follows a leaf in every chain this CA hands out."""
-        return [pem(c) for c in self.bundle.intermediates] + [self.bundle.root_pem]
+        b = bundle or self.bundle
+        return [pem(c) for c in b.intermediates] + [b.root_pem]
+
+    def swap(self, bundle: KeyCertBundle) -> KeyCertBundle:
+        """Sign with `bundle` from now on (a CA reload); returns the bundle it replaces. Each
+        signature reads the bundle once, so a leaf and its chain always come from the same one."""
+        old, self.bundle = self.bundle, bundle
+        return old
 
     def workload_ttl(self, requested_seconds: int) -> dt.timedelta:
         """Istio: non-positive → default; above the maximum → TtlError."""
@@ -278,8 +301,9 @@ class MeshCA:
         if not identities:
             raise errors.CsrError("no identity to put in the certificate")
         sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(i) for i in identities]
-        leaf = self._leaf(csr.public_key(), x509.Name([]), sans, ttl, critical_san=True)
-        return [pem(leaf), *self.chain_pems()]
+        b = self.bundle
+        leaf = self._leaf(b, csr.public_key(), x509.Name([]), sans, ttl, critical_san=True)
+        return [pem(leaf), *self.chain_pems(b)]
 
     def serving_cert(
         self,
@@ -295,11 +319,13 @@ class MeshCA:
             raise ValueError("a serving certificate needs at least one DNS name or IP address")
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]) if names else x509.Name([])
-        leaf = self._leaf(key.public_key(), subject, sans, ttl, critical_san=not names)
-        return [pem(leaf), *self.chain_pems()], key_pem(key)
+        b = self.bundle
+        leaf = self._leaf(b, key.public_key(), subject, sans, ttl, critical_san=not names)
+        return [pem(leaf), *self.chain_pems(b)], key_pem(key)
 
     def _leaf(
         self,
+        bundle: KeyCertBundle,
         public_key: object,
         subject: x509.Name,
         sans: list[x509.GeneralName],
@@ -308,7 +334,7 @@ class MeshCA:
         critical_san: bool,
     ) -> x509.Certificate:
         now = _now(self._clock)
-        issuer = self.bundle.signing_cert
+        issuer = bundle.signing_cert
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -342,7 +368,7 @@ class MeshCA:
                 critical=False,
             )
         )
-        return builder.sign(self.bundle.signing_key, hashes.SHA256())
+        return builder.sign(bundle.signing_key, hashes.SHA256())
 
 
 def serving_dns_names(namespace: str, revision: str = "default", extra: Iterable[str] = ()) -> list[str]:

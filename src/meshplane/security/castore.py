@@ -53,6 +53,12 @@ class CaStore:
 
     async def load(self) -> ca.KeyCertBundle:
         """The CA bundle: cacerts, else istio-ca-secret, else a new root stored in istio-ca-secret."""
+        bundle = await self.read()
+        return bundle if bundle is not None else await self._create_root()
+
+    async def read(self) -> ca.KeyCertBundle | None:
+        """What is stored now (cacerts, else istio-ca-secret), checked; None when neither exists.
+        `source` changes only when a bundle is returned; bad material raises CaMaterialError."""
         plugged = await self._get(CACERTS_SECRET)
         if plugged is not None:
             bundle = await asyncio.to_thread(ca.bundle_from_cacerts, _decode(plugged, CACERTS_SECRET))
@@ -61,10 +67,11 @@ class CaStore:
             return bundle
         stored = await self._get(SELF_SIGNED_SECRET)
         if stored is None:
-            return await self._create_root()
+            return None
+        bundle = await asyncio.to_thread(ca.bundle_from_self_signed, _decode(stored, SELF_SIGNED_SECRET))
         self.source = SELF_SIGNED_SECRET
         log.info("using stored self-signed root %s", kv(namespace=self.namespace, secret=SELF_SIGNED_SECRET))
-        return await asyncio.to_thread(ca.bundle_from_self_signed, _decode(stored, SELF_SIGNED_SECRET))
+        return bundle
 
     async def _create_root(self) -> ca.KeyCertBundle:
         bundle = await asyncio.to_thread(ca.self_signed_root, self._org, self._root_ttl, self._clock)

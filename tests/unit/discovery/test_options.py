@@ -57,3 +57,10 @@ def test_defaults_are_istios() -> None:
 def test_bad_values_name_the_option(flags: dict[str, object], env: dict[str, str], message: str) -> None:
     with pytest.raises(errors.OptionsError, match=message):
         options.build(flags, env)
+
+
+def test_root_cert_transition_defaults_to_unset_and_is_validated() -> None:
+    assert options.build({}, {}).root_cert_transition is None
+    assert options.build({}, {"MESHPLANE_ROOT_CERT_TRANSITION": "1h"}).root_cert_transition == 3600.0
+    with pytest.raises(errors.OptionsError, match="MESHPLANE_ROOT_CERT_TRANSITION"):
+        options.build({}, {"MESHPLANE_ROOT_CERT_TRANSITION": "soon"})

@@ -1,0 +1,98 @@
+"""CaRotator against a dev cluster: the self-signed `istio-ca-secret` and a plugged-in `cacerts`
+replacing it are reloaded and published with the replaced roots; expired or missing material is
+refused with the reason and the CA in use keeps signing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Secret
+from prometheus_client import CollectorRegistry
+
+from meshplane.security import ca, carotation, castore, metrics
+from tests.support import fakeclock, secpki
+from tests.support.loopcluster import Cluster, unique
+from tests.support.wait import wait_for
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+class Env:
+    def __init__(self, c: Cluster, ns: str, mesh: ca.MeshCA, rotator: carotation.CaRotator) -> None:
+        self.c, self.ns, self.mesh, self.rotator = c, ns, mesh, rotator
+        self.published: list[str] = []
+
+    async def put(self, name: str, data: dict[str, bytes]) -> None:
+        encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
+        await self.c.admin.apply(
+            Secret(metadata=ObjectMeta(name=name, namespace=self.ns), data=encoded), field_manager="test"
+        )
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def env(clusters: tuple[Cluster, Cluster]) -> AsyncIterator[Env]:
+    c1, _ = clusters
+    ns = unique("carot")
+    await c1.namespace(ns)
+    store = castore.CaStore(c1.admin, ns)
+    mesh = ca.MeshCA(await store.load())  # creates istio-ca-secret (root A)
+    registry = CollectorRegistry()
+    rotator = carotation.CaRotator(
+        c1.admin, store, mesh, metrics.CaMetrics(registry), cluster_id="cluster1", transition=2.0
+    )
+    e = Env(c1, ns, mesh, rotator)
+
+    async def listener(bundle: str) -> None:
+        e.published.append(bundle)
+
+    rotator.subscribe(listener)
+    task = asyncio.create_task(rotator.run())
+    try:
+        yield e
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _self_signed_data(bundle: ca.KeyCertBundle) -> dict[str, bytes]:
+    return {ca.SELF_SIGNED_CERT: bundle.root_pem.encode(), ca.SELF_SIGNED_KEY: ca.key_pem(bundle.signing_key)}
+
+
+async def test_self_signed_then_plugged_in_rotation_keeps_replaced_roots_for_the_transition(env: Env) -> None:
+    root_a = env.mesh.root_pem
+    root_b = ca.self_signed_root()
+    await env.put(castore.SELF_SIGNED_SECRET, _self_signed_data(root_b))
+    await wait_for(lambda: env.published[-1:] == [root_b.root_pem + root_a], 10, what="B then A published")
+    assert env.mesh.root_pem == root_b.root_pem
+    # cacerts appears: it wins over istio-ca-secret; both replaced roots stay trusted for now
+    data, root_c = secpki.intermediate_cacerts()
+    await env.put(castore.CACERTS_SECRET, data)
+    await wait_for(lambda: env.published[-1].startswith(root_c.root_pem), 10, what="C published")
+    assert env.published[-1] == root_c.root_pem + root_a + root_b.root_pem
+    leaf = secpki.csr_pem(uris=["spiffe://cluster.local/ns/x/sa/y"])
+    chain = env.mesh.sign_workload(
+        ca.parse_csr(leaf), ["spiffe://cluster.local/ns/x/sa/y"], dt.timedelta(hours=1)
+    )
+    assert chain[-1] == root_c.root_pem
+    # after the transition only C is trusted
+    await wait_for(lambda: env.published[-1] == root_c.root_pem, 10, what="replaced roots dropped")
+
+
+async def test_expired_material_is_refused_and_nothing_changes(env: Env) -> None:
+    before = env.mesh.root_pem
+    past = fakeclock.FakeClock(start=dt.datetime(2001, 1, 1, tzinfo=dt.UTC).timestamp())
+    expired = ca.self_signed_root(ttl=dt.timedelta(days=1), clock=past)
+    await env.put(castore.SELF_SIGNED_SECRET, _self_signed_data(expired))
+    await wait_for(lambda: "expired" in env.rotator.last_error, 10, what="expired root refused")
+    assert "istio-ca-secret" in env.rotator.last_error
+    assert env.mesh.root_pem == before and env.published == []
+    # deleting the Secret leaves nothing to load: refused too, the CA in use keeps signing
+    await env.c.admin.delete(Secret, castore.SELF_SIGNED_SECRET, namespace=env.ns)
+    await wait_for(lambda: "neither" in env.rotator.last_error, 10, what="missing CA refused")
+    assert env.mesh.root_pem == before and env.published == []
