@@ -263,6 +263,8 @@ class MeshCA:
         clock: clock_mod.Clock | None = None,
     ) -> None:
         self.bundle = bundle
+        # bundles replaced by a rotation whose certificates are still trusted (carotation sets it)
+        self.retired: tuple[KeyCertBundle, ...] = ()
         self.default_ttl = default_ttl
         self.max_ttl = max_ttl
         self._clock = clock or clock_mod.SystemClock()
@@ -276,6 +278,10 @@ class MeshCA:
         """Intermediates then root: what follows a leaf in every chain this CA hands out."""
         b = bundle or self.bundle
         return [pem(c) for c in b.intermediates] + [b.root_pem]
+
+    def trusted(self) -> tuple[KeyCertBundle, ...]:
+        """The signing bundle, then the retired ones still trusted (client-cert verification)."""
+        return (self.bundle, *self.retired)
 
     def swap(self, bundle: KeyCertBundle) -> KeyCertBundle:
         """Sign with `bundle` from now on (a CA reload); returns the bundle it replaces. Each

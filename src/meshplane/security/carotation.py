@@ -13,7 +13,8 @@ trust bundle, the new root followed by the roots it replaced, is handed to every
 root-cert ConfigMaps and webhook caBundles of every managed cluster, and the control plane's own
 serving certificates. A replaced root stays in the trust bundle for `transition` seconds (by
 default the longest workload certificate TTL, so every certificate it signed has expired by then),
-after which the bundle is published again without it.
+after which the bundle is published again without it. Client certificates of a replaced CA are
+accepted (authenticate.ClientCertAuthenticator, via MeshCA.retired) for the same period.
 
 Istio's counterparts: the self-signed CA's root cert rotator (security/pkg/pki/ca/
 selfsignedcarootcertrotator.go) reloads istio-ca-secret when it holds another root than the one in
@@ -57,8 +58,12 @@ BundleListener = Callable[[str], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class Retired:
-    pem: str
+    bundle: ca.KeyCertBundle
     until: float  # clock.monotonic() after which it is no longer trusted
+
+    @property
+    def pem(self) -> str:
+        return self.bundle.root_pem
 
 
 class CaRotator:
@@ -122,8 +127,11 @@ class CaRotator:
                 if self._wake.is_set():
                     await self._clock.sleep(self._debounce)
                     self._wake.clear()
-                    if not await self.reload():
-                        continue
+                    try:
+                        await self.reload()
+                    except Exception as e:  # a bug must not stop rotation; the CA in use serves on
+                        log.exception("CA reload failed %s", kv(cluster=self.cluster_id))
+                        self._refuse(self._store.source, f"reload failed: {type(e).__name__}")
                 if self._expire():
                     await self._publish()
         finally:
@@ -148,7 +156,7 @@ class CaRotator:
         now = self._clock.monotonic()
         kept = [r for r in self._retired if r.until > now]
         dropped = len(self._retired) - len(kept)
-        self._retired = kept
+        self._set_retired(kept)
         if dropped:
             log.info(
                 "old root no longer trusted, transition over %s",
@@ -197,10 +205,11 @@ class CaRotator:
             return False
         old = self._mesh.swap(bundle)
         now = self._clock.monotonic()
-        self._retired = [r for r in self._retired if r.pem != bundle.root_pem]
         root_changed = old.root != bundle.root
-        if root_changed and all(r.pem != old.root_pem for r in self._retired):
-            self._retired.append(Retired(old.root_pem, now + self.transition))
+        # the replaced bundle stays trusted (its root published, its certificates accepted as
+        # client certificates) for the transition; going back to a retired CA ends its retirement
+        kept = [r for r in self._retired if not _same(r.bundle, bundle) and not _same(r.bundle, old)]
+        self._set_retired([*kept, Retired(old, now + self.transition)])
         self.last_error = ""
         self.reloads += 1
         self._metrics.ca_reloads.inc()
@@ -210,12 +219,16 @@ class CaRotator:
                 cluster=self.cluster_id,
                 secret=source,
                 root_changed=root_changed,
-                trusted_roots=1 + len(self._retired),
+                trusted_roots=self.trust_bundle.count("BEGIN CERTIFICATE"),
                 old_root_trusted_for=f"{self.transition:.0f}s" if root_changed else None,
             ),
         )
         await self._publish()
         return True
+
+    def _set_retired(self, retired: list[Retired]) -> None:
+        self._retired = retired
+        self._mesh.retired = tuple(r.bundle for r in retired)
 
     async def _retry_later(self) -> None:
         await self._clock.sleep(RETRY)

@@ -15,7 +15,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 from prometheus_client import CollectorRegistry
 
-from meshplane.security import ca, carotation, castore, metrics
+from meshplane.security import authenticate, ca, carotation, castore, errors, metrics
 from tests.support import fakeclock, secpki
 from tests.support.loopcluster import Cluster, unique
 from tests.support.wait import wait_for
@@ -64,12 +64,23 @@ def _self_signed_data(bundle: ca.KeyCertBundle) -> dict[str, bytes]:
     return {ca.SELF_SIGNED_CERT: bundle.root_pem.encode(), ca.SELF_SIGNED_KEY: ca.key_pem(bundle.signing_key)}
 
 
+def _client_cert(mesh: ca.MeshCA) -> authenticate.AuthRequest:
+    identity = "spiffe://cluster.local/ns/x/sa/y"
+    chain = mesh.sign_workload(
+        ca.parse_csr(secpki.csr_pem(uris=[identity])), [identity], dt.timedelta(hours=1)
+    )
+    return authenticate.AuthRequest(metadata={}, peer_cert_pem=chain[0].encode())
+
+
 async def test_self_signed_then_plugged_in_rotation_keeps_replaced_roots_for_the_transition(env: Env) -> None:
     root_a = env.mesh.root_pem
+    by_a = _client_cert(env.mesh)  # a workload's certificate from CA A, used as a client cert
+    client_certs = authenticate.ClientCertAuthenticator(env.mesh)
     root_b = ca.self_signed_root()
     await env.put(castore.SELF_SIGNED_SECRET, _self_signed_data(root_b))
     await wait_for(lambda: env.published[-1:] == [root_b.root_pem + root_a], 10, what="B then A published")
     assert env.mesh.root_pem == root_b.root_pem
+    assert await client_certs.authenticate(by_a) is not None, "CA A's certificates stay valid for now"
     # cacerts appears: it wins over istio-ca-secret; both replaced roots stay trusted for now
     data, root_c = secpki.intermediate_cacerts()
     await env.put(castore.CACERTS_SECRET, data)
@@ -80,8 +91,11 @@ async def test_self_signed_then_plugged_in_rotation_keeps_replaced_roots_for_the
         ca.parse_csr(leaf), ["spiffe://cluster.local/ns/x/sa/y"], dt.timedelta(hours=1)
     )
     assert chain[-1] == root_c.root_pem
-    # after the transition only C is trusted
+    # after the transition only C is trusted, and CA A's client certificates are refused
     await wait_for(lambda: env.published[-1] == root_c.root_pem, 10, what="replaced roots dropped")
+    with pytest.raises(errors.AuthenticationError, match="not issued by the mesh CA"):
+        await client_certs.authenticate(by_a)
+    assert await client_certs.authenticate(_client_cert(env.mesh)) is not None
 
 
 async def test_expired_material_is_refused_and_nothing_changes(env: Env) -> None:
