@@ -22,6 +22,7 @@ from meshplane.agent import csr
 from meshplane.discovery import app, options
 from meshplane.security import ca
 from tests.integration.discovery.test_discovery_ca import client_for
+from tests.integration.discovery.test_discovery_injection import _pod, _route_istiod
 from tests.integration.discovery.test_discovery_managed import injector_webhook, root_cert
 from tests.support import kubeobjects, secpki
 from tests.support.clusters import ThreadedCluster, lightkube_client, unique
@@ -157,6 +158,15 @@ async def test_cacerts_rotation_reaches_both_clusters_and_bad_material_changes_n
 
     # transition over: root A is dropped everywhere
     await everywhere(root_b.root_pem, "root B alone", within=TRANSITION + 15)
+    # cluster1's API server, trusting only root B, still reaches the webhook on 15017: injected
+    assert discovery.ports.webhook is not None
+    await _route_istiod(w1, discovery.ports.webhook)
+    enabled = unique("inj")
+    await w1.create(
+        core_v1.Namespace(metadata=ObjectMeta(name=enabled, labels={"istio-injection": "enabled"}))
+    )
+    pod = await w1.create(_pod(enabled))
+    assert "istio-proxy" in [c.name for c in pod.spec.containers]
     for w in (w1, w2):
         await w.delete(admissionregistration_v1.MutatingWebhookConfiguration, hook)
     await w1.close()
