@@ -161,6 +161,7 @@ class Discovery:
             trust_domain=o.trust_domain,
             default_ttl=_td(o.workload_cert_ttl),
             max_ttl=_td(o.max_workload_cert_ttl),
+            root_ttl=_td(o.self_signed_ca_cert_ttl),
         )
         self.managed = managed.ManagedClusters(
             cluster_id=o.cluster_id,
@@ -253,6 +254,10 @@ class Discovery:
         self.ca_rotator.subscribe(self.managed.set_ca_bundle)
         self.ca_rotator.subscribe(self._reissue_serving_certs)
         self._group.start(self.ca_rotator.run(), "ca-rotation")
+        renewer = self.security.renewer(
+            o.cluster_id, o.root_cert_check_interval, o.root_cert_grace_percent, o.root_cert_jitter
+        )
+        self._group.start(renewer.run(), "root-renewal")
         self._group.start(self._first_push(), "first-push")
         log.info(
             "discovery serving %s",

@@ -3,6 +3,7 @@
 - ca.py           the mesh CA: self-signed root or plugged-in intermediate, signing (pure)
 - castore.py      where the CA's key material lives (`cacerts`, else `istio-ca-secret`)
 - carotation.py   watches those Secrets: checked reload, new + old roots for a transition period
+- rootrenew.py    renews the self-signed root near its expiry (Istio's root cert rotator)
 - caproto.py      the CA's wire contract (istio.v1.auth messages and stub), shared with agent/
 - certservice.py  CreateCertificate on the gRPC server: authenticate, check identity, sign
 - authenticate.py the authenticator chain: mesh client certificate, then Kubernetes JWT

@@ -83,10 +83,13 @@ def self_signed_root(
     org: str = "cluster.local",
     ttl: dt.timedelta = SELF_SIGNED_ROOT_TTL,
     clock: clock_mod.Clock | None = None,
+    key: SigningKey | None = None,
 ) -> KeyCertBundle:
-    """A new RSA 2048 root CA, as Istio's self-signed CA creates it at first start."""
+    """A new RSA 2048 root CA, as Istio's self-signed CA creates it at first start; with `key`, a
+    new root certificate for an existing key (Istio's GenRootCertFromExistingKey, used by the
+    root cert rotator: certificates the old root signed also chain to the new one)."""
     now = _now(clock or clock_mod.SystemClock())
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)])
     cert = (
         x509.CertificateBuilder()
@@ -204,6 +207,13 @@ def check_current(bundle: KeyCertBundle, what: str, now: dt.datetime) -> None:
             raise errors.CaMaterialError(f"{what}: {name!r} is not valid before {c.not_valid_before_utc}")
         if now >= c.not_valid_after_utc:
             raise errors.CaMaterialError(f"{what}: {name!r} expired at {c.not_valid_after_utc}")
+
+
+def in_grace_period(cert: x509.Certificate, grace_percent: int, now: dt.datetime) -> bool:
+    """Whether `cert` is in the last `grace_percent` % of its lifetime (Istio's certutil
+    GetWaitTime: renew at not_after - lifetime * percent / 100)."""
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    return now >= cert.not_valid_after_utc - lifetime * (grace_percent / 100)
 
 
 def trust_bundle(roots: Iterable[str]) -> str:

@@ -20,12 +20,11 @@ Istio's counterparts: the self-signed CA's root cert rotator (security/pkg/pki/c
 selfsignedcarootcertrotator.go) reloads istio-ca-secret when it holds another root than the one in
 memory and keeps the replaced roots with appendRootCerts; its periodic check is jittered
 (CITADEL_ENABLE_JITTER_FOR_ROOT_CERT_ROTATOR) so that many istiods do not rotate at once. Here the
-Secrets are watched, so a change is seen at once by every control plane and there is no periodic
-check to jitter. Not implemented: generating a new self-signed root when the current one nears
-expiry (CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL / grace period); an operator rotates by
-writing the Secret. For a plugged-in CA, Istio's handleEvent accepts a new root only when one
-root-cert.pem contains the other (the operator supplies the combined bundle); here the combined
-bundle is built for the operator, for the transition period.
+Secrets are watched, so a change is seen at once by every control plane; the renewal of a
+self-signed root near expiry, with its jitter, is rootrenew.py, which only writes the Secret.
+For a plugged-in CA, Istio's handleEvent accepts a new root only when one root-cert.pem contains
+the other (the operator supplies the combined bundle); here the combined bundle is built for the
+operator, for the transition period.
 """
 
 from __future__ import annotations

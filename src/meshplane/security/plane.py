@@ -35,6 +35,7 @@ from meshplane.security import (
     castore,
     certservice,
     metrics,
+    rootrenew,
     spiffe,
     tokenreview,
     xdsauth,
@@ -92,6 +93,14 @@ class SecurityPlane:
         with self._grpc_lock:
             self._grpc_next = config
 
+    def renewer(
+        self, cluster_id: str, interval: float, grace_percent: int, jitter: bool
+    ) -> rootrenew.RootRenewer:
+        """Renews the self-signed root near its expiry (run() it; a no-op for a plugged-in CA)."""
+        return rootrenew.RootRenewer(
+            self.store, cluster_id=cluster_id, interval=interval, grace_percent=grace_percent, jitter=jitter
+        )
+
     def rotator(
         self,
         client: lightkube.AsyncClient,
@@ -123,9 +132,10 @@ async def build(
     max_ttl: dt.timedelta = ca.MAX_WORKLOAD_TTL,
     local_aliases: Sequence[ClusterId] = (),
     xds_identity_check: bool = True,
+    root_ttl: dt.timedelta = ca.SELF_SIGNED_ROOT_TTL,
 ) -> SecurityPlane:
     """Load (or create) the CA from the primary and wire the authenticators and services."""
-    store = castore.CaStore(primary_client, namespace, org=trust_domain)
+    store = castore.CaStore(primary_client, namespace, org=trust_domain, root_ttl=root_ttl)
     bundle = await store.load()
     mesh = ca.MeshCA(bundle, default_ttl=default_ttl, max_ttl=max_ttl)
     chain = authenticate.Chain(

@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from cryptography import x509
+from cryptography.x509 import verification
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 from prometheus_client import CollectorRegistry
 
-from meshplane.security import authenticate, ca, carotation, castore, errors, metrics
+from meshplane.security import authenticate, ca, carotation, castore, errors, metrics, rootrenew
 from tests.support import fakeclock, secpki
 from tests.support.loopcluster import Cluster, unique
 from tests.support.wait import wait_for
@@ -110,3 +112,59 @@ async def test_expired_material_is_refused_and_nothing_changes(env: Env) -> None
     await env.c.admin.delete(Secret, castore.SELF_SIGNED_SECRET, namespace=env.ns)
     await wait_for(lambda: "neither" in env.rotator.last_error, 10, what="missing CA refused")
     assert env.mesh.root_pem == before and env.published == []
+
+
+async def test_self_signed_root_near_expiry_is_renewed_for_the_same_key(
+    clusters: tuple[Cluster, Cluster],
+) -> None:
+    c1, _ = clusters
+    ns = unique("renew")
+    await c1.namespace(ns)
+    # a root with a tenth of its life left
+    now = dt.datetime.now(dt.UTC)
+    aged = ca.self_signed_root(
+        ttl=dt.timedelta(days=10), clock=fakeclock.FakeClock(start=(now - dt.timedelta(days=9)).timestamp())
+    )
+    await c1.admin.create(
+        Secret(
+            metadata=ObjectMeta(name=castore.SELF_SIGNED_SECRET, namespace=ns),
+            type=castore.SELF_SIGNED_TYPE,
+            data={k: base64.b64encode(v).decode() for k, v in _self_signed_data(aged).items()},
+        )
+    )
+    store = castore.CaStore(c1.admin, ns)
+    mesh = ca.MeshCA(await store.load())
+    identity = "spiffe://cluster.local/ns/x/sa/y"
+    old_leaf = mesh.sign_workload(
+        ca.parse_csr(secpki.csr_pem(uris=[identity])), [identity], dt.timedelta(hours=1)
+    )[0]
+    rotator = carotation.CaRotator(
+        c1.admin, store, mesh, metrics.CaMetrics(CollectorRegistry()), cluster_id="cluster1", transition=60.0
+    )
+    published: list[str] = []
+
+    async def listener(bundle: str) -> None:
+        published.append(bundle)
+
+    rotator.subscribe(listener)
+    task = asyncio.create_task(rotator.run())
+    try:
+        # outside a 5 % grace period nothing is written; inside the default 20 % it is
+        assert not await rootrenew.RootRenewer(
+            store, cluster_id="cluster1", grace_percent=5, jitter=False
+        ).check()
+        renewer = rootrenew.RootRenewer(store, cluster_id="cluster1", jitter=False)
+        assert await renewer.check()
+        await wait_for(lambda: len(published) == 1, 10, what="renewed root published")
+        new_root = mesh.bundle.root
+        assert published[0] == ca.pem(new_root) + aged.root_pem
+        assert new_root.public_key() == aged.root.public_key() and new_root != aged.root
+        assert new_root.not_valid_after_utc > now + dt.timedelta(days=3000)
+        # certificates the old root signed chain to the new root alone (same key and name)
+        verifier = verification.PolicyBuilder().store(verification.Store([new_root])).build_client_verifier()
+        verifier.verify(x509.load_pem_x509_certificate(old_leaf.encode()), [])
+        # renewed: the next check (any replica) finds nothing to do
+        assert not await renewer.check()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
