@@ -5,7 +5,8 @@
 - app.py       Discovery, the composition root: wires kube clients, registries, push queue, xds
                generators, the ADS + CA gRPC server, debug HTTP and per-cluster controllers
 - config.py    config-cluster config: mesh ConfigMap, PeerAuthentication, Gateway, VirtualService
-- managed.py   controllers run in every managed cluster (root-cert namespaces, webhook caBundle)
+- managed.py   controllers run in every managed cluster (root-cert namespaces, webhook caBundle),
+               republishing the trust bundle security/carotation hands it after a CA change
 - webhook.py   the HTTPS injection webhook server on 15017
 - errors.py    DiscoveryError, OptionsError
 

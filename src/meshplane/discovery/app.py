@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import ipaddr, tasks
 from meshplane.runtime.logging import kv
 from meshplane.security import ca as ca_mod
-from meshplane.security import plane, tokenreview
+from meshplane.security import carotation, plane, tokenreview
 from meshplane.server import ads, debug, grpcserver
 from meshplane.xds import generator
 
@@ -94,6 +95,8 @@ class Discovery:
         self.grpc: grpcserver.GrpcServer | None = None
         self.debug: debug.DebugServer | None = None
         self.webhook: webhook_mod.WebhookServer | None = None
+        self._webhook_tls: ssl.SSLContext | None = None
+        self.ca_rotator: carotation.CaRotator | None = None
         # set once the config cluster has synced and the first full push was requested
         self.first_push_done = asyncio.Event()
 
@@ -158,6 +161,7 @@ class Discovery:
             trust_domain=o.trust_domain,
             default_ttl=_td(o.workload_cert_ttl),
             max_ttl=_td(o.max_workload_cert_ttl),
+            root_ttl=_td(o.self_signed_ca_cert_ttl),
         )
         self.managed = managed.ManagedClusters(
             cluster_id=o.cluster_id,
@@ -243,6 +247,17 @@ class Discovery:
             self.ports.secure_grpc = next(it)
         if o.webhook_port is not None:
             await self._start_webhook(local)
+        transition = o.root_cert_transition
+        self.ca_rotator = self.security.rotator(
+            local, o.cluster_id, o.max_workload_cert_ttl if transition is None else transition, self.clock
+        )
+        self.ca_rotator.subscribe(self.managed.set_ca_bundle)
+        self.ca_rotator.subscribe(self._reissue_serving_certs)
+        self._group.start(self.ca_rotator.run(), "ca-rotation")
+        renewer = self.security.renewer(
+            o.cluster_id, o.root_cert_check_interval, o.root_cert_grace_percent, o.root_cert_jitter
+        )
+        self._group.start(renewer.run(), "root-renewal")
         self._group.start(self._first_push(), "first-push")
         log.info(
             "discovery serving %s",
@@ -263,12 +278,6 @@ class Discovery:
     async def _start_webhook(self, local: lightkube.AsyncClient) -> None:
         assert self.security is not None and self.multicluster is not None
         o = self.opts
-        namespaces = self.multicluster.local_registry.namespace_informer
-
-        def ns_labels(name: str) -> dict[str, str] | None:
-            ns = namespaces.get(name)
-            return dict(ns.metadata.labels or {}) if ns is not None else None
-
         self.webhook = webhook_mod.WebhookServer(
             local,
             cluster_id=o.cluster_id,
@@ -276,14 +285,24 @@ class Discovery:
             defaults=webhook_mod.default_settings(
                 o.cluster_id, o.network, o.mesh_id, o.trust_domain, o.namespace, o.revision
             ),
-            namespace_labels=ns_labels,
         )
         dns, ips = self._serving_names()
         chain, key = await asyncio.to_thread(self.security.serving_cert, dns, ips)
         tls = await asyncio.to_thread(webhook_mod.ssl_context, chain, key)
+        self._webhook_tls = tls
         assert o.webhook_port is not None
         self.ports.webhook = await self.webhook.start(o.bind_address, o.webhook_port, tls)
         self._stops.append(self.webhook.stop)
+
+    async def _reissue_serving_certs(self, _bundle: str) -> None:
+        """After a CA swap: 15012 and 15017 present certificates from the new CA (Istio's
+        updateRootCertAndGenKeyCert regenerates istiod's own cert the same way)."""
+        assert self.security is not None
+        await asyncio.to_thread(self.security.reissue_serving)
+        if self._webhook_tls is not None:
+            chain, key = await asyncio.to_thread(self.security.serving_cert, *self._serving_names())
+            await asyncio.to_thread(webhook_mod.load_cert, self._webhook_tls, chain, key)
+        log.info("serving certificates reissued by the new CA %s", kv(cluster=self.opts.cluster_id))
 
     async def _first_push(self) -> None:
         assert self.multicluster is not None and self.queue is not None

@@ -90,6 +90,15 @@ class ManagedClusters:
     def managed(self) -> list[ids.ClusterId]:
         return list(self._running)
 
+    async def set_ca_bundle(self, ca_bundle: str) -> None:
+        """The CA changed: every running root-cert publisher and webhook patcher, and the ones
+        started later, publish `ca_bundle` (a carotation.BundleListener)."""
+        self.ca_bundle = ca_bundle
+        for running in self._running.values():
+            for c in running.controllers:
+                c.set_ca_bundle(ca_bundle)
+        log.info("CA bundle republished %s", kv(clusters=",".join(sorted(self._running)) or None))
+
     async def cluster_added(self, cluster: multicluster.ClusterInfo) -> None:
         await self.cluster_removed(cluster.cluster_id)
         if not cluster.local and not self.external_istiod:

@@ -37,6 +37,13 @@ class Options:
     resync_period: float = 300.0
     workload_cert_ttl: float = 24 * 3600.0
     max_workload_cert_ttl: float = 90 * 24 * 3600.0
+    # how long a replaced root stays trusted after a CA change; None: max_workload_cert_ttl
+    root_cert_transition: float | None = None
+    # Istio's self-signed root: lifetime, renewal check interval (<= 0: off), grace %, jitter
+    self_signed_ca_cert_ttl: float = 3650 * 24 * 3600.0
+    root_cert_check_interval: float = 3600.0
+    root_cert_grace_percent: int = 20
+    root_cert_jitter: bool = True
     insecure_kubeconfig_options: tuple[str, ...] = ()
     custom_hosts: tuple[str, ...] = ()
     # names and IPs the serving cert must also cover (the install gives istiod's service and LB names)
@@ -94,6 +101,16 @@ def build(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -> 
         return value if isinstance(value, float | int) else _duration(f"--{flag} / {var}", str(value))
 
     external = pick("external_istiod", "EXTERNAL_ISTIOD", False)
+    jitter = pick("root_cert_jitter", "CITADEL_ENABLE_JITTER_FOR_ROOT_CERT_ROTATOR", True)
+    grace_raw = pick("root_cert_grace_percent", "CITADEL_SELF_SIGNED_ROOT_CERT_GRACE_PERIOD_PERCENTILE", 20)
+    try:
+        grace = int(str(grace_raw))
+    except ValueError as e:
+        raise errors.OptionsError(
+            f"CITADEL_SELF_SIGNED_ROOT_CERT_GRACE_PERIOD_PERCENTILE: not an integer: {grace_raw!r}"
+        ) from e
+    if not 0 < grace <= 100:
+        raise errors.OptionsError("CITADEL_SELF_SIGNED_ROOT_CERT_GRACE_PERIOD_PERCENTILE: must be in 1..100")
     leader = pick("enable_leader_election", "ENABLE_LEADER_ELECTION", True)
     plaintext = flags.get("xds_plaintext_port", 15010)
     opts = Options(
@@ -121,6 +138,19 @@ def build(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -> 
         resync_period=duration("resync_period", "PILOT_RESYNC_PERIOD", 300.0),
         workload_cert_ttl=duration("workload_cert_ttl", "DEFAULT_WORKLOAD_CERT_TTL", 24 * 3600.0),
         max_workload_cert_ttl=duration("max_workload_cert_ttl", "MAX_WORKLOAD_CERT_TTL", 90 * 24 * 3600.0),
+        root_cert_transition=None
+        if pick("root_cert_transition", "MESHPLANE_ROOT_CERT_TRANSITION", None) is None
+        else duration("root_cert_transition", "MESHPLANE_ROOT_CERT_TRANSITION", 0.0),
+        self_signed_ca_cert_ttl=duration(
+            "self_signed_ca_cert_ttl", "CITADEL_SELF_SIGNED_CA_CERT_TTL", 3650 * 24 * 3600.0
+        ),
+        root_cert_check_interval=duration(
+            "root_cert_check_interval", "CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL", 3600.0
+        ),
+        root_cert_grace_percent=grace,
+        root_cert_jitter=jitter
+        if isinstance(jitter, bool)
+        else _bool("CITADEL_ENABLE_JITTER_FOR_ROOT_CERT_ROTATOR", str(jitter)),
         insecure_kubeconfig_options=_list(
             str(pick("", "PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS", ""))
         ),

@@ -13,7 +13,6 @@ import logging
 import os
 import ssl
 import tempfile
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightkube
@@ -50,6 +49,12 @@ def default_settings(
 def ssl_context(chain_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
     """A server context from PEM bytes (through a private temp dir: the ssl module reads files)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    load_cert(ctx, chain_pem, key_pem)
+    return ctx
+
+
+def load_cert(ctx: ssl.SSLContext, chain_pem: bytes, key_pem: bytes) -> None:
+    """Put a (new) certificate into `ctx`: later handshakes present it (blocking: temp files)."""
     with tempfile.TemporaryDirectory() as d:
         cert_path, key_path = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
         for path, data in ((cert_path, chain_pem), (key_path, key_pem)):
@@ -57,7 +62,6 @@ def ssl_context(chain_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
         ctx.load_cert_chain(cert_path, key_path)
-    return ctx
 
 
 class WebhookServer:
@@ -68,12 +72,11 @@ class WebhookServer:
         cluster_id: str,
         namespace: str,
         defaults: settings.InjectionSettings,
-        namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.namespace = namespace
         self._defaults = defaults
-        self.injector = handler.Injector(self._initial(), namespace_labels)
+        self.injector = handler.Injector(self._initial())
         self._configmaps: inf.Informer[Any] = inf.Informer(
             client,
             core_v1.ConfigMap,

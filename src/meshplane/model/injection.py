@@ -1,7 +1,8 @@
-"""Istio's sidecar-injection selectors (SPEC §6), shared by the installer and the injection webhook.
+"""Istio's sidecar-injection selectors (SPEC §6), rendered by the installer.
 
-The installer renders them into the MutatingWebhookConfiguration; the webhook evaluates the same
-table so a request that reaches it for a pod the selectors exclude is answered with a no-op.
+The installer renders them into the MutatingWebhookConfiguration, and each cluster's API server
+evaluates them against its own namespaces; the injection webhook does not re-evaluate them (it
+serves every cluster, and only the pod's own API server knows the pod's namespace labels).
 """
 
 from __future__ import annotations

@@ -5,6 +5,12 @@ map cluster IDs to kubeconfigs. Each key becomes a ClusterRegistry in the aggreg
 kubeconfig builds a replacement that is swapped in only once synced, so the cluster's endpoints
 never vanish; a removed key or secret removes the cluster. A bad entry is reported (logs, status,
 metric) and affects nothing else.
+
+A replacement that does not sync within the sync timeout (e.g. its token is refused) is reported
+as an `error` entry of /debug/clusterz with the reason (the informers' last error), while the
+previous client keeps serving; it keeps retrying, and a later secret value replaces it. Once a
+replacement is swapped in, the previous client's informers are stopped and its connections closed,
+so a revoked old credential is never used again.
 """
 
 from __future__ import annotations
@@ -161,7 +167,10 @@ class Multicluster:
         """`/debug/clusterz` as Istio's ({id, secretName, syncStatus}, config cluster first), plus errors."""
         out = [{"id": self.local_id, "secretName": "", "syncStatus": self._local_status()}]
         for r in self._remotes.values():
-            out.append({"id": r.cluster_id, "secretName": r.secret, "syncStatus": r.status.value})
+            entry = {"id": r.cluster_id, "secretName": r.secret, "syncStatus": r.status.value}
+            if r.status is SyncStatus.TIMEOUT and (reason := _informer_error(r.registry)):
+                entry["error"] = reason
+            out.append(entry)
         for p in self._problems.values():
             out.append({"id": p.cluster_id, "secretName": p.secret, "syncStatus": "error", "error": p.reason})
         return out
@@ -202,7 +211,6 @@ class Multicluster:
         self.metrics.remote_errors.labels(metric).inc()
 
     async def _apply(self, secret_key: str, cid: ids.ClusterId, value: bytes | None) -> None:
-        self._problems.pop((secret_key, cid), None)
         if value is None:
             return self._problem(secret_key, cid, "value is not valid base64", "bad_kubeconfig")
         if cid == self.local_id:
@@ -217,8 +225,10 @@ class Multicluster:
             )
         sha = hashlib.sha256(value).hexdigest()
         if existing is not None and (existing.pending or existing).sha == sha:
+            # unchanged (e.g. a resync): a stalled replacement's problem stays reported
             log.info("skipping update (kubeconfig are identical) %s", kv(cluster=cid, secret=secret_key))
             return None
+        self._problems.pop((secret_key, cid), None)
         try:
             client = await self.client_factory(value, f"secret {secret_key} key {cid}")
         except kube_errors.KubeconfigError as e:
@@ -258,9 +268,26 @@ class Multicluster:
         log.info("remote cluster synced %s", kv(cluster=remote.cluster_id, secret=remote.secret))
 
     async def _swap_when_synced(self, current: _Remote, new: _Remote) -> None:
-        await new.registry.wait_synced()
+        try:
+            async with asyncio.timeout(self.sync_timeout if self.sync_timeout > 0 else None):
+                await new.registry.wait_synced()
+        except TimeoutError:
+            cause = _informer_error(new.registry) or "informers not synced"
+            reason = (
+                f"replacement kubeconfig not synced after {self.sync_timeout:g}s ({cause}); "
+                "still serving from the previous one"
+            )
+            log.warning(
+                "remote cluster replacement failed to sync, keeping the previous client %s",
+                kv(cluster=new.cluster_id, secret=new.secret, reason=cause),
+            )
+            self._problems[(new.secret, new.cluster_id)] = _Problem(new.cluster_id, new.secret, reason)
+            self.metrics.remote_errors.labels("replacement_timeout").inc()
+            self.metrics.sync_timeouts.labels(new.cluster_id).inc()
+            await new.registry.wait_synced()  # informers keep retrying; a newer value cancels this
         if current.pending is not new or self._remotes.get(current.cluster_id) is not current:
             return
+        self._problems.pop((new.secret, new.cluster_id), None)
         log.info(
             "remote cluster replacement synced, swapping %s", kv(cluster=new.cluster_id, secret=new.secret)
         )
@@ -316,6 +343,11 @@ class Multicluster:
                 await handler.cluster_removed(cid)
             except Exception:
                 log.exception("cluster handler failed %s", kv(cluster=cid))
+
+
+def _informer_error(registry: cluster_mod.ClusterRegistry) -> str:
+    """The first informer error of a registry ("" when none): why it has not synced."""
+    return next((i.last_error for i in registry.informers if i.last_error), "")
 
 
 def _kubeconfigs(secret: Any) -> dict[str, bytes | None]:

@@ -2,6 +2,8 @@
 
 - ca.py           the mesh CA: self-signed root or plugged-in intermediate, signing (pure)
 - castore.py      where the CA's key material lives (`cacerts`, else `istio-ca-secret`)
+- carotation.py   watches those Secrets: checked reload, new + old roots for a transition period
+- rootrenew.py    renews the self-signed root near its expiry (Istio's root cert rotator)
 - caproto.py      the CA's wire contract (istio.v1.auth messages and stub), shared with agent/
 - certservice.py  CreateCertificate on the gRPC server: authenticate, check identity, sign
 - authenticate.py the authenticator chain: mesh client certificate, then Kubernetes JWT
@@ -17,5 +19,6 @@
 
 Flow: plane.build loads the CA from castore → certservice takes a CSR and a token, authenticate
 (tokenreview on the claimed cluster) says who calls, ca signs; ADS streams go through xdsauth;
-nscontroller and webhookpatch publish the root to every managed cluster.
+nscontroller and webhookpatch publish the root to every managed cluster; carotation swaps the CA
+when its Secrets change and hands them (and the serving certs) the new trust bundle.
 """

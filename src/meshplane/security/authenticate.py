@@ -132,16 +132,16 @@ class ClientCertAuthenticator:
             leaf = x509.load_pem_x509_certificate(request.peer_cert_pem)
         except ValueError as e:
             raise errors.AuthenticationError("client certificate cannot be parsed") from e
-        bundle = self._ca.bundle
+        # during a CA rotation's transition, certificates of the replaced CA are still accepted
+        bundles = self._ca.trusted()
+        roots = list(dict.fromkeys(b.root for b in bundles))
+        intermediates = list(dict.fromkeys(c for b in bundles for c in b.intermediates))
         now = dt.datetime.fromtimestamp(self._clock.wall(), dt.UTC)
         verifier = (
-            verification.PolicyBuilder()
-            .store(verification.Store([bundle.root]))
-            .time(now)
-            .build_client_verifier()
+            verification.PolicyBuilder().store(verification.Store(roots)).time(now).build_client_verifier()
         )
         try:
-            verifier.verify(leaf, list(bundle.intermediates))
+            verifier.verify(leaf, intermediates)
         except verification.VerificationError as e:
             raise errors.AuthenticationError(f"client certificate is not issued by the mesh CA ({e})") from e
         try:

@@ -83,10 +83,13 @@ def self_signed_root(
     org: str = "cluster.local",
     ttl: dt.timedelta = SELF_SIGNED_ROOT_TTL,
     clock: clock_mod.Clock | None = None,
+    key: SigningKey | None = None,
 ) -> KeyCertBundle:
-    """A new RSA 2048 root CA, as Istio's self-signed CA creates it at first start."""
+    """A new RSA 2048 root CA, as Istio's self-signed CA creates it at first start; with `key`, a
+    new root certificate for an existing key (Istio's GenRootCertFromExistingKey, used by the
+    root cert rotator: certificates the old root signed also chain to the new one)."""
     now = _now(clock or clock_mod.SystemClock())
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)])
     cert = (
         x509.CertificateBuilder()
@@ -195,6 +198,29 @@ def verify_bundle(bundle: KeyCertBundle, what: str) -> None:
         raise errors.CaMaterialError(f"{what}: the root certificate is not self-signed") from e
 
 
+def check_current(bundle: KeyCertBundle, what: str, now: dt.datetime) -> None:
+    """Every certificate of the bundle is valid at `now` (a reload must not install an expired or
+    not-yet-valid CA: every certificate it signed would be refused)."""
+    for c in (bundle.signing_cert, *bundle.intermediates, bundle.root):
+        name = c.subject.rfc4514_string()
+        if now < c.not_valid_before_utc:
+            raise errors.CaMaterialError(f"{what}: {name!r} is not valid before {c.not_valid_before_utc}")
+        if now >= c.not_valid_after_utc:
+            raise errors.CaMaterialError(f"{what}: {name!r} expired at {c.not_valid_after_utc}")
+
+
+def in_grace_period(cert: x509.Certificate, grace_percent: int, now: dt.datetime) -> bool:
+    """Whether `cert` is in the last `grace_percent` % of its lifetime (Istio's certutil
+    GetWaitTime: renew at not_after - lifetime * percent / 100)."""
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    return now >= cert.not_valid_after_utc - lifetime * (grace_percent / 100)
+
+
+def trust_bundle(roots: Iterable[str]) -> str:
+    """PEM roots concatenated, each once, in order (what istio-ca-root-cert and caBundle carry)."""
+    return "".join(dict.fromkeys(roots))
+
+
 def parse_csr(data: bytes | str) -> x509.CertificateSigningRequest:
     """Parse and check a PEM CSR: valid signature and an acceptable public key."""
     raw = data.encode() if isinstance(data, str) else data
@@ -247,6 +273,8 @@ class MeshCA:
         clock: clock_mod.Clock | None = None,
     ) -> None:
         self.bundle = bundle
+        # bundles replaced by a rotation whose certificates are still trusted (carotation sets it)
+        self.retired: tuple[KeyCertBundle, ...] = ()
         self.default_ttl = default_ttl
         self.max_ttl = max_ttl
         self._clock = clock or clock_mod.SystemClock()
@@ -256,9 +284,20 @@ class MeshCA:
         """The CA bundle proxies trust (root-cert.pem in istio-ca-root-cert, webhook caBundle)."""
         return self.bundle.root_pem
 
-    def chain_pems(self) -> list[str]:
+    def chain_pems(self, bundle: KeyCertBundle | None = None) -> list[str]:
         """Intermediates then root: what follows a leaf in every chain this CA hands out."""
-        return [pem(c) for c in self.bundle.intermediates] + [self.bundle.root_pem]
+        b = bundle or self.bundle
+        return [pem(c) for c in b.intermediates] + [b.root_pem]
+
+    def trusted(self) -> tuple[KeyCertBundle, ...]:
+        """The signing bundle, then the retired ones still trusted (client-cert verification)."""
+        return (self.bundle, *self.retired)
+
+    def swap(self, bundle: KeyCertBundle) -> KeyCertBundle:
+        """Sign with `bundle` from now on (a CA reload); returns the bundle it replaces. Each
+        signature reads the bundle once, so a leaf and its chain always come from the same one."""
+        old, self.bundle = self.bundle, bundle
+        return old
 
     def workload_ttl(self, requested_seconds: int) -> dt.timedelta:
         """Istio: non-positive → default; above the maximum → TtlError."""
@@ -278,8 +317,9 @@ class MeshCA:
         if not identities:
             raise errors.CsrError("no identity to put in the certificate")
         sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(i) for i in identities]
-        leaf = self._leaf(csr.public_key(), x509.Name([]), sans, ttl, critical_san=True)
-        return [pem(leaf), *self.chain_pems()]
+        b = self.bundle
+        leaf = self._leaf(b, csr.public_key(), x509.Name([]), sans, ttl, critical_san=True)
+        return [pem(leaf), *self.chain_pems(b)]
 
     def serving_cert(
         self,
@@ -295,11 +335,13 @@ class MeshCA:
             raise ValueError("a serving certificate needs at least one DNS name or IP address")
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]) if names else x509.Name([])
-        leaf = self._leaf(key.public_key(), subject, sans, ttl, critical_san=not names)
-        return [pem(leaf), *self.chain_pems()], key_pem(key)
+        b = self.bundle
+        leaf = self._leaf(b, key.public_key(), subject, sans, ttl, critical_san=not names)
+        return [pem(leaf), *self.chain_pems(b)], key_pem(key)
 
     def _leaf(
         self,
+        bundle: KeyCertBundle,
         public_key: object,
         subject: x509.Name,
         sans: list[x509.GeneralName],
@@ -308,7 +350,7 @@ class MeshCA:
         critical_san: bool,
     ) -> x509.Certificate:
         now = _now(self._clock)
-        issuer = self.bundle.signing_cert
+        issuer = bundle.signing_cert
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -342,7 +384,7 @@ class MeshCA:
                 critical=False,
             )
         )
-        return builder.sign(self.bundle.signing_key, hashes.SHA256())
+        return builder.sign(bundle.signing_key, hashes.SHA256())
 
 
 def serving_dns_names(namespace: str, revision: str = "default", extra: Iterable[str] = ()) -> list[str]:

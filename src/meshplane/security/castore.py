@@ -53,6 +53,12 @@ class CaStore:
 
     async def load(self) -> ca.KeyCertBundle:
         """The CA bundle: cacerts, else istio-ca-secret, else a new root stored in istio-ca-secret."""
+        bundle = await self.read()
+        return bundle if bundle is not None else await self._create_root()
+
+    async def read(self) -> ca.KeyCertBundle | None:
+        """What is stored now (cacerts, else istio-ca-secret), checked; None when neither exists.
+        `source` changes only when a bundle is returned; bad material raises CaMaterialError."""
         plugged = await self._get(CACERTS_SECRET)
         if plugged is not None:
             bundle = await asyncio.to_thread(ca.bundle_from_cacerts, _decode(plugged, CACERTS_SECRET))
@@ -61,10 +67,48 @@ class CaStore:
             return bundle
         stored = await self._get(SELF_SIGNED_SECRET)
         if stored is None:
-            return await self._create_root()
+            return None
+        bundle = await asyncio.to_thread(ca.bundle_from_self_signed, _decode(stored, SELF_SIGNED_SECRET))
         self.source = SELF_SIGNED_SECRET
         log.info("using stored self-signed root %s", kv(namespace=self.namespace, secret=SELF_SIGNED_SECRET))
-        return await asyncio.to_thread(ca.bundle_from_self_signed, _decode(stored, SELF_SIGNED_SECRET))
+        return bundle
+
+    async def renew_self_signed(self, grace_percent: int) -> bool:
+        """Istio's checkAndRotateRootCertForSigningCertCitadel: when the self-signed root is in its
+        grace period (the last `grace_percent` % of its lifetime), store a new root certificate for
+        the same key in istio-ca-secret. The write carries the read's resourceVersion, so when
+        several control planes renew at once one wins and the others get a 409 (False). The
+        watch (carotation) then reloads it everywhere. True when this call wrote it."""
+        if self.source != SELF_SIGNED_SECRET:
+            return False  # a plugged-in CA is rotated by its operator
+        stored = await self._get(SELF_SIGNED_SECRET)
+        if stored is None:
+            return False
+        bundle = await asyncio.to_thread(ca.bundle_from_self_signed, _decode(stored, SELF_SIGNED_SECRET))
+        now = dt.datetime.fromtimestamp((self._clock or clock_mod.SystemClock()).wall(), dt.UTC)
+        if not ca.in_grace_period(bundle.root, grace_percent, now):
+            return False
+        new = await asyncio.to_thread(
+            ca.self_signed_root, self._org, self._root_ttl, self._clock, bundle.signing_key
+        )
+        stored.data = {
+            **(stored.data or {}),
+            ca.SELF_SIGNED_CERT: base64.b64encode(new.root_pem.encode()).decode(),
+        }
+        try:
+            await self._client.replace(stored)
+        except lightkube.ApiError as e:
+            if kube_errors.is_conflict(e):
+                log.info("another control plane renewed the root first %s", kv(namespace=self.namespace))
+                return False
+            raise errors.CaMaterialError(
+                f"cannot update Secret {self.namespace}/{SELF_SIGNED_SECRET}: {_msg(e)}"
+            ) from e
+        log.info(
+            "self-signed root renewed for the same key %s",
+            kv(namespace=self.namespace, secret=SELF_SIGNED_SECRET, not_after=new.root.not_valid_after_utc),
+        )
+        return True
 
     async def _create_root(self) -> ca.KeyCertBundle:
         bundle = await asyncio.to_thread(ca.self_signed_root, self._org, self._root_ttl, self._clock)

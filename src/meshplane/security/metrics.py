@@ -53,6 +53,17 @@ class CaMetrics:
             "The number of certificates issuances that have succeeded.",
             registry=registry,
         )
+        self.ca_reload_errors = Counter(
+            "meshplane_ca_reload_errors",
+            "Changes of the CA Secrets refused (the CA in use keeps serving), by Secret.",
+            ["secret"],
+            registry=registry,
+        )
+        self.ca_reloads = Counter(
+            "meshplane_ca_reloads",
+            "CA key material reloaded from a changed Secret.",
+            registry=registry,
+        )
         self.request_errors = Counter(
             "meshplane_ca_request_errors",
             "CreateCertificate requests refused, by reason.",

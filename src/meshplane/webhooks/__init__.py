@@ -10,7 +10,8 @@
 - json_util.py  reading untrusted JSON without crashing on unexpected types
 - errors.py     WebhookError, BadReview
 
-Flow: handler reads the review and checks model/injection's selectors → inject applies policy
+Flow: handler reads the review (the pod's API server already applied the webhook's selectors;
+no other cluster's namespace labels are consulted) → inject applies policy
 and the path's overrides (injectpath), renders the sidecar parts with settings → jsonpatch of old
 pod to new → handler answers allowed, with the patch.
 """

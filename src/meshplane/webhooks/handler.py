@@ -5,6 +5,13 @@ answered, never raised: no body → 400, wrong content type → 415, body over M
 that is not a v1 AdmissionReview with a request → an AdmissionReview whose response is not allowed
 and says why; a request for something other than a Pod CREATE is allowed unchanged, as with Istio.
 TLS and the listening port (15017) belong to the composition root that owns the aiohttp app.
+
+Which pods reach the webhook is the webhook configuration's `namespaceSelector`/`objectSelector`,
+evaluated by the API server of the pod's own cluster. The handler never second-guesses it with
+namespace labels: one control plane serves every cluster's API server, and a namespace of the
+same name in another cluster (e.g. the primary's informer) says nothing about this pod. Once
+called, it applies only what Istio's injector applies (pkg/kube/inject/inject.go `injectRequired`:
+hostNetwork, ignored namespaces, `sidecar.istio.io/inject`, the injection policy) in policy.py.
 """
 
 from __future__ import annotations
@@ -13,12 +20,10 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from meshplane.model import injection
 from meshplane.runtime import jsonobj
 from meshplane.runtime import logging as rlog
 from meshplane.webhooks import errors, inject
@@ -29,9 +34,6 @@ log = logging.getLogger(__name__)
 API_VERSION = "admission.k8s.io/v1"
 MAX_BODY = 10 * 1024 * 1024  # Istio's bound on admission request bodies
 _THREAD_OVER = 64 * 1024  # bodies larger than this are decoded and patched off the event loop
-
-# Namespace labels by name, or None when unknown (e.g. from an informer cache of the pod's cluster).
-NamespaceLabels = Callable[[str], Mapping[str, str] | None]
 
 
 def _response(
@@ -90,9 +92,8 @@ def _check_pod(pod: dict[str, Any]) -> None:
 class Injector:
     """Answers injection reviews with the current settings (replace them with `update`)."""
 
-    def __init__(self, settings: InjectionSettings, namespace_labels: NamespaceLabels | None = None) -> None:
+    def __init__(self, settings: InjectionSettings) -> None:
         self.settings = settings
-        self.namespace_labels = namespace_labels
 
     def update(self, settings: InjectionSettings) -> None:
         self.settings = settings
@@ -128,14 +129,6 @@ class Injector:
             raise errors.BadReview("AdmissionReview request object is not a Pod")
         _check_pod(pod)
         namespace = str(req.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "")
-        if self.namespace_labels is not None and namespace:
-            ns_labels = self.namespace_labels(namespace)
-            pod_labels = (pod.get("metadata") or {}).get("labels") or {}
-            settings = self.settings
-            if ns_labels is not None and not injection.selected(
-                ns_labels, pod_labels, settings.revision, settings.namespaces_by_default
-            ):
-                return _response(uid, True)
         result = inject.inject(pod, namespace, self.settings, path)
         return _response(uid, True, patch=result.patch)
 

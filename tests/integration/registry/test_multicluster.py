@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import lightkube
 import pytest
 import yaml
+from lightkube.models import rbac_v1 as rbac_m
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources import core_v1
+from lightkube.resources import rbac_authorization_v1 as rbac_v1
 
+from meshplane.cli import remote_clusters
 from meshplane.kube import client as kube_client
 from meshplane.model import ids, mesh
 from meshplane.registry import aggregate, cluster, metrics, multicluster
@@ -205,3 +212,202 @@ async def test_unreachable_remote_times_out_without_blocking_readiness(
         await h.mc.stop()
         await h.local.delete(core_v1.Secret, "unreachable", namespace=NS)
         await h.local.close()
+
+
+# --- real credential rotation (issue 14, defect 3) ---------------------------------------------
+
+READER = "istio-reader-service-account"
+
+
+async def _reader_token(w2: Any, secret_name: str) -> str:
+    """A long-lived token of cluster2's reader service account, as create-remote-secret makes it:
+    a kubernetes.io/service-account-token Secret the token controller fills."""
+    await kubeobjects.ensure_namespace(w2, NS)
+    for obj in (
+        core_v1.ServiceAccount(metadata=ObjectMeta(name=READER, namespace=NS)),
+        rbac_v1.ClusterRole(
+            metadata=ObjectMeta(name="test-remote-reader"),
+            rules=[rbac_m.PolicyRule(apiGroups=["*"], resources=["*"], verbs=["get", "list", "watch"])],
+        ),
+        rbac_v1.ClusterRoleBinding(
+            metadata=ObjectMeta(name="test-remote-reader"),
+            roleRef=rbac_m.RoleRef(
+                apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="test-remote-reader"
+            ),
+            subjects=[rbac_m.Subject(kind="ServiceAccount", name=READER, namespace=NS)],
+        ),
+    ):
+        with contextlib.suppress(lightkube.ApiError):  # made by an earlier test of the module
+            await w2.create(obj)
+    await w2.create(
+        core_v1.Secret(
+            metadata=ObjectMeta(
+                name=secret_name, namespace=NS, annotations={"kubernetes.io/service-account.name": READER}
+            ),
+            type="kubernetes.io/service-account-token",
+        )
+    )
+
+    async def filled() -> str:
+        s = await w2.get(core_v1.Secret, secret_name, namespace=NS)
+        return base64.b64decode((s.data or {}).get("token", "")).decode()
+
+    return await wait_for(filled, what=f"token controller fills {secret_name}")
+
+
+def token_kubeconfig(c: ThreadedCluster, token: str) -> str:
+    cfg = c.kubeconfig
+    cfg["users"][0]["user"] = {"token": token}
+    return yaml.safe_dump(cfg)
+
+
+async def _answers(c: ThreadedCluster, token: str) -> int:
+    """The status cluster2 answers a request made with `token` (200 or the refusal's code)."""
+    client = lightkube_client(yaml.safe_load(token_kubeconfig(c, token)))
+    try:
+        await client.get(core_v1.Namespace, NS)
+        return 200
+    except lightkube.ApiError as e:
+        return int(e.status.code or 0)
+    finally:
+        await client.close()
+
+
+class GapWatch:
+    """Polls the aggregate every few ms while a swap runs: any moment without cluster2's endpoints."""
+
+    def __init__(self, harness: Harness, host: ids.Hostname) -> None:
+        self.gaps = 0
+        self.polls = 0
+        self._task = asyncio.create_task(self._poll(harness, host))
+
+    async def _poll(self, harness: Harness, host: ids.Hostname) -> None:
+        while True:
+            self.polls += 1
+            if not harness.endpoints(host).get(C2):
+                self.gaps += 1
+            await asyncio.sleep(0.005)  # a polling interval, not a wait for a condition
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _unauthorized_logged(records: list[logging.LogRecord]) -> list[str]:
+    return [
+        r.getMessage() for r in records if "cluster=cluster2" in r.getMessage() and "401" in r.getMessage()
+    ]
+
+
+async def test_token_rotation_swaps_clients_without_a_gap_and_drops_the_old_token(
+    clusters: tuple[ThreadedCluster, ThreadedCluster], harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    c1, c2 = clusters
+    w1, w2 = lightkube_client(c1.kubeconfig), lightkube_client(c2.kubeconfig)
+    ns = unique("rot")
+    host = ids.service_hostname("helloworld", ns)
+    await kubeobjects.add_service(w2, ns, "helloworld")
+    await kubeobjects.set_slice(w2, ns, "helloworld", [("127.0.2.5", True, False)])
+    token_a = await _reader_token(w2, "reader-token-a")
+    await w1.create(secret("istio-remote-secret-cluster2", {"cluster2": token_kubeconfig(c2, token_a)}))
+    await wait_for(lambda: harness.endpoints(host).get(C2) == ["127.0.2.5"], what="cluster2 via token A")
+    old_client, old_registry = harness.mc.client_for("cluster2"), harness.mc.registry_of("cluster2")
+    assert old_registry is not None
+    old_informers = old_registry._group.tasks  # the watches that use token A
+    assert len(old_informers) == len(old_registry.informers)
+
+    # rotate: token B in the remote secret, token A revoked (its Secret deleted) at once
+    token_b = await _reader_token(w2, "reader-token-b")
+    caplog.set_level(logging.INFO, logger="meshplane")
+    gaps = GapWatch(harness, host)
+    await w1.patch(
+        core_v1.Secret,
+        "istio-remote-secret-cluster2",
+        {"data": {"cluster2": base64.b64encode(token_kubeconfig(c2, token_b).encode()).decode()}},
+        namespace=NS,
+    )
+    await w2.delete(core_v1.Secret, "reader-token-a", namespace=NS)
+    await wait_for(lambda: harness.mc.client_for("cluster2") is not old_client, what="swapped to token B")
+    swapped_at = len(caplog.records)
+    assert await _answers(c2, token_a) == 401, "cluster2 must reject the revoked token"
+    # the new client serves: a change in cluster2 arrives through it
+    await kubeobjects.set_slice(w2, ns, "helloworld", [("127.0.2.6", True, False)])
+    await wait_for(lambda: harness.endpoints(host).get(C2) == ["127.0.2.6"], what="served via token B")
+    await gaps.stop()
+    assert gaps.polls > 10 and gaps.gaps == 0, f"{gaps.gaps} of {gaps.polls} polls found no endpoints"
+    # nothing uses token A any more: the old registry's informers are gone, no 401 since the swap
+    assert all(t.done() for t in old_informers)
+    assert _unauthorized_logged(caplog.records[swapped_at:]) == []
+    assert (harness.status("cluster2") or {}).get("syncStatus") == "synced"
+    await w2.delete(core_v1.Secret, "reader-token-b", namespace=NS)
+    await w1.close()
+    await w2.close()
+
+
+async def test_replacement_with_refused_credentials_times_out_reports_error_and_keeps_the_old_client(
+    clusters: tuple[ThreadedCluster, ThreadedCluster],
+) -> None:
+    c1, c2 = clusters
+    h = Harness(c1, timeout=1.5)
+    await kubeobjects.ensure_namespace(h.local, NS)
+    await h.mc.start()
+    w2 = lightkube_client(c2.kubeconfig)
+    ns = unique("stall")
+    host = ids.service_hostname("helloworld", ns)
+    try:
+        await kubeobjects.add_service(w2, ns, "helloworld")
+        await kubeobjects.set_slice(w2, ns, "helloworld", [("127.0.2.5", True, False)])
+        good = await _reader_token(w2, "reader-token-good")
+        await h.local.create(secret("istio-remote-secret-cluster2", {"cluster2": token_kubeconfig(c2, good)}))
+        await wait_for(lambda: h.endpoints(host).get(C2) == ["127.0.2.5"], what="cluster2 synced")
+        old_client = h.mc.client_for("cluster2")
+
+        # a replacement whose token cluster2 refuses (revoked before it is used)
+        revoked = await _reader_token(w2, "reader-token-revoked")
+        await w2.delete(core_v1.Secret, "reader-token-revoked", namespace=NS)
+        assert await _answers(c2, revoked) == 401
+        await h.local.patch(
+            core_v1.Secret,
+            "istio-remote-secret-cluster2",
+            {"data": {"cluster2": base64.b64encode(token_kubeconfig(c2, revoked).encode()).decode()}},
+            namespace=NS,
+        )
+
+        def error() -> str:
+            return next((s.get("error", "") for s in h.mc.clusterz() if s["syncStatus"] == "error"), "")
+
+        await wait_for(error, 15, what="the stalled replacement reported")
+        assert "not synced after 1.5s" in error() and "401" in error()
+        assert "still serving from the previous one" in error()
+        assert revoked not in error()
+        # `meshplane remote-clusters` shows it (the rows and table it prints from /debug/clusterz)
+        text = remote_clusters.table(remote_clusters.rows({"istiod-1": h.mc.clusterz()}, "default"))
+        assert "error" in text and "401" in text
+        # the old client keeps serving cluster2
+        assert h.mc.client_for("cluster2") is old_client
+        await kubeobjects.set_slice(w2, ns, "helloworld", [("127.0.2.8", True, False)])
+        await wait_for(
+            lambda: h.endpoints(host).get(C2) == ["127.0.2.8"], what="still served by the old client"
+        )
+
+        # a good replacement arrives: swapped, the error is gone
+        fixed = await _reader_token(w2, "reader-token-fixed")
+        await h.local.patch(
+            core_v1.Secret,
+            "istio-remote-secret-cluster2",
+            {"data": {"cluster2": base64.b64encode(token_kubeconfig(c2, fixed).encode()).decode()}},
+            namespace=NS,
+        )
+        await wait_for(
+            lambda: h.mc.client_for("cluster2") is not old_client, what="swapped to the good token"
+        )
+        assert error() == ""
+        assert (h.status("cluster2") or {}).get("syncStatus") == "synced"
+    finally:
+        await h.mc.stop()
+        for name in ("reader-token-good", "reader-token-fixed"):
+            with contextlib.suppress(lightkube.ApiError):
+                await w2.delete(core_v1.Secret, name, namespace=NS)
+        await h.local.delete(core_v1.Secret, "istio-remote-secret-cluster2", namespace=NS)
+        await h.local.close()
+        await w2.close()

@@ -57,3 +57,29 @@ def test_defaults_are_istios() -> None:
 def test_bad_values_name_the_option(flags: dict[str, object], env: dict[str, str], message: str) -> None:
     with pytest.raises(errors.OptionsError, match=message):
         options.build(flags, env)
+
+
+def test_root_cert_transition_defaults_to_unset_and_is_validated() -> None:
+    assert options.build({}, {}).root_cert_transition is None
+    assert options.build({}, {"MESHPLANE_ROOT_CERT_TRANSITION": "1h"}).root_cert_transition == 3600.0
+    with pytest.raises(errors.OptionsError, match="MESHPLANE_ROOT_CERT_TRANSITION"):
+        options.build({}, {"MESHPLANE_ROOT_CERT_TRANSITION": "soon"})
+
+
+def test_self_signed_root_rotator_settings_are_istios() -> None:
+    o = options.build({}, {})
+    assert (o.root_cert_check_interval, o.root_cert_grace_percent, o.root_cert_jitter) == (3600.0, 20, True)
+    o = options.build(
+        {},
+        {
+            "CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL": "10m",
+            "CITADEL_SELF_SIGNED_ROOT_CERT_GRACE_PERIOD_PERCENTILE": "50",
+            "CITADEL_ENABLE_JITTER_FOR_ROOT_CERT_ROTATOR": "false",
+            "CITADEL_SELF_SIGNED_CA_CERT_TTL": "8760h",
+        },
+    )
+    assert (o.root_cert_check_interval, o.root_cert_grace_percent, o.root_cert_jitter) == (600.0, 50, False)
+    assert o.self_signed_ca_cert_ttl == 8760 * 3600.0
+    for bad in ("0", "101", "x"):
+        with pytest.raises(errors.OptionsError, match="GRACE_PERIOD_PERCENTILE"):
+            options.build({}, {"CITADEL_SELF_SIGNED_ROOT_CERT_GRACE_PERIOD_PERCENTILE": bad})

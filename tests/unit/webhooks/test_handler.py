@@ -118,12 +118,32 @@ def test_not_a_pod_create_is_allowed_unchanged() -> None:
         }
 
 
-def test_namespace_labels_seam_mirrors_the_webhook_selectors() -> None:
-    labels = {"sample": {"istio-injection": "enabled"}, "plain": {}}
-    inj = handler.Injector(SETTINGS, namespace_labels=labels.get)
-    on = inj.review(json.dumps(_review(POD)).encode(), "/inject")["response"]
-    off = inj.review(json.dumps(_review(POD, namespace="plain")).encode(), "/inject")["response"]
-    assert "patch" in on and off == {"uid": "u-1", "allowed": True}
+def _patched_env(answer: dict[str, Any]) -> dict[str, str]:
+    ops = json.loads(base64.b64decode(answer["response"]["patch"]))
+    proxy = next(
+        op["value"]
+        for op in ops
+        if isinstance(op.get("value"), dict) and op["value"].get("name") == "istio-proxy"
+    )
+    return {e["name"]: e.get("value", "") for e in proxy["env"]}
+
+
+def test_a_remote_api_servers_review_is_decided_by_the_pod_not_by_namespace_labels() -> None:
+    """cluster2's API server already applied the webhook's namespaceSelector; the handler injects
+    (env from the path) and refuses only what Istio's injectRequired refuses, whatever namespace."""
+    inj = handler.Injector(SETTINGS)
+    path = "/inject/cluster/cluster2/net/network2"
+    on = inj.review(json.dumps(_review(POD, namespace="only-in-cluster2")).encode(), path)
+    env = _patched_env(on)
+    assert env["ISTIO_META_CLUSTER_ID"] == "cluster2" and env["ISTIO_META_NETWORK"] == "network2"
+    opted_out = copy.deepcopy(POD)
+    opted_out.setdefault("metadata", {}).setdefault("annotations", {})["sidecar.istio.io/inject"] = "false"
+    host = {**copy.deepcopy(POD), "spec": {**POD["spec"], "hostNetwork": True}}
+    system = copy.deepcopy(POD)
+    system["metadata"]["namespace"] = "kube-system"
+    for pod, ns in ((opted_out, "sample"), (host, "sample"), (system, "kube-system")):
+        answer = inj.review(json.dumps(_review(pod, namespace=ns)).encode(), path)
+        assert answer["response"] == {"uid": "u-1", "allowed": True}
 
 
 def test_settings_update_applies_to_the_next_review() -> None:
