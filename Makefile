@@ -32,9 +32,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
-# the pilot and proxyv2 images (podman); HUB=, TAG=, BASE= as in images/build.sh
+# the pilot and proxyv2 images (podman); HUB=, TAG=, BASE=, NO_CACHE= as in images/build.sh
 images:
-	HUB='$(HUB)' TAG='$(TAG)' BASE='$(BASE)' images/build.sh
+	HUB='$(HUB)' TAG='$(TAG)' BASE='$(BASE)' NO_CACHE='$(NO_CACHE)' images/build.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

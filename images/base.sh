@@ -25,8 +25,9 @@ configured_mirror() {
 MIRROR="${MIRROR:-$(configured_mirror)}"
 
 recipe="$(printf '%s\n%s\n%s\n' "$SUITE" "$MIRROR" "$PACKAGES" | cat - "$0" | sha256sum | cut -c1-12)"
-image="localhost/meshplane-base:${SUITE}-${recipe}"
-if podman image exists "$image"; then
+# IMAGE= names the result instead (and always builds: bench/bench_images.py times a fresh base)
+image="${IMAGE:-localhost/meshplane-base:${SUITE}-${recipe}}"
+if [ -z "${IMAGE:-}" ] && podman image exists "$image"; then
   echo "$image"
   exit 0
 fi

@@ -4,6 +4,7 @@
 #   HUB=registry.example/me images/build.sh     # default hub: the one `meshplane install` renders
 #   TAG=...   (default: the project version from pyproject.toml, which install renders as the tag)
 #   BASE=...  (default: a Debian bookworm base made by images/base.sh)
+#   NO_CACHE=1 (build every step again; the base image is still reused)
 #   SOURCE_URL=... (the org.opencontainers.image.source label; default: git remote origin)
 #
 # Prints the `--set values.global.hub=... --set values.global.tag=...` line that makes
@@ -28,6 +29,7 @@ source_url="${SOURCE_URL:-$(git remote get-url origin 2>/dev/null || echo unknow
 
 args=(--build-arg "BASE=$BASE" --build-arg "VERSION=$version" --build-arg "REVISION=$revision"
       --build-arg "SOURCE=$source_url" --network host --layers --file Containerfile)
+if [ -n "${NO_CACHE:-}" ]; then args+=(--no-cache); fi
 # pip inside the build trusts the host's CA bundle (networks that re-sign TLS): a build secret,
 # mounted for the one pip RUN only, so neither the file nor PIP_CERT is in an image or its history
 HOST_CA="${HOST_CA:-/etc/ssl/certs/ca-certificates.crt}"

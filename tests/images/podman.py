@@ -129,3 +129,37 @@ def inspect_container(cid: str) -> dict[str, Any]:
     data: list[dict[str, Any]] = json.loads(podman("container", "inspect", cid).stdout)
     state: dict[str, Any] = data[0]["State"]
     return state
+
+
+# The pilot Deployment's securityContext and mounts, as `podman run` options: uid/gid 1337, read-only
+# root, all capabilities dropped, the `local-certs` emptyDir; host networking so it reaches a dev
+# cluster on loopback, whose kubeconfig is mounted where the istio-kubeconfig Secret goes.
+PILOT_KUBECONFIG = "/var/run/secrets/remote/config"
+
+
+def pilot_opts(kubeconfig: Path, pod_name: str = "istiod-image-test") -> list[str]:
+    return [
+        "--network", "host", "--user", "1337:1337", "--read-only", "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges", "--tmpfs", "/var/run/secrets/istio-dns",
+        "--volume", f"{kubeconfig}:{PILOT_KUBECONFIG}:ro",
+        "--env", "POD_NAMESPACE=istio-system", "--env", f"POD_NAME={pod_name}",
+    ]  # fmt: skip
+
+
+def pilot_flags(ports: dict[str, int], cluster_id: str = "cluster1") -> list[str]:
+    """`meshplane discovery` flags after the rendered args: the kubeconfig, loopback, our ports
+    (keys xds, grpc, mon, hook)."""
+    return [
+        "--kubeconfig", PILOT_KUBECONFIG, "--cluster-id", cluster_id, "--bind-address", "127.0.0.1",
+        "--xds-plaintext-port", str(ports["xds"]), "--secure-grpc-port", str(ports["grpc"]),
+        "--monitoring-port", str(ports["mon"]), "--webhook-port", str(ports["hook"]),
+    ]  # fmt: skip
+
+
+def logs(cid: str) -> str:
+    p = podman("logs", cid, check=False)
+    return (p.stdout + p.stderr)[-4000:]
+
+
+def remove(cid: str) -> None:
+    podman("rm", "-f", "-t", "0", cid, check=False)

@@ -141,12 +141,7 @@ async def container(*args: str) -> AsyncIterator[str]:
     try:
         yield cid
     finally:
-        await asyncio.to_thread(podman.podman, "rm", "-f", "-t", "0", cid, check=False)
-
-
-def logs(cid: str) -> str:
-    p = podman.podman("logs", cid, check=False)
-    return (p.stdout + p.stderr)[-4000:]
+        await asyncio.to_thread(podman.remove, cid)
 
 
 @pytest.fixture
@@ -174,22 +169,11 @@ async def test_pilot_image_serves_a_dev_cluster_to_real_envoy(
     ports = {p: netaddr.free_port() for p in ("xds", "grpc", "mon", "hook")}
     w = lightkube_client(cluster1.kubeconfig)
     await kubeobjects.ensure_namespace(w, kubeobjects.ISTIO_SYSTEM)
-    sc = c["securityContext"]
-    opts = [
-        "--network", "host",
-        # the rendered securityContext: uid/gid 1337, read-only root, all capabilities dropped
-        "--user", f"{sc['runAsUser']}:{sc['runAsGroup']}", "--read-only", "--cap-drop", "ALL",
-        "--security-opt", "no-new-privileges",
-        "--tmpfs", "/var/run/secrets/istio-dns",  # the Deployment's emptyDir local-certs
-        "--volume", f"{kubeconfig}:/var/run/secrets/remote/config:ro",
-        "--env", "POD_NAMESPACE=istio-system", "--env", "POD_NAME=istiod-image-test",
-    ]  # fmt: skip
-    flags = [
-        "--kubeconfig", "/var/run/secrets/remote/config", "--cluster-id", "cluster1",
-        "--bind-address", "127.0.0.1", "--xds-plaintext-port", str(ports["xds"]),
-        "--secure-grpc-port", str(ports["grpc"]), "--monitoring-port", str(ports["mon"]),
-        "--webhook-port", str(ports["hook"]),
-    ]  # fmt: skip
+    sc = c["securityContext"]  # what podman.pilot_opts applies
+    assert sc["runAsUser"] == 1337 and sc["readOnlyRootFilesystem"]
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    opts = podman.pilot_opts(kubeconfig)
+    flags = podman.pilot_flags(ports)
     ns = unique("sample")
     cluster = f"outbound|5000||helloworld.{ns}.svc.cluster.local"
     async with container(*opts, c["image"], *args, *flags) as cid:
@@ -203,13 +187,15 @@ async def test_pilot_image_serves_a_dev_cluster_to_real_envoy(
                     return r.status == 200
             except aiohttp.ClientError:
                 state = await asyncio.to_thread(podman.inspect_container, cid)
-                assert state["Running"], f"pilot container exited:\n{logs(cid)}"
+                if not state["Running"]:
+                    out = await asyncio.to_thread(podman.logs, cid)
+                    raise RuntimeError(f"pilot container exited ({state['ExitCode']}):\n{out}") from None
                 return False
 
         try:
             await wait_for(ready, timeout=90, interval=0.2, what="pilot container /ready")
         except AssertionError as e:
-            raise AssertionError(f"{e}\n{await asyncio.to_thread(logs, cid)}") from e
+            raise AssertionError(f"{e}\n{await asyncio.to_thread(podman.logs, cid)}") from e
         net = netaddr.Loopback()
         bs = tmp_path / "sleep.json"
         await envoyproc.bootstrap_cli(
@@ -227,7 +213,9 @@ async def test_pilot_image_serves_a_dev_cluster_to_real_envoy(
             try:
                 await wait_for(served, timeout=60, interval=0.2, what=f"{cluster} in Envoy")
             except AssertionError as e:
-                raise AssertionError(f"{e}\n{envoy.log_tail()}\n{await asyncio.to_thread(logs, cid)}") from e
+                raise AssertionError(
+                    f"{e}\n{envoy.log_tail()}\n{await asyncio.to_thread(podman.logs, cid)}"
+                ) from e
     await w.close()
 
 
