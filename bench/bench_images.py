@@ -19,9 +19,12 @@ import time
 from pathlib import Path
 
 import aiohttp
+import yaml
 from tests.images import podman
-from tests.support import netaddr
+from tests.support import kubeobjects, netaddr
+from tests.support.clusters import lightkube_client
 
+from bench.__main__ import machine
 from meshplane.devcluster import launcher
 
 STARTS = 5
@@ -55,7 +58,22 @@ async def _ready(port: int) -> bool:
         return False
 
 
-async def _cold_start(image: str, kubeconfig: Path, n: int) -> float:
+async def _cold_start(image: str, work: Path, n: int) -> float:
+    """One start against a fresh dev cluster (no CA secret, no leader lease yet)."""
+    c = await launcher.launch("images", work)
+    try:
+        kubeconfig = work / "pilot.kubeconfig"
+        kubeconfig.write_bytes(c.kubeconfig.read_bytes())
+        os.chmod(kubeconfig, 0o644)  # read by uid 1337 in the container
+        k = lightkube_client(yaml.safe_load(kubeconfig.read_text()))
+        await kubeobjects.ensure_namespace(k, "istio-system")
+        await k.close()
+        return await _start_until_ready(image, kubeconfig, n)
+    finally:
+        await launcher.stop(c)
+
+
+async def _start_until_ready(image: str, kubeconfig: Path, n: int) -> float:
     ports = {p: netaddr.free_port() for p in ("xds", "grpc", "mon", "hook")}
     args = [
         *podman.pilot_opts(kubeconfig, f"istiod-bench-{n}"),
@@ -66,10 +84,16 @@ async def _cold_start(image: str, kubeconfig: Path, n: int) -> float:
     t0 = time.perf_counter()
     cid = (await asyncio.to_thread(podman.podman, "run", "-d", *args)).stdout.strip()
     try:
-        deadline = t0 + 120
+        deadline, polls = t0 + 120, 0
         while not await _ready(ports["mon"]):
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"pilot not ready in 120 s:\n{await asyncio.to_thread(podman.logs, cid)}")
+            polls += 1
+            if polls % 20:  # look at the container only once a second, so as not to slow its start
+                await asyncio.sleep(0.05)
+                continue
+            state = await asyncio.to_thread(podman.inspect_container, cid)
+            if not state["Running"] or time.perf_counter() > deadline:
+                out = await asyncio.to_thread(podman.logs, cid)
+                raise RuntimeError(f"pilot not ready (running: {state['Running']}):\n{out}")
             await asyncio.sleep(0.05)
         return time.perf_counter() - t0
     finally:
@@ -106,16 +130,10 @@ async def run() -> str:
             size = await asyncio.to_thread(podman.size, image)
             gz = await asyncio.to_thread(podman.compressed_size, image)
             rows.append(f"| `{name}` | {_mib(size)} | {_mib(gz)} |")
-        c = await launcher.launch("images", work)
-        try:
-            kubeconfig = work / "pilot.kubeconfig"
-            kubeconfig.write_bytes(c.kubeconfig.read_bytes())
-            os.chmod(kubeconfig, 0o644)  # read by uid 1337 in the container
-            starts = [await _cold_start(built.image("pilot"), kubeconfig, i) for i in range(STARTS)]
-        finally:
-            await launcher.stop(c)
+        starts = [await _cold_start(built.image("pilot"), work / f"start-{i}", i) for i in range(STARTS)]
     return (
         "## Images\n\n"
+        f"Measured on: {machine()} (its own line: the other sections may come from another machine).\n\n"
         f"`make images` (podman {await asyncio.to_thread(_podman_version)}, runc), both images from a clean "
         f"copy of the tree with `NO_CACHE=1`: {build_s:.0f} s (over the cached base). The base alone "
         f"(`images/base.sh`: debootstrap minbase bookworm + python3 + python3-venv, slimmed, "

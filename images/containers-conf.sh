@@ -15,13 +15,16 @@ pid_max="$(cat /proc/sys/kernel/pid_max 2>/dev/null || echo 32768)"
 if [ "$nproc" = unlimited ] || [ "$nproc" -gt "$pid_max" ]; then nproc="$pid_max"; fi
 dir="${TMPDIR:-/tmp}/meshplane-images-$(id -u)"
 mkdir -p "$dir"
-conf="$dir/containers.conf"
-cat >"$conf.tmp" <<CONF
-[containers]
-default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=${nproc}:${nproc}"]
+text="[containers]
+default_ulimits = [\"nofile=${nofile}:${nofile}\", \"nproc=${nproc}:${nproc}\"]
 
 [engine]
-runtime = "${RUNTIME:-runc}"
-CONF
-mv "$conf.tmp" "$conf"
+runtime = \"${RUNTIME:-runc}\"
+"
+# named by its content: concurrent callers with other settings never rewrite each other's file
+conf="$dir/containers-$(printf '%s' "$text" | sha256sum | cut -c1-12).conf"
+if [ ! -f "$conf" ]; then
+  printf '%s' "$text" >"$conf.$$"
+  mv "$conf.$$" "$conf"
+fi
 echo "$conf"

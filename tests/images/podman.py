@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -30,13 +31,38 @@ def env() -> dict[str, str]:
     return {**os.environ, "CONTAINERS_CONF": conf}
 
 
+PROBE = "localhost/meshplane-probe:true"
+
+
 def unusable() -> str | None:
-    """Why podman cannot run containers on this machine, or None when it can."""
+    """Why podman cannot run containers on this machine, or None when it can: `podman info`, then
+    `podman run` of a two-megabyte image holding the host's /usr/bin/true and the libraries it
+    links (made with `podman import`, no registry)."""
     if shutil.which("podman") is None:
         return "podman is not installed (apt-get install podman buildah runc debootstrap)"
-    p = subprocess.run(["podman", "info"], capture_output=True, text=True, env=env(), timeout=60, check=False)
+    e = env()
+    p = subprocess.run(["podman", "info"], capture_output=True, text=True, env=e, timeout=60, check=False)
     if p.returncode != 0:
         return f"podman cannot run here: `podman info` failed: {p.stderr.strip()[-500:]}"
+    files = ["/usr/bin/true"]
+    ldd = subprocess.run(["ldd", "/usr/bin/true"], capture_output=True, text=True, timeout=30, check=False)
+    files += [w for line in ldd.stdout.splitlines() for w in line.split() if w.startswith("/")]
+    with tempfile.TemporaryDirectory() as tmp:
+        tar = Path(tmp) / "probe.tar"
+        subprocess.run(["tar", "-chf", str(tar), *files], capture_output=True, timeout=60, check=True)
+        subprocess.run(
+            ["podman", "import", "--quiet", str(tar), PROBE],
+            capture_output=True,
+            env=e,
+            timeout=60,
+            check=True,
+        )
+    p = subprocess.run(
+        ["podman", "run", "--rm", "--network", "none", PROBE, "/usr/bin/true"],
+        capture_output=True, text=True, env=e, timeout=120, check=False,
+    )  # fmt: skip
+    if p.returncode != 0:
+        return f"podman cannot run containers here: `podman run` failed: {p.stderr.strip()[-500:]}"
     return None
 
 
