@@ -131,6 +131,8 @@ async def run() -> str:
             gz = await asyncio.to_thread(podman.compressed_size, image)
             rows.append(f"| `{name}` | {_mib(size)} | {_mib(gz)} |")
         starts = [await _cold_start(built.image("pilot"), work / f"start-{i}", i) for i in range(STARTS)]
+        # the bench's own tags go; the layers the test images share stay in podman's store
+        await asyncio.to_thread(podman.podman, "rmi", built.image("pilot"), built.image("proxyv2"))
     return (
         "## Images\n\n"
         f"Measured on: {machine()} (its own line: the other sections may come from another machine).\n\n"

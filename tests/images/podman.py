@@ -57,10 +57,13 @@ def unusable() -> str | None:
             timeout=60,
             check=True,
         )
-    p = subprocess.run(
-        ["podman", "run", "--rm", "--network", "none", PROBE, "/usr/bin/true"],
-        capture_output=True, text=True, env=e, timeout=120, check=False,
-    )  # fmt: skip
+    try:
+        p = subprocess.run(
+            ["podman", "run", "--rm", "--network", "none", PROBE, "/usr/bin/true"],
+            capture_output=True, text=True, env=e, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        subprocess.run(["podman", "rmi", PROBE], capture_output=True, env=e, timeout=60, check=False)
     if p.returncode != 0:
         return f"podman cannot run containers here: `podman run` failed: {p.stderr.strip()[-500:]}"
     return None
