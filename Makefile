@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.meshplane-installed
 PYTEST_ARGS ?=
 
-.PHONY: venv install demo test lint bench clean
+.PHONY: venv install demo test lint bench clean images
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# the pilot and proxyv2 images (podman); HUB=, TAG=, BASE=, NO_CACHE= as in images/build.sh
+images:
+	HUB='$(HUB)' TAG='$(TAG)' BASE='$(BASE)' NO_CACHE='$(NO_CACHE)' images/build.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

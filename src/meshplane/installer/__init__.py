@@ -13,11 +13,13 @@
 - kubeclient.py   the installer's clients (kubectl's settings) through kube.client
 - compare.py      is the live object already what we would apply?
 - apply.py        create what is missing, update what differs, skip the rest
-- readiness.py    wait until Deployments are available and LoadBalancers addressed
+- readiness.py    wait until Deployments are available and LoadBalancers addressed; stop at once
+                  when their pods cannot pull an image (ImagePullError names it)
 - uninstall.py    delete what installs created, selected by install labels
 - eastwest.py     the east-west gateway IstioOperator (gen-eastwest-gateway)
 - remotesecret.py a remote cluster's reader kubeconfig as istioctl's Secret
-- errors.py       InstallError, ConfigError (issues with paths), ClusterError, ReadinessTimeout, ...
+- errors.py       InstallError, ConfigError (issues with paths), ClusterError, ReadinessTimeout,
+                  ImagePullError, ...
 
 Flow: files and --set → iop → profiles + schema + checks → config.InstallConfig (pure, no
 cluster) → plan (render, plus defaults read from the cluster) → apply (compare) → readiness;

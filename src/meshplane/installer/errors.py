@@ -45,5 +45,18 @@ class ReadinessTimeout(InstallError):
         )
 
 
+class ImagePullError(InstallError):
+    """A Deployment's pods cannot get their image: waiting longer will not make them ready."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(
+            "the cluster cannot pull the images: "
+            + "; ".join(self.problems)
+            + "\n(build them with `make images` and load or push them, then pass the line it prints, "
+            "`--set values.global.hub=... --set values.global.tag=...`: README, 'Images for real clusters')"
+        )
+
+
 class RemoteSecretError(InstallError):
     """create-remote-secret could not produce a secret."""

@@ -1,4 +1,9 @@
-"""Wait until what an install applied is ready: Deployments available, LoadBalancer Services addressed."""
+"""Wait until what an install applied is ready: Deployments available, LoadBalancer Services addressed.
+
+A Deployment whose pods wait with one of the kubelet's image-pull reasons fails the wait at once
+(ImagePullError, naming the pod, container, image and the kubelet's message) instead of at the
+readiness timeout: a missing image does not appear by waiting.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ log = logging.getLogger(__name__)
 
 Waiting = Callable[[Sequence[str]], None]  # called with what is still not ready, on every round
 POLL = 1.0
+# The kubelet's waiting reasons when it cannot get a container's image (Kubernetes
+# pkg/kubelet/images/types.go: ErrImagePull, ImagePullBackOff, ErrImageNeverPull, InvalidImageName)
+IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"})
 
 
 def watched(objs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -39,7 +47,12 @@ async def _not_ready(client: lightkube.AsyncClient, obj: dict[str, Any]) -> str 
             dep = await client.get(apps_v1.Deployment, meta["name"], namespace=meta["namespace"])
             want = dep.spec.replicas if dep.spec and dep.spec.replicas is not None else 1
             have = (dep.status.availableReplicas if dep.status else None) or 0
-            return None if have >= want else f"{what} ({have}/{want} available)"
+            if have >= want:
+                return None
+            problems = await _image_problems(client, dep, what)
+            if problems:
+                raise errors.ImagePullError(problems)
+            return f"{what} ({have}/{want} available)"
         svc = await client.get(core_v1.Service, meta["name"], namespace=meta["namespace"])
         lb = svc.status.loadBalancer if svc.status else None
         return None if lb and lb.ingress else f"{what} (no load-balancer address yet)"
@@ -49,6 +62,34 @@ async def _not_ready(client: lightkube.AsyncClient, obj: dict[str, Any]) -> str 
         raise apply.cluster_error(f"reading {what}", e) from e
     except httpx2.HTTPError as e:
         raise apply.cluster_error(f"reading {what}", e) from e
+
+
+async def _image_problems(client: lightkube.AsyncClient, dep: apps_v1.Deployment, what: str) -> list[str]:
+    """`what: pod P container C: REASON for image I (message)` for each of the Deployment's pods
+    (its selector's matchLabels) waiting with an image-pull reason; one line per container+image."""
+    selector = dep.spec.selector.matchLabels if dep.spec and dep.spec.selector else None
+    if not selector or dep.metadata is None:
+        return []
+    found: dict[tuple[str, str], str] = {}
+    try:
+        pods = [p async for p in client.list(core_v1.Pod, namespace=dep.metadata.namespace, labels=selector)]
+    except (lk_exceptions.ApiError, httpx2.HTTPError) as e:
+        # pods unreadable (RBAC, say): the wait goes on and the readiness timeout still applies
+        log.debug("could not list the pods of %s: %s", what, e)
+        return []
+    for pod in pods:
+        st = pod.status
+        statuses = [*(st.initContainerStatuses or []), *(st.containerStatuses or [])] if st else []
+        for cs in statuses:
+            w = cs.state.waiting if cs.state else None
+            if w is None or w.reason not in IMAGE_PULL_REASONS or (cs.name, cs.image) in found:
+                continue
+            pod_name = pod.metadata.name if pod.metadata else "?"
+            detail = f" ({w.message})" if w.message else ""
+            found[(cs.name, cs.image)] = (
+                f"{what}: pod {pod_name} container {cs.name}: {w.reason} for image {cs.image!r}{detail}"
+            )
+    return list(found.values())
 
 
 async def wait_ready(
