@@ -6,12 +6,9 @@ Python under /root (which a real non-root user's own install would not need)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from tests.support import labnode, podnet
 
@@ -19,9 +16,7 @@ FILES = "+dac_read_search,+dac_override"
 
 
 def unprivileged(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    podnet.require_root()  # only root can drop to another user
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is missing")
+    podnet.require_root()  # only root can drop to another user; setpriv is util-linux's (essential)
     cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", f"--inh-caps={FILES}",
            f"--ambient-caps={FILES}", "--", sys.executable, *argv]  # fmt: skip
     return subprocess.run(

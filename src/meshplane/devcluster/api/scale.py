@@ -12,6 +12,7 @@ the Scale (kind autoscaling/v1 Scale, resource <parent>, subresource scale), as 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 from aiohttp import web
@@ -211,22 +212,7 @@ async def _admit(
         mutated = await ctx.admission.mutate(req)
         if mutated is not None:
             scale = mutated
-        final = seams.AdmissionRequest(
-            "UPDATE",
-            rt.group,
-            rt.version,
-            KIND,
-            rt.plural,
-            "scale",
-            t.namespace,
-            t.name,
-            user,
-            scale,
-            old_scale,
-            dry,
-            kind_group=GROUP,
-            kind_version=VERSION,
-        )
+        final = dataclasses.replace(req, obj=scale)
         await ctx.admission.validate(final)
     except seams.AdmissionDenied as e:
         raise errors.ApiError(e.code, str(e)) from e
