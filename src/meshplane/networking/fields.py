@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,26 @@ class Reader:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise self.fail(_join(path, key), f"must be an integer in {lo}-{hi}, got {value!r:.40}")
         return value
+
+    def only(
+        self,
+        obj: Mapping[str, Any],
+        path: str,
+        known: Iterable[str],
+        unsupported: Iterable[str] = (),
+    ) -> None:
+        """Refuse keys of `obj` this project does not implement: `unsupported` are Istio fields
+        meshplane does not generate (refused, never silently ignored), anything else not in `known`
+        is not a field of the kind at all (Istio's validation refuses unknown fields too)."""
+        known_set = set(known)
+        unsupported_set = set(unsupported)
+        for key in obj:
+            if key in known_set:
+                continue
+            where = _join(path, str(key))
+            if key in unsupported_set:
+                raise self.fail(where, "is not supported by meshplane")
+            raise self.fail(where, "unknown field")
 
     def labels(self, parent: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
         raw = self.obj(parent, key, path)

@@ -19,6 +19,48 @@ from meshplane.networking import fields, hosts, objects
 from meshplane.runtime import ipaddr
 
 MESH_GATEWAY = "mesh"  # the reserved gateway name meaning "the sidecars"
+# Istio's VirtualService fields (istio/api networking/v1alpha3/virtual_service.proto): the ones
+# parsed here, and the ones meshplane refuses by path rather than silently ignore.
+_SPEC = ("hosts", "gateways", "http", "tls", "tcp")
+_SPEC_UNSUPPORTED = ("exportTo",)
+_HTTP = ("name", "match", "route", "timeout")
+_HTTP_UNSUPPORTED = (
+    "redirect",
+    "directResponse",
+    "delegate",
+    "rewrite",
+    "retries",
+    "fault",
+    "mirror",
+    "mirrors",
+    "mirrorPercentage",
+    "mirrorPercent",
+    "mirror_percent",
+    "corsPolicy",
+    "headers",
+)
+_HTTP_MATCH = ("name", "uri", "authority", "port", "gateways")
+_HTTP_MATCH_UNSUPPORTED = (
+    "scheme",
+    "method",
+    "headers",
+    "sourceLabels",
+    "queryParams",
+    "ignoreUriCase",
+    "withoutHeaders",
+    "sourceNamespace",
+    "statPrefix",
+)
+_HTTP_DESTINATION = ("destination", "weight")
+_HTTP_DESTINATION_UNSUPPORTED = ("headers",)
+_L4_DESTINATION = ("destination", "weight")
+_DESTINATION = ("host", "subset", "port")
+_PORT_SELECTOR = ("number",)
+_L4_ROUTE = ("match", "route")
+_TLS_MATCH = ("sniHosts", "port", "gateways")
+_TCP_MATCH = ("port", "gateways")
+_L4_MATCH_UNSUPPORTED = ("destinationSubnets", "sourceSubnet", "sourceLabels", "sourceNamespace")
+_STRING_MATCH = ("exact", "prefix", "regex")
 _DURATION = re.compile(r"^(\d+(\.\d+)?)(ms|s|m|h)$")
 
 
@@ -118,6 +160,7 @@ def parse(
 ) -> VirtualService:
     meta, spec = objects.meta(obj, "VirtualService", default_namespace)
     p = _Parser(fields.Reader(meta.ref), meta.namespace, domain)
+    p.r.only(spec, "spec", _SPEC, _SPEC_UNSUPPORTED)
     host_list = p.r.texts(spec, "hosts", "spec", required=True)
     for i, h in enumerate(host_list):
         problem = hosts.check_host(h)
@@ -146,6 +189,7 @@ class _Parser:
             return None
         raw = self.r.obj(parent, key, path)
         mpath = f"{path}.{key}"
+        self.r.only(raw, mpath, _STRING_MATCH)
         present = [k for k in MatchKind if k.value in raw]
         if len(present) != 1:
             raise self.r.fail(mpath, "must have exactly one of exact, prefix, regex")
@@ -158,14 +202,20 @@ class _Parser:
                 raise self.r.fail(f"{mpath}.regex", f"invalid regular expression: {e}") from None
         return StringMatch(kind, value)
 
-    def routes(self, parent: Mapping[str, Any], path: str) -> tuple[RouteDestination, ...]:
+    def routes(self, parent: Mapping[str, Any], path: str, http: bool) -> tuple[RouteDestination, ...]:
         out = []
         items = self.r.items(parent, "route", path, required=True)
         for i, raw in enumerate(items):
             rpath = f"{path}.route[{i}]"
             item = self._obj(raw, rpath)
+            if http:
+                self.r.only(item, rpath, _HTTP_DESTINATION, _HTTP_DESTINATION_UNSUPPORTED)
+            else:
+                self.r.only(item, rpath, _L4_DESTINATION)
             dest = self.r.obj(item, "destination", rpath, required=True)
             dpath = f"{rpath}.destination"
+            self.r.only(dest, dpath, _DESTINATION)
+            self.r.only(self.r.obj(dest, "port", dpath), f"{dpath}.port", _PORT_SELECTOR)
             host = self.r.text(dest, "host", dpath, required=True)
             problem = hosts.check_host(host)
             if problem and not ipaddr.is_ip(host):
@@ -194,10 +244,12 @@ class _Parser:
 
     def http_route(self, raw: object, path: str) -> HTTPRoute:
         item = self._obj(raw, path)
+        self.r.only(item, path, _HTTP, _HTTP_UNSUPPORTED)
         matches = []
         for i, m in enumerate(self.r.items(item, "match", path)):
             mpath = f"{path}.match[{i}]"
             mobj = self._obj(m, mpath)
+            self.r.only(mobj, mpath, _HTTP_MATCH, _HTTP_MATCH_UNSUPPORTED)
             matches.append(
                 HTTPMatch(
                     self.string_match(mobj, "uri", mpath),
@@ -216,14 +268,18 @@ class _Parser:
                 )
             scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[found.group(3)]
             timeout = float(found.group(1)) * scale
-        return HTTPRoute(tuple(matches), self.routes(item, path), self.r.text(item, "name", path), timeout)
+        return HTTPRoute(
+            tuple(matches), self.routes(item, path, True), self.r.text(item, "name", path), timeout
+        )
 
     def l4_route(self, raw: object, path: str, tls: bool) -> L4Route:
         item = self._obj(raw, path)
+        self.r.only(item, path, _L4_ROUTE)
         matches = []
         for i, m in enumerate(self.r.items(item, "match", path, required=tls)):
             mpath = f"{path}.match[{i}]"
             mobj = self._obj(m, mpath)
+            self.r.only(mobj, mpath, _TLS_MATCH if tls else _TCP_MATCH, _L4_MATCH_UNSUPPORTED)
             sni: tuple[str, ...] = ()
             if tls:
                 sni = self.r.texts(mobj, "sniHosts", mpath, required=True)
@@ -232,4 +288,4 @@ class _Parser:
                     if problem:
                         raise self.r.fail(f"{mpath}.sniHosts[{j}]", problem)
             matches.append(L4Match(sni, self.r.port(mobj, "port", mpath), self.gateways(mobj, mpath)))
-        return L4Route(tuple(matches), self.routes(item, path))
+        return L4Route(tuple(matches), self.routes(item, path, False))

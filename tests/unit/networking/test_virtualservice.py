@@ -145,3 +145,59 @@ def test_errors_name_the_field(mutate: Any, where: str, problem: str) -> None:
 )
 def test_host_overlap_as_istio(a: str, b: str, overlap: bool) -> None:
     assert hosts.matches(a, b) is overlap
+
+
+def _http_vs(route: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "hw", "namespace": "sample"},
+        "spec": {"hosts": ["helloworld"], "http": [route]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("route", "path"),
+    [
+        ({"route": [{"destination": {"host": "a"}}], "bogus": 1}, "spec.http[0].bogus"),
+        (
+            {"match": [{"uri": {"prefix": "/"}, "colour": "red"}], "route": [{"destination": {"host": "a"}}]},
+            "spec.http[0].match[0].colour",
+        ),
+        (
+            {"match": [{"uri": {"prefx": "/"}}], "route": [{"destination": {"host": "a"}}]},
+            "spec.http[0].match[0].uri.prefx",
+        ),
+        (
+            {"route": [{"destination": {"host": "a", "subst": "v1"}}]},
+            "spec.http[0].route[0].destination.subst",
+        ),
+        (
+            {"route": [{"destination": {"host": "a", "port": {"num": 80}}}]},
+            "spec.http[0].route[0].destination.port.num",
+        ),
+    ],
+)
+def test_unknown_fields_are_refused_with_their_path(route: dict[str, Any], path: str) -> None:
+    with pytest.raises(errors.ConfigError) as e:
+        virtualservice.parse(_http_vs(route))
+    assert e.value.path == path
+    assert "unknown field" in str(e.value)
+
+
+def test_unknown_top_level_and_l4_fields_are_refused() -> None:
+    obj = copy.deepcopy(BASE)
+    obj["spec"]["httpRoutes"] = []
+    with pytest.raises(errors.ConfigError, match=r"spec\.httpRoutes: unknown field"):
+        virtualservice.parse(obj)
+    obj = copy.deepcopy(BASE)
+    obj["spec"]["tls"][0]["match"][0]["sni"] = ["x"]
+    with pytest.raises(errors.ConfigError, match=r"spec\.tls\[0\]\.match\[0\]\.sni: unknown field"):
+        virtualservice.parse(obj)
+
+
+def test_istio_fields_meshplane_does_not_generate_are_refused_not_ignored() -> None:
+    with pytest.raises(errors.ConfigError) as e:
+        virtualservice.parse(_http_vs({"delegate": {"name": "x"}}))
+    assert e.value.path == "spec.http[0].delegate"
+    assert "not supported" in str(e.value)
