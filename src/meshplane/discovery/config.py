@@ -1,5 +1,5 @@
 """Config from the config (primary) cluster: the mesh ConfigMap, mesh-wide PeerAuthentication, and
-the Istio networking objects (Gateway, VirtualService) the gateways are built from.
+the Istio networking objects (Gateway, VirtualService, DestinationRule) the proxies are built from.
 
 Istio reads this config from the config cluster only. A bad document is logged with its name and
 reason and left out; the last good mesh config stays in force.
@@ -31,6 +31,9 @@ MESH_KEY = "mesh"
 
 Gateway = create_namespaced_resource("networking.istio.io", "v1", "Gateway", "gateways")
 VirtualService = create_namespaced_resource("networking.istio.io", "v1", "VirtualService", "virtualservices")
+DestinationRule = create_namespaced_resource(
+    "networking.istio.io", "v1", "DestinationRule", "destinationrules"
+)
 PeerAuthentication = create_namespaced_resource(
     "security.istio.io", "v1", "PeerAuthentication", "peerauthentications"
 )
@@ -64,15 +67,17 @@ class ConfigWatcher:
         self.peer_auth = inf.Informer(client, PeerAuthentication, missing_ok=True, **common)
         self.gateways = inf.Informer(client, Gateway, missing_ok=True, **common)
         self.virtual_services = inf.Informer(client, VirtualService, missing_ok=True, **common)
+        self.destination_rules = inf.Informer(client, DestinationRule, missing_ok=True, **common)
         self.configmaps.add_handler(lambda _: self._mesh_changed())
         self.peer_auth.add_handler(lambda _: self._mesh_changed())
         self.gateways.add_handler(lambda _: self._networking_changed())
         self.virtual_services.add_handler(lambda _: self._networking_changed())
+        self.destination_rules.add_handler(lambda _: self._networking_changed())
         self._group = tasks.TaskGroup(f"config/{cluster_id}")
 
     @property
     def informers(self) -> list[inf.Informer[Any]]:
-        return [self.configmaps, self.peer_auth, self.gateways, self.virtual_services]
+        return [self.configmaps, self.peer_auth, self.gateways, self.virtual_services, self.destination_rules]
 
     @property
     def synced(self) -> bool:
@@ -115,7 +120,8 @@ class ConfigWatcher:
 
     def _networking_changed(self) -> None:
         objects = [_raw(o) for o in self.gateways.items()] + [_raw(o) for o in self.virtual_services.items()]
-        cfg, problems = net_config.build(objects)
+        objects += [_raw(o) for o in self.destination_rules.items()]
+        cfg, problems = net_config.build(objects, root_namespace=self.mesh.root_namespace)
         self.problems = [str(p) for p in problems]
         for p in problems:
             log.warning("networking config rejected %s", kv(cluster=self.cluster_id, reason=p))

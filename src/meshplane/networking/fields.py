@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from meshplane.networking import errors
+
+# protobuf Duration as Istio's CRDs accept it (`1.5s`, `100ms`, `1m`, `1h`)
+_DURATION = re.compile(r"^(\d+(\.\d+)?)(ms|s|m|h)$")
+_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,33 @@ class Reader:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise self.fail(_join(path, key), f"must be an integer in {lo}-{hi}, got {value!r:.40}")
         return value
+
+    def duration(self, parent: Mapping[str, Any], key: str, path: str, minimum: float = 0.0) -> float | None:
+        """Seconds of a duration field (None when absent); below `minimum` is refused."""
+        if parent.get(key) is None:
+            return None
+        text = self.text(parent, key, path)
+        found = _DURATION.match(text)
+        if not found:
+            raise self.fail(_join(path, key), f"must be a duration like 1.5s or 100ms, got {text!r:.40}")
+        seconds = float(found.group(1)) * _SCALE[found.group(3)]
+        if seconds < minimum:
+            raise self.fail(_join(path, key), f"must be at least {minimum * 1000:g}ms, got {text!r:.40}")
+        return seconds
+
+    def boolean(self, parent: Mapping[str, Any], key: str, path: str) -> bool:
+        value = parent.get(key, False)
+        if not isinstance(value, bool):
+            raise self.fail(_join(path, key), f"must be a boolean, got {_kind(value)}")
+        return value
+
+    def number(self, parent: Mapping[str, Any], key: str, path: str, lo: float, hi: float) -> float | None:
+        value = parent.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+            raise self.fail(_join(path, key), f"must be a number in {lo:g}-{hi:g}, got {value!r:.40}")
+        return float(value)
 
     def only(
         self,

@@ -61,7 +61,6 @@ _TLS_MATCH = ("sniHosts", "port", "gateways")
 _TCP_MATCH = ("port", "gateways")
 _L4_MATCH_UNSUPPORTED = ("destinationSubnets", "sourceSubnet", "sourceLabels", "sourceNamespace")
 _STRING_MATCH = ("exact", "prefix", "regex")
-_DURATION = re.compile(r"^(\d+(\.\d+)?)(ms|s|m|h)$")
 
 
 class MatchKind(StrEnum):
@@ -258,16 +257,7 @@ class _Parser:
                     self.gateways(mobj, mpath),
                 )
             )
-        timeout = None
-        if item.get("timeout") is not None:
-            text = self.r.text(item, "timeout", path)
-            found = _DURATION.match(text)
-            if not found:
-                raise self.r.fail(
-                    f"{path}.timeout", f"must be a duration like 1.5s or 100ms, got {text!r:.40}"
-                )
-            scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[found.group(3)]
-            timeout = float(found.group(1)) * scale
+        timeout = self.r.duration(item, "timeout", path)
         return HTTPRoute(
             tuple(matches), self.routes(item, path, True), self.r.text(item, "name", path), timeout
         )

@@ -4,6 +4,8 @@ Shapes follow pilot/pkg/networking/core/cluster_builder.go: `outbound|PORT||HOST
 over ADS with round robin, panic threshold 0 and Istio's open circuit breakers; auto mTLS picks the
 transport socket per endpoint: endpoints whose metadata says `tlsMode: istio` get ISTIO_MUTUAL
 (SNI `outbound_.PORT_._.HOST`, the service's SPIFFE ids as SANs), all others plaintext.
+A DestinationRule adds `outbound|PORT|SUBSET|HOST` per subset and its traffic policy
+(trafficpolicy.py) to both.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from envoy.type.v3 import percent_pb2
 from google.protobuf import wrappers_pb2
 
 from meshplane.model import mesh, service
-from meshplane.xds import mtls, naming, protos, snapshot
+from meshplane.networking import destinationrule as dr
+from meshplane.xds import mtls, naming, protos, snapshot, trafficpolicy
 
 CONNECT_TIMEOUT_S = 10.0  # MeshConfig.connectTimeout default
 HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -90,19 +93,33 @@ def _service_metadata(svc: service.Service) -> base_pb2.Metadata:
 
 
 def outbound(
-    svc: service.Service, port: service.ServicePort, sans: Iterable[str], tls: bool
+    svc: service.Service,
+    port: service.ServicePort,
+    sans: Iterable[str],
+    tls: bool,
+    policy: dr.Policy | None = None,
+    subset: str = "",
 ) -> cluster_pb2.Cluster:
-    """`outbound|PORT||HOST`. `tls` is False for proxies without SDS (see proxyview.has_sds)."""
-    name = naming.outbound_cluster(svc.hostname, port.port)
+    """`outbound|PORT|SUBSET|HOST`. `tls` is False for proxies without SDS (see proxyview.has_sds).
+    `policy` is the DestinationRule's merged policy for this port and subset (trafficpolicy.py):
+    its `tls` ISTIO_MUTUAL always uses mTLS, DISABLE never; unset keeps auto mTLS."""
+    name = naming.outbound_cluster(svc.hostname, port.port, subset)
+    policy = policy or dr.Policy()
     c = _base(name)
     _eds(c)
     c.metadata.CopyFrom(_service_metadata(svc))
     http2 = port.protocol in (service.Protocol.HTTP2, service.Protocol.GRPC)
-    if http2:
-        for k, v in _http2_options().items():
-            c.typed_extension_protocol_options[k].CopyFrom(v)
-    if tls:
-        ctx = mtls.upstream_tls(naming.sni_name(svc.hostname, port.port), sans, http2)
+    options = trafficpolicy.http_protocol_options(policy.connection_pool, http2)
+    if options is not None:
+        c.typed_extension_protocol_options[HTTP_OPTIONS_KEY].CopyFrom(protos.to_any(options))
+    trafficpolicy.apply_load_balancer(c, policy.load_balancer)
+    trafficpolicy.apply_connection_pool(c, policy.connection_pool)
+    trafficpolicy.apply_outlier_detection(c, policy.outlier_detection)
+    if tls and policy.tls is not dr.TLSMode.DISABLE:
+        ctx = mtls.upstream_tls(naming.sni_name(svc.hostname, port.port, subset), sans, http2)
+        if policy.tls is dr.TLSMode.ISTIO_MUTUAL:
+            c.transport_socket.CopyFrom(mtls.tls_socket(ctx))
+            return c
         c.transport_socket_matches.extend(
             [
                 cluster_pb2.Cluster.TransportSocketMatch(

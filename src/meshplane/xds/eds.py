@@ -1,4 +1,7 @@
-"""Endpoints (EDS): one ClusterLoadAssignment per `outbound|PORT||HOST`, from every cluster's shard.
+"""Endpoints (EDS): one ClusterLoadAssignment per `outbound|PORT|SUBSET|HOST`, from every cluster's shard.
+
+A subset cluster keeps the endpoints (of every cluster) whose pod labels carry all of the
+DestinationRule subset's labels (Istio's subset selector).
 
 As Istio's endpoint builder (pilot/pkg/xds/endpoints/endpoint_builder.go): shards are concatenated
 in cluster-id order; a cluster-local host keeps only the proxy's own cluster; endpoints outside the
@@ -71,9 +74,13 @@ def _metadata(ep: endpoint.Endpoint) -> base_pb2.Metadata:
 
 
 def selected(
-    shards: snapshot.Shards | None, port: service.ServicePort, v: View
+    shards: snapshot.Shards | None,
+    port: service.ServicePort,
+    v: View,
+    subset: Mapping[str, str] | None = None,
 ) -> list[tuple[endpoint.Endpoint, int]]:
-    """(endpoint, its port) for the endpoints this view keeps, in shard key order."""
+    """(endpoint, its port) for the endpoints this view keeps, in shard key order; with `subset`
+    (a DestinationRule subset's labels) only the endpoints carrying all of those labels."""
     out: list[tuple[endpoint.Endpoint, int]] = []
     if not shards:
         return out
@@ -81,6 +88,8 @@ def selected(
     for key in keys:
         for ep in shards.get(key, ()):
             if v.networks and ep.network and ep.network not in v.networks:
+                continue
+            if subset and any(ep.labels.get(k) != val for k, val in subset.items()):
                 continue
             target = ep.ports.get(port.name)
             if target is None:
@@ -90,10 +99,14 @@ def selected(
 
 
 def load_assignment(
-    cluster_name: str, shards: snapshot.Shards | None, port: service.ServicePort, v: View
+    cluster_name: str,
+    shards: snapshot.Shards | None,
+    port: service.ServicePort,
+    v: View,
+    subset: Mapping[str, str] | None = None,
 ) -> endpoint_pb2.ClusterLoadAssignment:
     groups: dict[endpoint.Locality, list[endpoint_components_pb2.LbEndpoint]] = {}
-    for ep, target in selected(shards, port, v):
+    for ep, target in selected(shards, port, v, subset):
         groups.setdefault(ep.locality, []).append(
             endpoint_components_pb2.LbEndpoint(
                 endpoint=endpoint_components_pb2.Endpoint(address=protos.socket_address(ep.address, target)),

@@ -18,6 +18,7 @@ from google.protobuf import message
 from meshplane.model import mesh, service
 from meshplane.model import proxy as proxy_model
 from meshplane.model.ids import Hostname
+from meshplane.networking import destinationrule
 from meshplane.xds import (
     cache,
     cds,
@@ -93,7 +94,10 @@ class Generator:
     def _clusters(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> resources.Generated:
         sds = proxyview.has_sds(proxy)
         v = ctx.version
-        outbound = self.cache.derived(v, ("cds-outbound", sds), lambda: self._outbound_clusters(ctx, sds))
+        ns = proxy.namespace  # DestinationRules apply per proxy namespace
+        outbound = self.cache.derived(
+            v, ("cds-outbound", sds, ns), lambda: self._outbound_clusters(ctx, sds, ns)
+        )
         if proxy.type is proxy_model.ProxyType.ROUTER:
             lk = proxyview.labels_key(proxy.labels)
             extra = self.cache.derived(v, ("cds-router", lk), lambda: self._sni_dnat_clusters(proxy, ctx))
@@ -119,7 +123,7 @@ class Generator:
             ),
         )
 
-    def _outbound_clusters(self, ctx: snapshot.Snapshot, sds: bool) -> resources.Generated:
+    def _outbound_clusters(self, ctx: snapshot.Snapshot, sds: bool, namespace: str) -> resources.Generated:
         out = []
         seen: set[str] = set()
         td = cds.trust_domain(ctx.mesh)
@@ -127,20 +131,30 @@ class Generator:
             svc = ctx.services[host]
             # the cluster depends on the endpoints only through their identities (SANs)
             sans = cds.identities(svc, ctx.endpoints.get(host), td) if sds else ()
+            rule = ctx.networking.destination_rule(host, namespace)
+            subsets = ("", *(s.name for s in rule.subsets)) if rule else ("",)
             for port in cds.cluster_ports(svc):
-                name = naming.outbound_cluster(host, port.port)
-                if name in seen:  # two ports with one number (TCP and UDP): one cluster
-                    continue
-                seen.add(name)
+                for subset in subsets:
+                    name = naming.outbound_cluster(host, port.port, subset)
+                    if name in seen:  # two ports with one number (TCP and UDP): one cluster
+                        continue
+                    seen.add(name)
+                    policy = rule.policy(port.port, subset) if rule else None
 
-                def make(
-                    svc: service.Service = svc, port: service.ServicePort = port, sans: tuple[str, ...] = sans
-                ) -> message.Message:
-                    return cds.outbound(svc, port, sans, sds)
+                    def make(
+                        svc: service.Service = svc,
+                        port: service.ServicePort = port,
+                        sans: tuple[str, ...] = sans,
+                        policy: destinationrule.Policy | None = policy,
+                        subset: str = subset,
+                    ) -> message.Message:
+                        return cds.outbound(svc, port, sans, sds, policy, subset)
 
-                out.append(
-                    self.cache.resource(ctx.version, ("cds", name, sds), (svc, sans), _builder(name, make))
-                )
+                    out.append(
+                        self.cache.resource(
+                            ctx.version, ("cds", name, sds, policy), (svc, sans), _builder(name, make)
+                        )
+                    )
         return resources.generated(resources.TYPE_CDS, out)
 
     def _inbound_clusters(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
@@ -178,11 +192,15 @@ class Generator:
     # ---- EDS
 
     def _eds_names(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> list[str]:
-        names = [
-            naming.outbound_cluster(h, p.port)
-            for h in sorted(ctx.services)
-            for p in cds.cluster_ports(ctx.services[h])
-        ]
+        names = []
+        for h in sorted(ctx.services):
+            rule = ctx.networking.destination_rule(h, proxy.namespace)
+            subsets = ("", *(s.name for s in rule.subsets)) if rule else ("",)
+            names += [
+                naming.outbound_cluster(h, p.port, sub)
+                for p in cds.cluster_ports(ctx.services[h])
+                for sub in subsets
+            ]
         if proxy.type is proxy_model.ProxyType.ROUTER:
             names += [
                 naming.sni_name(s.hostname, p.port)
@@ -194,7 +212,14 @@ class Generator:
         self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names
     ) -> resources.Generated:
         networks = tuple(sorted(set(proxy.requested_network_view)))
-        key = ("eds-set", proxy.cluster_id, networks, names, proxy.type if names is None else None)
+        key = (
+            "eds-set",
+            proxy.cluster_id,
+            networks,
+            names,
+            proxy.type if names is None else None,
+            proxy.namespace if ctx.networking.destination_rules else None,
+        )
         return self.cache.derived(
             ctx.version, key, lambda: self._build_endpoints(proxy, ctx, names, networks)
         )
@@ -211,13 +236,15 @@ class Generator:
                 continue
             svc = ctx.services.get(parsed.host)
             port = svc.port(parsed.port) if svc is not None else None
-            if (
-                svc is None
-                or port is None
-                or parsed.subset
-                or parsed.direction is not naming.Direction.OUTBOUND
-            ):
+            if svc is None or port is None or parsed.direction is not naming.Direction.OUTBOUND:
                 continue
+            labels: tuple[tuple[str, str], ...] = ()
+            if parsed.subset:
+                rule = ctx.networking.destination_rule(parsed.host, proxy.namespace)
+                subset = rule.subset(parsed.subset) if rule else None
+                if subset is None:
+                    continue
+                labels = tuple(sorted(subset.labels.items()))
             view = eds.view(svc, ctx.mesh, proxy.cluster_id, networks)
             shards = ctx.endpoints.get(Hostname(parsed.host))
 
@@ -226,11 +253,14 @@ class Generator:
                 shards: snapshot.Shards | None = shards,
                 port: service.ServicePort = port,
                 view: eds.View = view,
+                labels: tuple[tuple[str, str], ...] = labels,
             ) -> message.Message:
-                return eds.load_assignment(name, shards, port, view)
+                return eds.load_assignment(name, shards, port, view, dict(labels))
 
             out.append(
-                self.cache.resource(ctx.version, ("eds", name, view), (svc, shards), _builder(name, make))
+                self.cache.resource(
+                    ctx.version, ("eds", name, view, labels), (svc, shards), _builder(name, make)
+                )
             )
         return resources.generated(resources.TYPE_EDS, out)
 
@@ -359,10 +389,14 @@ class Generator:
                 continue
 
             def make(port: int = port) -> message.Message:
-                return rds.port_table(ctx.services, port, proxy.namespace, proxy.cluster_id, policy)
+                return rds.port_table(
+                    ctx.services, port, proxy.namespace, proxy.cluster_id, policy, ctx.networking
+                )
 
             key = ("rds-port", name, proxy.namespace, proxy.cluster_id, policy)
-            out.append(self.cache.resource(ctx.version, key, (ctx.services,), _builder(name, make)))
+            out.append(
+                self.cache.resource(ctx.version, key, (ctx.services, ctx.networking), _builder(name, make))
+            )
         return resources.generated(resources.TYPE_RDS, out)
 
     def _sidecar_routes(
@@ -375,9 +409,12 @@ class Generator:
                 self.cache.resource(
                     ctx.version,
                     ("rds-out", wanted, proxy.namespace, proxy.cluster_id),
-                    (ctx.services,),
+                    (ctx.services, ctx.networking),
                     _builder(
-                        wanted, lambda: rds.outbound(ctx.services, proxy.namespace, proxy.cluster_id, wanted)
+                        wanted,
+                        lambda: rds.outbound(
+                            ctx.services, proxy.namespace, proxy.cluster_id, wanted, ctx.networking
+                        ),
                     ),
                 )
             )

@@ -18,7 +18,8 @@ from google.protobuf import wrappers_pb2
 
 from meshplane.model import mesh, service
 from meshplane.model.ids import ClusterId, Hostname
-from meshplane.xds import naming, protos
+from meshplane.networking import config as networking_config
+from meshplane.xds import naming, protos, trafficpolicy
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,24 @@ def cluster_route(cluster: str, timeout_s: float = 0.0) -> route_components_pb2.
     )
 
 
+def _default_route(
+    host: Hostname, port: int, proxy_namespace: str, cfg: networking_config.NetworkingConfig
+) -> route_components_pb2.Route:
+    """A service port's route without a VirtualService: to `outbound|PORT||HOST`, with the hash
+    policy of a consistent-hash DestinationRule (route.go consistentHashToHashPolicy)."""
+    route = cluster_route(naming.outbound_cluster(host, port))
+    rule = cfg.destination_rule(host, proxy_namespace)
+    if rule is not None:
+        route.route.hash_policy.extend(trafficpolicy.hash_policy(rule.policy(port).load_balancer))
+    return route
+
+
 def _virtual_hosts(
     services: Mapping[Hostname, service.Service],
     proxy_namespace: str,
     cluster_id: ClusterId,
     wanted_port: int | None,
+    cfg: networking_config.NetworkingConfig,
 ) -> list[route_components_pb2.VirtualHost]:
     """Virtual hosts of the HTTP ports (and, for one port's table, the sniffed ones) of every
     service; `wanted_port` None means every port (the explicit proxy's single table)."""
@@ -105,7 +119,7 @@ def _virtual_hosts(
                 route_components_pb2.VirtualHost(
                     name=naming.virtual_host(host, port.port),
                     domains=mine,
-                    routes=[cluster_route(naming.outbound_cluster(host, port.port))],
+                    routes=[_default_route(host, port.port, proxy_namespace, cfg)],
                     include_request_attempt_count=True,
                 )
             )
@@ -113,12 +127,18 @@ def _virtual_hosts(
 
 
 def outbound(
-    services: Mapping[Hostname, service.Service], proxy_namespace: str, cluster_id: ClusterId, name: str
+    services: Mapping[Hostname, service.Service],
+    proxy_namespace: str,
+    cluster_id: ClusterId,
+    name: str,
+    cfg: networking_config.NetworkingConfig | None = None,
 ) -> route_pb2.RouteConfiguration:
     """The explicit proxy's one table (INTERCEPTION_MODE NONE): every HTTP service port."""
     return route_pb2.RouteConfiguration(
         name=name,
-        virtual_hosts=_virtual_hosts(services, proxy_namespace, cluster_id, None),
+        virtual_hosts=_virtual_hosts(
+            services, proxy_namespace, cluster_id, None, cfg or networking_config.NetworkingConfig()
+        ),
         validate_clusters=wrappers_pb2.BoolValue(value=False),
     )
 
@@ -154,11 +174,15 @@ def port_table(
     proxy_namespace: str,
     cluster_id: ClusterId,
     policy: mesh.OutboundTrafficPolicy,
+    cfg: networking_config.NetworkingConfig | None = None,
 ) -> route_pb2.RouteConfiguration:
     """Route configuration `PORT` of a captured sidecar's `0.0.0.0_PORT` listener: a virtual host
     per HTTP (or sniffed) service on that port, then `allow_any` or `block_all`."""
+    vhosts = _virtual_hosts(
+        services, proxy_namespace, cluster_id, port, cfg or networking_config.NetworkingConfig()
+    )
     return route_pb2.RouteConfiguration(
         name=str(port),
-        virtual_hosts=[*_virtual_hosts(services, proxy_namespace, cluster_id, port), _fallback(policy)],
+        virtual_hosts=[*vhosts, _fallback(policy)],
         validate_clusters=wrappers_pb2.BoolValue(value=False),
     )

@@ -1,0 +1,216 @@
+"""DestinationRule parsing: Istio's fields, host resolution, merge rules and refusals by path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from meshplane.networking import config, destinationrule, errors
+
+
+def _dr(spec: dict[str, Any], name: str = "hw", namespace: str = "sample", ts: str = "") -> dict[str, Any]:
+    md: dict[str, Any] = {"name": name, "namespace": namespace}
+    if ts:
+        md["creationTimestamp"] = ts
+    return {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "DestinationRule",
+        "metadata": md,
+        "spec": spec,
+    }
+
+
+SUBSETS = [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}}]
+
+
+def test_short_host_is_relative_to_the_rules_namespace() -> None:
+    d = destinationrule.parse(_dr({"host": "helloworld", "subsets": SUBSETS}))
+    assert d.host == "helloworld.sample.svc.cluster.local"
+    assert [s.name for s in d.subsets] == ["v1", "v2"]
+    assert d.subset("v2") is not None and d.subset("v2").selects({"app": "hw", "version": "v2"})  # type: ignore[union-attr]
+    assert not d.subset("v1").selects({"version": "v2"})  # type: ignore[union-attr]
+    fq = destinationrule.parse(_dr({"host": "helloworld.other.svc.cluster.local"}))
+    assert fq.host == "helloworld.other.svc.cluster.local"
+
+
+def test_full_traffic_policy_is_parsed() -> None:
+    d = destinationrule.parse(
+        _dr(
+            {
+                "host": "helloworld",
+                "trafficPolicy": {
+                    "loadBalancer": {
+                        "consistentHash": {
+                            "httpCookie": {"name": "u", "ttl": "10s"},
+                            "maglev": {"tableSize": 65537},
+                        }
+                    },
+                    "connectionPool": {
+                        "tcp": {
+                            "maxConnections": 7,
+                            "connectTimeout": "250ms",
+                            "tcpKeepalive": {"time": "30s"},
+                        },
+                        "http": {"http1MaxPendingRequests": 3, "maxRetries": 2, "idleTimeout": "5s"},
+                    },
+                    "outlierDetection": {
+                        "consecutive5xxErrors": 2,
+                        "interval": "1s",
+                        "baseEjectionTime": "30s",
+                    },
+                    "tls": {"mode": "ISTIO_MUTUAL"},
+                },
+            }
+        )
+    )
+    p = d.policy(5000)
+    assert p.load_balancer is not None and p.load_balancer.consistent_hash is not None
+    h = p.load_balancer.consistent_hash
+    assert (h.cookie, h.algorithm, h.size) == (
+        destinationrule.HashCookie("u", "", 10.0),
+        destinationrule.HashAlgorithm.MAGLEV,
+        65537,
+    )
+    assert p.connection_pool is not None and p.connection_pool.connect_timeout_seconds == 0.25
+    assert p.outlier_detection == destinationrule.OutlierDetection(2, None, 1.0, 30.0)
+    assert p.tls is destinationrule.TLSMode.ISTIO_MUTUAL
+
+
+def test_merge_rules_are_istios() -> None:
+    """Port level replaces all four settings (no inheritance); a subset replaces what it sets; a
+    subset's port level replaces all four again (MergeSubsetTrafficPolicy)."""
+    d = destinationrule.parse(
+        _dr(
+            {
+                "host": "helloworld",
+                "trafficPolicy": {
+                    "loadBalancer": {"simple": "RANDOM"},
+                    "tls": {"mode": "DISABLE"},
+                    "portLevelSettings": [
+                        {"port": {"number": 9000}, "loadBalancer": {"simple": "LEAST_REQUEST"}}
+                    ],
+                },
+                "subsets": [
+                    {
+                        "name": "v1",
+                        "labels": {"version": "v1"},
+                        "trafficPolicy": {"loadBalancer": {"simple": "ROUND_ROBIN"}},
+                    },
+                    {
+                        "name": "v2",
+                        "labels": {"version": "v2"},
+                        "trafficPolicy": {
+                            "portLevelSettings": [
+                                {"port": {"number": 5000}, "outlierDetection": {"consecutive5xxErrors": 1}}
+                            ]
+                        },
+                    },
+                ],
+            }
+        )
+    )
+    S = destinationrule.SimpleLB
+    assert d.policy(5000) == destinationrule.Policy(
+        destinationrule.LoadBalancer(S.RANDOM), tls=destinationrule.TLSMode.DISABLE
+    )
+    assert d.policy(9000) == destinationrule.Policy(
+        destinationrule.LoadBalancer(S.LEAST_REQUEST)
+    )  # tls not inherited
+    assert d.policy(5000, "v1") == destinationrule.Policy(
+        destinationrule.LoadBalancer(S.ROUND_ROBIN), tls=destinationrule.TLSMode.DISABLE
+    )
+    assert d.policy(5000, "v2") == destinationrule.Policy(
+        outlier_detection=destinationrule.OutlierDetection(consecutive_5xx_errors=1)
+    )
+    assert d.policy(9000, "v2") == d.policy(9000)
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "text"),
+    [
+        ({"host": "hw", "subset": []}, "spec.subset", "unknown field"),
+        ({"host": "hw", "workloadSelector": {}}, "spec.workloadSelector", "not supported"),
+        ({"host": "hw", "exportTo": ["other"]}, "spec.exportTo[0]", "only '.' and '*'"),
+        (
+            {"host": "hw", "trafficPolicy": {"loadBalancer": {"localityLbSetting": {"enabled": True}}}},
+            "spec.trafficPolicy.loadBalancer.localityLbSetting",
+            "not supported",
+        ),
+        (
+            {"host": "hw", "trafficPolicy": {"tls": {"mode": "SIMPLE"}}},
+            "spec.trafficPolicy.tls.mode",
+            "not supported",
+        ),
+        (
+            {"host": "hw", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL", "sni": "x"}}},
+            "spec.trafficPolicy.tls.sni",
+            "not supported",
+        ),
+        (
+            {"host": "hw", "trafficPolicy": {"loadBalancer": {"simple": "FASTEST"}}},
+            "spec.trafficPolicy.loadBalancer.simple",
+            "unknown value",
+        ),
+        (
+            {"host": "hw", "trafficPolicy": {"loadBalancer": {"consistentHash": {}}}},
+            "spec.trafficPolicy.loadBalancer.consistentHash",
+            "exactly one",
+        ),
+        (
+            {"host": "hw", "trafficPolicy": {"outlierDetection": {"interval": "soon"}}},
+            "spec.trafficPolicy.outlierDetection.interval",
+            "duration",
+        ),
+        (
+            {"host": "hw", "trafficPolicy": {"outlierDetection": {"maxEjectionPercent": 101}}},
+            "spec.trafficPolicy.outlierDetection.maxEjectionPercent",
+            "0-100",
+        ),
+        (
+            {"host": "hw", "trafficPolicy": {"connectionPool": {"http": {"h2UpgradePolicy": "UPGRADE"}}}},
+            "spec.trafficPolicy.connectionPool.http.h2UpgradePolicy",
+            "not supported",
+        ),
+        ({"host": "hw", "subsets": [{"name": "V1"}]}, "spec.subsets[0].name", "DNS label"),
+        ({"host": "hw", "subsets": [{"name": "v1"}, {"name": "v1"}]}, "spec.subsets[1].name", "duplicate"),
+        ({"host": "a b"}, "spec.host", "not a DNS name"),
+    ],
+)
+def test_invalid_and_unsupported_fields_are_refused_by_path(
+    spec: dict[str, Any], path: str, text: str
+) -> None:
+    with pytest.raises(errors.ConfigError) as e:
+        destinationrule.parse(_dr(spec))
+    assert e.value.path == path
+    assert text in e.value.problem
+
+
+def test_lookup_order_and_merging_as_istio() -> None:
+    cfg, problems = config.build(
+        [
+            _dr({"host": "helloworld", "subsets": SUBSETS[:1]}, "a", ts="2026-01-01T00:00:00Z"),
+            _dr({"host": "helloworld", "subsets": SUBSETS}, "b", ts="2026-01-02T00:00:00Z"),
+            _dr(
+                {
+                    "host": "helloworld.sample.svc.cluster.local",
+                    "trafficPolicy": {"tls": {"mode": "DISABLE"}},
+                },
+                "c",
+                "client",
+            ),
+            _dr({"host": "*.svc.cluster.local", "exportTo": ["."]}, "wild", "istio-system"),
+            _dr({"host": "helloworld.sample.svc.cluster.local"}, "elsewhere", "unrelated"),
+            _dr({"host": "helloworld", "trafficPolicy": {"bogus": 1}}, "bad"),
+        ]
+    )
+    assert [str(p.path) for p in problems] == ["spec.trafficPolicy.bogus"]
+    host = "helloworld.sample.svc.cluster.local"
+    own = cfg.destination_rule(host, "sample")
+    assert own is not None and own.name == "a" and [s.name for s in own.subsets] == ["v1", "v2"]  # merged
+    client = cfg.destination_rule(host, "client")
+    assert client is not None and client.name == "c"  # the proxy's own namespace first
+    assert cfg.destination_rule(host, "unrelated") is not None
+    other = cfg.destination_rule("x.other.svc.cluster.local", "other")
+    assert other is None  # the root rule is exported only to istio-system
+    assert cfg.destination_rule("x.other.svc.cluster.local", "istio-system") is not None
