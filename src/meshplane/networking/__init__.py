@@ -3,9 +3,11 @@
 - objects.py         what every networking object has: group/version, kind, namespace/name
 - fields.py          typed reads from a CR dict, each failure naming its field path
 - gateway.py         Gateway: which ports a router proxy opens and for which hosts
-- virtualservice.py  VirtualService: HTTP and TLS routes bound to gateways
+- virtualservice.py  VirtualService: HTTP routes for sidecars and gateways, TLS/TCP routes for gateways
+- destinationrule.py DestinationRule: subsets and traffic policies of a host, Istio's merge rules
 - hosts.py           host name rules: wildcard overlap, `namespace/dnsName` gateway hosts
-- config.py          NetworkingConfig: every valid Gateway and VirtualService of a push
+- config.py          NetworkingConfig: every valid Gateway, VirtualService and DestinationRule of a
+                     push; which DestinationRule a proxy applies to a host
 - errors.py          ConfigError (an invalid object: names the object and the field path)
 
 Flow: discovery/config.py lists the objects from the config cluster → gateway / virtualservice

@@ -37,6 +37,10 @@ class NetworkingConfig:
     def virtual_services_for(self, gateway_key: str) -> tuple[virtualservice.VirtualService, ...]:
         return tuple(vs for vs in self.virtual_services if gateway_key in vs.gateways)
 
+    def uses_source_labels(self) -> bool:
+        """Whether some sidecar route depends on the proxy's labels (an HTTP match's sourceLabels)."""
+        return any(m.source_labels for vs in self.virtual_services for r in vs.http for m in r.matches)
+
     def destination_rule(self, host: str, proxy_namespace: str) -> destinationrule.DestinationRule | None:
         """The rule a proxy in `proxy_namespace` applies to `host` (pilot/pkg/model/push_context.go
         `destinationRule`): a rule of the proxy's own namespace first, then one of the service's

@@ -11,6 +11,9 @@
 - lds.py        an explicit-proxy sidecar's listeners (INTERCEPTION_MODE NONE) and the inbound
                 filter chains both layouts share
 - rds.py        outbound route configurations: `PORT` per port (captured), one table (explicit)
+- httproute.py  VirtualService `http` routes as Envoy routes: the one builder sidecars and gateways use
+- trafficpolicy.py  a DestinationRule's policy as cluster settings (LB, circuit breakers, outlier
+                detection) and the route's hash policy
 - gateways.py   router mode: listeners, routes and clusters a Gateway config asks for
 - inbound.py    a sidecar's own service ports (index built once per push)
 - mtls.py, filters.py, protos.py  shared TLS contexts, filters and protobuf constructors

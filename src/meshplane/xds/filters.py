@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from envoy.config.core.v3 import protocol_pb2
 from envoy.config.listener.v3 import listener_components_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
+from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
@@ -21,6 +23,8 @@ from meshplane.xds import protos
 HCM = "envoy.filters.network.http_connection_manager"
 TCP_PROXY = "envoy.filters.network.tcp_proxy"
 ROUTER = "envoy.filters.http.router"
+CORS = "envoy.filters.http.cors"
+FAULT = "envoy.filters.http.fault"
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 HTTP_INSPECTOR = "envoy.filters.listener.http_inspector"
 ORIGINAL_DST = "envoy.filters.listener.original_dst"
@@ -70,6 +74,15 @@ def _router() -> hcm_pb2.HttpFilter:
     return hcm_pb2.HttpFilter(name=ROUTER, typed_config=protos.to_any(router_pb2.Router()))
 
 
+def _route_policy_filters() -> list[hcm_pb2.HttpFilter]:
+    """CORS and fault injection, inert until a route carries their per-route config (a
+    VirtualService's corsPolicy / fault), in the order Istio's outbound HCM has them."""
+    return [
+        hcm_pb2.HttpFilter(name=CORS, typed_config=protos.to_any(cors_pb2.Cors())),
+        hcm_pb2.HttpFilter(name=FAULT, typed_config=protos.to_any(fault_pb2.HTTPFault())),
+    ]
+
+
 def hcm(
     stat_prefix: str,
     *,
@@ -102,6 +115,10 @@ def hcm(
         cfg.set_current_client_cert_details.CopyFrom(
             _HCM.SetCurrentClientCertDetails(subject=wrappers_pb2.BoolValue(value=True), dns=True, uri=True)
         )
+    if rds_name and not inbound:  # outbound and gateway routes from VirtualServices
+        routed = list(cfg.http_filters)
+        del cfg.http_filters[:]
+        cfg.http_filters.extend([*_route_policy_filters(), *routed])
     if explicit_proxy:
         cfg.http_protocol_options.CopyFrom(
             protocol_pb2.Http1ProtocolOptions(allow_absolute_url=wrappers_pb2.BoolValue(value=True))

@@ -6,7 +6,8 @@ claim a port decides its kind). Supported, as Istio builds them (pilot/pkg/netwo
   on `sniHosts` (`*` matches any SNI), `tcp_proxy` to the route's destination, bytes untouched;
 - AUTO_PASSTHROUGH (east-west 15443): one chain per service port matched on SNI
   `outbound_.PORT_._.HOST`, to the SNI-DNAT cluster of that name (no TLS of its own);
-- HTTP/HTTP2/GRPC: an HTTP connection manager with RDS `http.PORT` built from VirtualService `http` routes;
+- HTTP/HTTP2/GRPC: an HTTP connection manager with RDS `http.PORT` built from VirtualService `http`
+  routes by httproute.py, the route builder sidecars use too (every HTTPRoute field);
 - TCP: the first matching VirtualService `tcp` route.
 Servers that terminate TLS (SIMPLE, MUTUAL, ISTIO_MUTUAL) are not generated and are logged.
 """
@@ -14,13 +15,12 @@ Servers that terminate TLS (SIMPLE, MUTUAL, ISTIO_MUTUAL) are not generated and 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
-from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import wrappers_pb2
 
 from meshplane.model import proxy as proxy_model
@@ -30,7 +30,7 @@ from meshplane.networking import config as networking_config
 from meshplane.networking import gateway as gw_model
 from meshplane.networking import hosts
 from meshplane.networking import virtualservice as vs_model
-from meshplane.xds import cds, filters, naming, protos, rds
+from meshplane.xds import cds, filters, httproute, naming, protos
 
 log = logging.getLogger(__name__)
 
@@ -116,22 +116,12 @@ def _gateway_matches(match_gateways: Sequence[str], gw: gw_model.Gateway) -> boo
     return not match_gateways or gw.key in match_gateways
 
 
-def destination_cluster(dest: vs_model.Destination, services: Services) -> str | None:
-    port = dest.port
-    if port == 0:
-        svc = services.get(Hostname(dest.host))
-        if svc is None or len(svc.ports) != 1:
-            return None
-        port = svc.ports[0].port
-    return naming.outbound_cluster(dest.host, port, dest.subset)
-
-
 def _weighted(
     routes: Sequence[vs_model.RouteDestination], services: Services, where: str
 ) -> list[tuple[str, int]]:
     out = []
     for rd in routes:
-        name = destination_cluster(rd.destination, services)
+        name = httproute.destination_cluster(rd.destination, services)
         if name is None:
             log.warning("route destination has no port and not exactly one service port, skipped %s", where)
             continue
@@ -281,68 +271,6 @@ def sni_dnat_targets(
     return list(seen.values())
 
 
-def _string_match(m: vs_model.StringMatch) -> string_pb2.StringMatcher:
-    if m.kind is vs_model.MatchKind.EXACT:
-        return string_pb2.StringMatcher(exact=m.value)
-    if m.kind is vs_model.MatchKind.PREFIX:
-        return string_pb2.StringMatcher(prefix=m.value)
-    return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=m.value))
-
-
-def _route_match(m: vs_model.HTTPMatch | None) -> route_components_pb2.RouteMatch:
-    rm = route_components_pb2.RouteMatch(prefix="/")
-    if m is None:
-        return rm
-    if m.uri is not None:
-        if m.uri.kind is vs_model.MatchKind.EXACT:
-            rm = route_components_pb2.RouteMatch(path=m.uri.value)
-        elif m.uri.kind is vs_model.MatchKind.PREFIX:
-            rm = route_components_pb2.RouteMatch(prefix=m.uri.value)
-        else:
-            rm = route_components_pb2.RouteMatch(safe_regex=regex_pb2.RegexMatcher(regex=m.uri.value))
-    if m.authority is not None:
-        rm.headers.append(
-            route_components_pb2.HeaderMatcher(name=":authority", string_match=_string_match(m.authority))
-        )
-    return rm
-
-
-def _http_routes(
-    vs: vs_model.VirtualService, gw: gw_model.Gateway, port: int, services: Services
-) -> list[route_components_pb2.Route]:
-    out = []
-    for i, route in enumerate(vs.http):
-        clusters = _weighted(route.routes, services, f"vs={vs.key} http[{i}]")
-        if not clusters:
-            continue
-        action = route_components_pb2.RouteAction(
-            timeout=protos.duration(route.timeout_seconds or 0.0), retry_policy=rds.retry_policy()
-        )
-        if len(clusters) == 1:
-            action.cluster = clusters[0][0]
-        else:
-            action.weighted_clusters.CopyFrom(
-                route_components_pb2.WeightedCluster(
-                    clusters=[
-                        route_components_pb2.WeightedCluster.ClusterWeight(
-                            name=n, weight=wrappers_pb2.UInt32Value(value=w)
-                        )
-                        for n, w in clusters
-                    ]
-                )
-            )
-        matches: Iterable[vs_model.HTTPMatch | None] = route.matches or (None,)
-        for m in matches:
-            if m is not None and ((m.port and m.port != port) or not _gateway_matches(m.gateways, gw)):
-                continue
-            out.append(
-                route_components_pb2.Route(
-                    name=route.name or f"{vs.key}.{i}", match=_route_match(m), route=action
-                )
-            )
-    return out
-
-
 def route_config(
     proxy: proxy_model.Proxy, cfg: networking_config.NetworkingConfig, services: Services, port: int
 ) -> route_pb2.RouteConfiguration:
@@ -354,7 +282,8 @@ def route_config(
             continue
         for gw, server in ps.servers:
             for vs in cfg.virtual_services_for(gw.key):
-                routes = _http_routes(vs, gw, port, services)
+                scope = httproute.Scope(gw.key, port, proxy.labels, proxy.namespace, services, cfg)
+                routes = httproute.http_routes(vs, scope)
                 for h in _bound(vs, gw, server):
                     doms = [d for d in (["*"] if h == "*" else [h, f"{h}:{port}"]) if d not in used]
                     if not doms or not routes:

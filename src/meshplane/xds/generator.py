@@ -367,7 +367,9 @@ class Generator:
             key: tuple[object, ...] = ("rds-router", proxyview.labels_key(proxy.labels), names)
             return self.cache.derived(v, key, lambda: self._router_routes(proxy, ctx, names))
         mode = proxyview.interception(proxy)
-        key = ("rds-sidecar", proxy.namespace, proxy.cluster_id, mode, names)
+        # a VirtualService match on sourceLabels makes routes depend on the proxy's labels
+        lk = proxyview.labels_key(proxy.labels) if ctx.networking.uses_source_labels() else None
+        key = ("rds-sidecar", proxy.namespace, proxy.cluster_id, mode, names, lk)
         if mode is proxyview.Interception.REDIRECT:
             return self.cache.derived(v, key, lambda: self._port_tables(proxy, ctx, names))
         return self.cache.derived(v, key, lambda: self._sidecar_routes(proxy, ctx, names))
@@ -390,10 +392,17 @@ class Generator:
 
             def make(port: int = port) -> message.Message:
                 return rds.port_table(
-                    ctx.services, port, proxy.namespace, proxy.cluster_id, policy, ctx.networking
+                    ctx.services,
+                    port,
+                    proxy.namespace,
+                    proxy.cluster_id,
+                    policy,
+                    ctx.networking,
+                    proxy.labels,
                 )
 
-            key = ("rds-port", name, proxy.namespace, proxy.cluster_id, policy)
+            lk = proxyview.labels_key(proxy.labels) if ctx.networking.uses_source_labels() else None
+            key = ("rds-port", name, proxy.namespace, proxy.cluster_id, policy, lk)
             out.append(
                 self.cache.resource(ctx.version, key, (ctx.services, ctx.networking), _builder(name, make))
             )
@@ -408,12 +417,23 @@ class Generator:
             out.append(
                 self.cache.resource(
                     ctx.version,
-                    ("rds-out", wanted, proxy.namespace, proxy.cluster_id),
+                    (
+                        "rds-out",
+                        wanted,
+                        proxy.namespace,
+                        proxy.cluster_id,
+                        proxyview.labels_key(proxy.labels),
+                    ),
                     (ctx.services, ctx.networking),
                     _builder(
                         wanted,
                         lambda: rds.outbound(
-                            ctx.services, proxy.namespace, proxy.cluster_id, wanted, ctx.networking
+                            ctx.services,
+                            proxy.namespace,
+                            proxy.cluster_id,
+                            wanted,
+                            ctx.networking,
+                            proxy.labels,
                         ),
                     ),
                 )

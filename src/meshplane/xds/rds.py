@@ -5,6 +5,10 @@ Domains follow what Kubernetes DNS lets an app write (Istio's sidecar virtual ho
 the port, and the service's ClusterIP in the proxy's cluster; port 80 also gets the port-less
 forms. Envoy rejects a route configuration with a domain listed twice, so the first service that
 claims a domain keeps it (services are taken in hostname order).
+
+A service port's routes come from the VirtualService bound to `mesh` for its host
+(httproute.py, the route builder gateways share); without one, one default route to
+`outbound|PORT||HOST` with Istio's default retries and a consistent-hash DestinationRule's hash policy.
 """
 
 from __future__ import annotations
@@ -13,20 +17,20 @@ import logging
 from collections.abc import Iterable, Mapping
 
 from envoy.config.route.v3 import route_components_pb2, route_pb2
-from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from google.protobuf import wrappers_pb2
 
 from meshplane.model import mesh, service
 from meshplane.model.ids import ClusterId, Hostname
 from meshplane.networking import config as networking_config
-from meshplane.xds import naming, protos, trafficpolicy
+from meshplane.networking import virtualservice as vs_model
+from meshplane.xds import httproute, naming, protos, trafficpolicy
 
 log = logging.getLogger(__name__)
 
-# Istio's default retry policy (pilot/pkg/networking/core/route/retry DefaultPolicy)
 ALLOW_ANY = "allow_any"
 BLOCK_ALL = "block_all"
-RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+RETRY_ON = httproute.RETRY_ON
+retry_policy = httproute.default_retry_policy
 
 
 def domains(svc: service.Service, port: int, proxy_namespace: str, vips: Iterable[str]) -> list[str]:
@@ -39,21 +43,6 @@ def domains(svc: service.Service, port: int, proxy_namespace: str, vips: Iterabl
     if port == 80:
         out += names
     return out
-
-
-def retry_policy() -> route_components_pb2.RetryPolicy:
-    return route_components_pb2.RetryPolicy(
-        retry_on=RETRY_ON,
-        num_retries=wrappers_pb2.UInt32Value(value=2),
-        retry_host_predicate=[
-            route_components_pb2.RetryPolicy.RetryHostPredicate(
-                name="envoy.retry_host_predicates.previous_hosts",
-                typed_config=protos.to_any(previous_hosts_pb2.PreviousHostsPredicate()),
-            )
-        ],
-        host_selection_retry_max_attempts=5,
-        retriable_status_codes=[503],
-    )
 
 
 def cluster_route(cluster: str, timeout_s: float = 0.0) -> route_components_pb2.Route:
@@ -84,12 +73,29 @@ def _default_route(
     return route
 
 
+def _routes(
+    host: Hostname,
+    port: int,
+    proxy_namespace: str,
+    labels: Mapping[str, str],
+    cfg: networking_config.NetworkingConfig,
+    services: Mapping[Hostname, service.Service],
+) -> list[route_components_pb2.Route]:
+    """The routes of a service port: its VirtualService's (bound to `mesh`) when it has one that
+    yields routes for this proxy and port, else the default route."""
+    scope = httproute.Scope(vs_model.MESH_GATEWAY, port, labels, proxy_namespace, services, cfg)
+    vs = httproute.sidecar_virtual_service(host, scope) if cfg.virtual_services else None
+    routes = httproute.http_routes(vs, scope) if vs is not None else []
+    return routes or [_default_route(host, port, proxy_namespace, cfg)]
+
+
 def _virtual_hosts(
     services: Mapping[Hostname, service.Service],
     proxy_namespace: str,
     cluster_id: ClusterId,
     wanted_port: int | None,
     cfg: networking_config.NetworkingConfig,
+    labels: Mapping[str, str],
 ) -> list[route_components_pb2.VirtualHost]:
     """Virtual hosts of the HTTP ports (and, for one port's table, the sniffed ones) of every
     service; `wanted_port` None means every port (the explicit proxy's single table)."""
@@ -119,7 +125,7 @@ def _virtual_hosts(
                 route_components_pb2.VirtualHost(
                     name=naming.virtual_host(host, port.port),
                     domains=mine,
-                    routes=[_default_route(host, port.port, proxy_namespace, cfg)],
+                    routes=_routes(host, port.port, proxy_namespace, labels, cfg, services),
                     include_request_attempt_count=True,
                 )
             )
@@ -132,12 +138,18 @@ def outbound(
     cluster_id: ClusterId,
     name: str,
     cfg: networking_config.NetworkingConfig | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> route_pb2.RouteConfiguration:
     """The explicit proxy's one table (INTERCEPTION_MODE NONE): every HTTP service port."""
     return route_pb2.RouteConfiguration(
         name=name,
         virtual_hosts=_virtual_hosts(
-            services, proxy_namespace, cluster_id, None, cfg or networking_config.NetworkingConfig()
+            services,
+            proxy_namespace,
+            cluster_id,
+            None,
+            cfg or networking_config.NetworkingConfig(),
+            labels or {},
         ),
         validate_clusters=wrappers_pb2.BoolValue(value=False),
     )
@@ -175,11 +187,12 @@ def port_table(
     cluster_id: ClusterId,
     policy: mesh.OutboundTrafficPolicy,
     cfg: networking_config.NetworkingConfig | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> route_pb2.RouteConfiguration:
     """Route configuration `PORT` of a captured sidecar's `0.0.0.0_PORT` listener: a virtual host
     per HTTP (or sniffed) service on that port, then `allow_any` or `block_all`."""
     vhosts = _virtual_hosts(
-        services, proxy_namespace, cluster_id, port, cfg or networking_config.NetworkingConfig()
+        services, proxy_namespace, cluster_id, port, cfg or networking_config.NetworkingConfig(), labels or {}
     )
     return route_pb2.RouteConfiguration(
         name=str(port),

@@ -54,6 +54,10 @@ def test_host_and_gateway_resolution_as_istio() -> None:
     assert virtualservice.resolve_gateway("mesh", "ns") == "mesh"
     no_gateways = copy.deepcopy(BASE)
     del no_gateways["spec"]["gateways"]
+    with pytest.raises(errors.ConfigError, match=r"spec\.tls: TLS routes for sidecars .* not supported"):
+        virtualservice.parse(no_gateways)  # sidecars would ignore it: refused, by path
+    no_gateways["spec"]["http"] = no_gateways["spec"].pop("tls")
+    del no_gateways["spec"]["http"][0]["match"]
     assert virtualservice.parse(no_gateways).gateways == ("mesh",)
 
 
@@ -196,8 +200,172 @@ def test_unknown_top_level_and_l4_fields_are_refused() -> None:
         virtualservice.parse(obj)
 
 
-def test_istio_fields_meshplane_does_not_generate_are_refused_not_ignored() -> None:
+@pytest.mark.parametrize(
+    ("route", "path"),
+    [
+        ({"delegate": {"name": "x"}}, "spec.http[0].delegate"),
+        ({"route": [{"destination": {"host": "a"}}], "mirrorPercent": 5}, "spec.http[0].mirrorPercent"),
+        (
+            {"match": [{"statPrefix": "x"}], "route": [{"destination": {"host": "a"}}]},
+            "spec.http[0].match[0].statPrefix",
+        ),
+        (
+            {
+                "route": [{"destination": {"host": "a"}}],
+                "retries": {"attempts": 2, "retryRemoteLocalities": True},
+            },
+            "spec.http[0].retries.retryRemoteLocalities",
+        ),
+        (
+            {"route": [{"destination": {"host": "a"}}], "fault": {"abort": {"grpcStatus": "UNAVAILABLE"}}},
+            "spec.http[0].fault.abort.grpcStatus",
+        ),
+        (
+            {"route": [{"destination": {"host": "a"}}], "fault": {"delay": {"exponentialDelay": "1s"}}},
+            "spec.http[0].fault.delay.exponentialDelay",
+        ),
+        ({"redirect": {"uri": "/x", "derivePort": "FROM_REQUEST_PORT"}}, "spec.http[0].redirect.derivePort"),
+        (
+            {"route": [{"destination": {"host": "a"}}], "corsPolicy": {"allowOrigin": ["*"]}},
+            "spec.http[0].corsPolicy.allowOrigin",
+        ),
+    ],
+)
+def test_istio_fields_meshplane_does_not_generate_are_refused_not_ignored(
+    route: dict[str, Any], path: str
+) -> None:
     with pytest.raises(errors.ConfigError) as e:
-        virtualservice.parse(_http_vs({"delegate": {"name": "x"}}))
-    assert e.value.path == "spec.http[0].delegate"
+        virtualservice.parse(_http_vs(route))
+    assert e.value.path == path
     assert "not supported" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("route", "path", "text"),
+    [
+        (
+            {"redirect": {"uri": "/x"}, "route": [{"destination": {"host": "a"}}]},
+            "spec.http[0]",
+            "exactly one of",
+        ),
+        ({"match": [{"uri": {"prefix": "/"}}]}, "spec.http[0]", "exactly one of"),
+        ({"redirect": {"uri": "/x"}, "rewrite": {"uri": "/y"}}, "spec.http[0].rewrite", "needs route"),
+        ({"redirect": {"redirectCode": 305}}, "spec.http[0].redirect.redirectCode", "must be one of"),
+        (
+            {"match": [{"headers": {"End-User": {"exact": "j"}}}], "route": [{"destination": {"host": "a"}}]},
+            "spec.http[0].match[0].headers.End-User",
+            "lowercase",
+        ),
+        (
+            {"route": [{"destination": {"host": "a"}}], "fault": {"abort": {"percentage": {"value": 50}}}},
+            "spec.http[0].fault.abort.httpStatus",
+            "is required",
+        ),
+        (
+            {
+                "route": [{"destination": {"host": "a"}}],
+                "fault": {"abort": {"httpStatus": 503, "percentage": {"value": 150}}},
+            },
+            "spec.http[0].fault.abort.percentage.value",
+            "0-100",
+        ),
+        (
+            {"route": [{"destination": {"host": "a"}}], "retries": {"attempts": 3, "perTryTimeout": "fast"}},
+            "spec.http[0].retries.perTryTimeout",
+            "duration",
+        ),
+        (
+            {"route": [{"destination": {"host": "a"}}], "mirrorPercentage": {"value": 5}},
+            "spec.http[0].mirrorPercentage",
+            "needs mirror",
+        ),
+        (
+            {
+                "route": [{"destination": {"host": "a"}}],
+                "rewrite": {"uriRegexRewrite": {"match": "(", "rewrite": "x"}},
+            },
+            "spec.http[0].rewrite.uriRegexRewrite.match",
+            "regular expression",
+        ),
+    ],
+)
+def test_invalid_http_routes_are_refused_by_path(route: dict[str, Any], path: str, text: str) -> None:
+    with pytest.raises(errors.ConfigError) as e:
+        virtualservice.parse(_http_vs(route))
+    assert e.value.path == path
+    assert text in e.value.problem
+
+
+def test_every_http_field_is_parsed() -> None:
+    vs = virtualservice.parse(
+        _http_vs(
+            {
+                "name": "all",
+                "match": [
+                    {
+                        "uri": {"regex": "/a.*"},
+                        "method": {"exact": "GET"},
+                        "headers": {"end-user": {"exact": "jason"}, "x-any": {}},
+                        "withoutHeaders": {"x-skip": {"prefix": "y"}},
+                        "queryParams": {"v": {"exact": "2"}},
+                        "ignoreUriCase": True,
+                        "sourceLabels": {"app": "sleep"},
+                        "sourceNamespace": "sample",
+                    }
+                ],
+                "route": [
+                    {
+                        "destination": {"host": "helloworld", "subset": "v1"},
+                        "weight": 90,
+                        "headers": {"request": {"set": {"x-a": "1"}}},
+                    },
+                    {
+                        "destination": {"host": "helloworld", "subset": "v2", "port": {"number": 5000}},
+                        "weight": 10,
+                    },
+                ],
+                "rewrite": {"uri": "/b", "authority": "other"},
+                "timeout": "2s",
+                "retries": {"attempts": 3, "perTryTimeout": "500ms", "retryOn": "5xx,503"},
+                "fault": {
+                    "delay": {"fixedDelay": "1s", "percent": 10},
+                    "abort": {"httpStatus": 503, "percentage": {"value": 50}},
+                },
+                "mirror": {"host": "mirror"},
+                "mirrorPercentage": {"value": 25.5},
+                "headers": {
+                    "request": {"add": {"x-b": "2"}, "remove": ["x-c"]},
+                    "response": {"set": {"x-d": "4"}},
+                },
+                "corsPolicy": {
+                    "allowOrigins": [{"exact": "https://a.example"}],
+                    "allowMethods": ["GET"],
+                    "maxAge": "1m",
+                    "allowCredentials": False,
+                },
+            }
+        )
+    )
+    (r,) = vs.http
+    (m,) = r.matches
+    V = virtualservice
+    assert m.uri == V.StringMatch(V.MatchKind.REGEX, "/a.*") and m.method == V.StringMatch(
+        V.MatchKind.EXACT, "GET"
+    )
+    assert m.headers == (
+        V.HeaderMatch("end-user", V.StringMatch(V.MatchKind.EXACT, "jason")),
+        V.HeaderMatch("x-any", None),
+    )
+    assert m.selects_source({"app": "sleep", "x": "y"}, "sample") and not m.selects_source(
+        {"app": "sleep"}, "other"
+    )
+    assert r.routes[0].destination == V.Destination("helloworld.sample.svc.cluster.local", 0, "v1")
+    assert r.routes[0].headers.request.set == (("x-a", "1"),)
+    assert r.rewrite == V.Rewrite("/b", "other") and r.timeout_seconds == 2.0
+    assert r.retries == V.Retries(3, 0.5, "5xx,503")
+    assert r.fault == V.Fault(1.0, 10.0, 503, 50.0)
+    assert r.mirrors == (V.Mirror(V.Destination("mirror.sample.svc.cluster.local"), 25.5),)
+    assert r.headers.request.remove == ("x-c",) and r.headers.response.set == (("x-d", "4"),)
+    assert r.cors == V.CorsPolicy(
+        (V.StringMatch(V.MatchKind.EXACT, "https://a.example"),), ("GET",), (), (), 60.0, False
+    )

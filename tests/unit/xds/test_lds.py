@@ -28,7 +28,7 @@ def test_outbound_listener_is_explicit_http_on_pod_localhost() -> None:
     assert hcm.rds.route_config_name == "15001"
     assert hcm.rds.config_source.HasField("ads")
     assert hcm.http_protocol_options.allow_absolute_url.value is True
-    assert [f.name for f in hcm.http_filters] == [filters.ROUTER]
+    assert [f.name for f in hcm.http_filters] == [filters.CORS, filters.FAULT, filters.ROUTER]
 
 
 def _port(protocol: service.Protocol = service.Protocol.HTTP) -> inbound.InboundPort:
