@@ -117,6 +117,8 @@ class ConfigWatcher:
                 "mesh config updated %s", kv(cluster=self.cluster_id, mtls=mode.value, trust=new.trust_domain)
             )
             self._on_mesh(new)
+            if new.root_namespace != self.networking.root_namespace:  # DestinationRule lookup uses it
+                self._networking_changed()
 
     def _networking_changed(self) -> None:
         objects = [_raw(o) for o in self.gateways.items()] + [_raw(o) for o in self.virtual_services.items()]

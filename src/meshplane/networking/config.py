@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from meshplane.model.ids import DEFAULT_DOMAIN
@@ -28,6 +28,10 @@ class NetworkingConfig:
     # merged per (namespace, host) as Istio's mergeDestinationRule, in config order
     destination_rules: tuple[destinationrule.DestinationRule, ...] = ()
     root_namespace: str = "istio-system"
+    _index: _Index = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", _Index.build(self))
 
     def gateways_for(self, labels: Mapping[str, str]) -> tuple[gateway.Gateway, ...]:
         """Gateways whose selector picks a router proxy with these labels, in any namespace
@@ -35,26 +39,97 @@ class NetworkingConfig:
         return tuple(g for g in self.gateways if g.selects(labels))
 
     def virtual_services_for(self, gateway_key: str) -> tuple[virtualservice.VirtualService, ...]:
-        return tuple(vs for vs in self.virtual_services if gateway_key in vs.gateways)
+        """VirtualServices bound to the gateway `ns/name` and exported to its namespace."""
+        gateway_ns = gateway_key.partition("/")[0]
+        return tuple(
+            vs for vs in self.virtual_services if gateway_key in vs.gateways and vs.visible_to(gateway_ns)
+        )
 
     def uses_source_labels(self) -> bool:
         """Whether some sidecar route depends on the proxy's labels (an HTTP match's sourceLabels)."""
-        return any(m.source_labels for vs in self.virtual_services for r in vs.http for m in r.matches)
+        return self._index.source_labels
+
+    def sidecar_virtual_service(
+        self, host: str, proxy_namespace: str
+    ) -> virtualservice.VirtualService | None:
+        """The VirtualService that routes `host` for a sidecar in `proxy_namespace`: bound to `mesh`,
+        visible to that namespace, with a host (short names resolved in its namespace) equal to `host`,
+        else a wildcard covering it. Those private to the proxy's namespace (exportTo ".") come
+        first, then the others in config order (push_context.go VirtualServicesForGateway); a later
+        one for the same host is not merged (Istio merges only for gateways and delegates)."""
+        exact = self._index.mesh_exact.get(host, ())
+        wild = [
+            (vs, names) for vs, names in self._index.mesh_wildcard if any(host.endswith(n[1:]) for n in names)
+        ]
+        for found in (exact, wild):
+            visible = [vs for vs, _ in found if vs.visible_to(proxy_namespace)]
+            if visible:
+                private = [
+                    vs
+                    for vs in visible
+                    if vs.namespace == proxy_namespace and "*" not in (vs.export_to or "*")
+                ]
+                return (private or visible)[0]
+        return None
 
     def destination_rule(self, host: str, proxy_namespace: str) -> destinationrule.DestinationRule | None:
         """The rule a proxy in `proxy_namespace` applies to `host` (pilot/pkg/model/push_context.go
         `destinationRule`): a rule of the proxy's own namespace first, then one of the service's
         namespace exported to the proxy, then one of the root namespace; in each, an exact host
         before the most specific wildcard. Rules of any other namespace do not apply."""
+        if not self.destination_rules:
+            return None
         service_ns = host.split(".")[1] if host.count(".") >= 2 else ""
         for ns in dict.fromkeys((proxy_namespace, service_ns, self.root_namespace)):
+            exact = self._index.rules_exact.get((ns, host))
+            if exact is not None and exact.visible_to(proxy_namespace):
+                return exact
             found = _most_specific(
-                host,
-                [d for d in self.destination_rules if d.namespace == ns and d.visible_to(proxy_namespace)],
+                host, [d for d in self._index.rules_wildcard.get(ns, ()) if d.visible_to(proxy_namespace)]
             )
             if found is not None:
                 return found
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """Lookups by host, built once per config (a push reads them per service and proxy)."""
+
+    rules_exact: Mapping[tuple[str, str], destinationrule.DestinationRule]
+    rules_wildcard: Mapping[str, tuple[destinationrule.DestinationRule, ...]]
+    # VirtualServices bound to `mesh`, in config order, with their resolved hosts
+    mesh_exact: Mapping[str, tuple[tuple[virtualservice.VirtualService, tuple[str, ...]], ...]]
+    mesh_wildcard: tuple[tuple[virtualservice.VirtualService, tuple[str, ...]], ...]
+    source_labels: bool
+
+    @staticmethod
+    def build(cfg: NetworkingConfig) -> _Index:
+        rules_exact: dict[tuple[str, str], destinationrule.DestinationRule] = {}
+        rules_wildcard: dict[str, list[destinationrule.DestinationRule]] = {}
+        for d in cfg.destination_rules:
+            if d.host.startswith("*"):
+                rules_wildcard.setdefault(d.namespace, []).append(d)
+            else:
+                rules_exact.setdefault((d.namespace, d.host), d)
+        mesh_exact: dict[str, list[tuple[virtualservice.VirtualService, tuple[str, ...]]]] = {}
+        mesh_wildcard = []
+        for vs in cfg.virtual_services:
+            if not vs.for_sidecars:
+                continue
+            names = vs.resolved_hosts()
+            for h in dict.fromkeys(n for n in names if not n.startswith("*")):
+                mesh_exact.setdefault(h, []).append((vs, names))
+            wild = tuple(n for n in names if n.startswith("*"))
+            if wild:
+                mesh_wildcard.append((vs, wild))
+        return _Index(
+            rules_exact,
+            {k: tuple(v) for k, v in rules_wildcard.items()},
+            {k: tuple(v) for k, v in mesh_exact.items()},
+            tuple(mesh_wildcard),
+            any(m.source_labels for vs in cfg.virtual_services for r in vs.http for m in r.matches),
+        )
 
 
 def _most_specific(

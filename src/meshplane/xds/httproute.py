@@ -397,22 +397,5 @@ def http_routes(vs: vs_model.VirtualService, scope: Scope) -> list[rc.Route]:
 
 
 def sidecar_virtual_service(host: Hostname, scope: Scope) -> vs_model.VirtualService | None:
-    """The VirtualService that routes `host` for a sidecar: bound to `mesh`, visible to the proxy's
-    namespace, with a host (short names resolved in its namespace) equal to or covering `host`.
-    Istio takes those private to the proxy's namespace first, then the others in config order
-    (push_context.go VirtualServicesForGateway); a later one for the same host is not merged
-    (merging is for gateways and delegates only)."""
-    candidates = [
-        vs for vs in scope.networking.virtual_services if vs.for_sidecars and vs.visible_to(scope.namespace)
-    ]
-    # private ones (exportTo "." in the proxy's namespace) first; stable, so config order is kept
-    candidates.sort(key=lambda vs: not (vs.namespace == scope.namespace and "*" not in (vs.export_to or "*")))
-    exact = [vs for vs in candidates if host in vs.resolved_hosts()]
-    if exact:
-        return exact[0]
-    wild = [
-        vs
-        for vs in candidates
-        if any(h.startswith("*") and host.endswith(h[1:]) for h in vs.resolved_hosts())
-    ]
-    return wild[0] if wild else None
+    """The VirtualService routing `host` for this sidecar (NetworkingConfig.sidecar_virtual_service)."""
+    return scope.networking.sidecar_virtual_service(host, scope.namespace)

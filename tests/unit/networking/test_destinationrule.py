@@ -214,3 +214,23 @@ def test_lookup_order_and_merging_as_istio() -> None:
     other = cfg.destination_rule("x.other.svc.cluster.local", "other")
     assert other is None  # the root rule is exported only to istio-system
     assert cfg.destination_rule("x.other.svc.cluster.local", "istio-system") is not None
+
+
+def test_gateways_only_see_virtual_services_exported_to_their_namespace() -> None:
+    vs = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "private", "namespace": "sample"},
+        "spec": {
+            "hosts": ["*"],
+            "gateways": ["istio-system/gw"],
+            "exportTo": ["."],
+            "http": [{"route": [{"destination": {"host": "a"}}]}],
+        },
+    }
+    cfg, problems = config.build([vs])
+    assert problems == []
+    assert cfg.virtual_services_for("istio-system/gw") == ()
+    vs["spec"]["exportTo"] = ["*"]
+    cfg, _ = config.build([vs])
+    assert [v.key for v in cfg.virtual_services_for("istio-system/gw")] == ["sample/private"]
