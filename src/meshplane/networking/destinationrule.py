@@ -40,8 +40,15 @@ _PORT_POLICY = ("port", "loadBalancer", "connectionPool", "outlierDetection", "t
 _SUBSET = ("name", "labels", "trafficPolicy")
 _LB = ("simple", "consistentHash")
 _LB_UNSUPPORTED = ("localityLbSetting", "warmup", "warmupDurationSecs")
-_HASH = ("httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName", "ringHash", "maglev")
-_HASH_UNSUPPORTED = ("minimumRingSize",)
+_HASH = (
+    "httpHeaderName",
+    "httpCookie",
+    "useSourceIp",
+    "httpQueryParameterName",
+    "ringHash",
+    "maglev",
+    "minimumRingSize",  # deprecated form of ringHash.minimumRingSize
+)
 _COOKIE = ("name", "path", "ttl")
 _COOKIE_UNSUPPORTED = ("attributes",)
 _POOL = ("tcp", "http")
@@ -321,7 +328,7 @@ def _load_balancer(r: fields.Reader, parent: Mapping[str, Any], path: str) -> Lo
 def _consistent_hash(r: fields.Reader, parent: Mapping[str, Any], path: str) -> ConsistentHash:
     raw = r.obj(parent, "consistentHash", path)
     hpath = f"{path}.consistentHash"
-    r.only(raw, hpath, _HASH, _HASH_UNSUPPORTED)
+    r.only(raw, hpath, _HASH)
     keys = [k for k in ("httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName") if k in raw]
     if len(keys) != 1:
         raise r.fail(
@@ -340,7 +347,9 @@ def _consistent_hash(r: fields.Reader, parent: Mapping[str, Any], path: str) -> 
         raise r.fail(f"{hpath}.useSourceIp", "must be true when given")
     if "ringHash" in raw and "maglev" in raw:
         raise r.fail(hpath, "must have only one of ringHash, maglev")
-    algorithm, size = HashAlgorithm.RING_HASH, None
+    if "minimumRingSize" in raw and ("ringHash" in raw or "maglev" in raw):
+        raise r.fail(f"{hpath}.minimumRingSize", "must not be combined with ringHash or maglev")
+    algorithm, size = HashAlgorithm.RING_HASH, r.integer(raw, "minimumRingSize", hpath, 1, 8388608)
     if raw.get("maglev") is not None:
         m = r.obj(raw, "maglev", hpath)
         r.only(m, f"{hpath}.maglev", ("tableSize",))

@@ -321,6 +321,12 @@ def parse(
     tls = tuple(p.l4_route(x, f"spec.tls[{i}]", True) for i, x in enumerate(p.r.items(spec, "tls", "spec")))
     tcp = tuple(p.l4_route(x, f"spec.tcp[{i}]", False) for i, x in enumerate(p.r.items(spec, "tcp", "spec")))
     if MESH_GATEWAY in gateways:
+        if "*" in host_list:  # Istio's validateVirtualService
+            i = host_list.index("*")
+            raise p.r.fail(
+                f"spec.hosts[{i}]",
+                "wildcard host * is not allowed for virtual services bound to the mesh gateway",
+            )
         for kind, routes in (("tls", tls), ("tcp", tcp)):
             if routes:
                 raise p.r.fail(

@@ -216,6 +216,13 @@ def test_lookup_order_and_merging_as_istio() -> None:
     assert cfg.destination_rule("x.other.svc.cluster.local", "istio-system") is not None
 
 
+def test_deprecated_minimum_ring_size_is_the_ring_size() -> None:
+    lb = {"consistentHash": {"httpHeaderName": "x-user", "minimumRingSize": 128}}
+    d = destinationrule.parse(_dr({"host": "hw", "trafficPolicy": {"loadBalancer": lb}}))
+    h = d.policy(80).load_balancer.consistent_hash  # type: ignore[union-attr]
+    assert h is not None and (h.algorithm, h.size) == (destinationrule.HashAlgorithm.RING_HASH, 128)
+
+
 def test_gateways_only_see_virtual_services_exported_to_their_namespace() -> None:
     vs = {
         "apiVersion": "networking.istio.io/v1",

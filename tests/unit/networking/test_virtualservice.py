@@ -54,6 +54,11 @@ def test_host_and_gateway_resolution_as_istio() -> None:
     assert virtualservice.resolve_gateway("mesh", "ns") == "mesh"
     no_gateways = copy.deepcopy(BASE)
     del no_gateways["spec"]["gateways"]
+    with pytest.raises(
+        errors.ConfigError, match=r"spec\.hosts\[0\]: wildcard host \* is not allowed .* mesh"
+    ):
+        virtualservice.parse(no_gateways)  # Istio's validation
+    no_gateways["spec"]["hosts"] = ["istiod"]
     with pytest.raises(errors.ConfigError, match=r"spec\.tls: TLS routes for sidecars .* not supported"):
         virtualservice.parse(no_gateways)  # sidecars would ignore it: refused, by path
     no_gateways["spec"]["http"] = no_gateways["spec"].pop("tls")
