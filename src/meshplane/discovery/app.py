@@ -26,6 +26,7 @@ from meshplane.discovery import webhook as webhook_mod
 from meshplane.kube import client as kube_client
 from meshplane.model import ids, mesh, proxy
 from meshplane.networking import config as net_config
+from meshplane.policy import config as policy_config
 from meshplane.push import context, debounce, queue
 from meshplane.push import metrics as push_metrics
 from meshplane.registry import aggregate, cluster, multicluster
@@ -86,6 +87,7 @@ class Discovery:
         )
         self.aggregate = aggregate.Aggregate(base, self._registry_changed)
         self.networking = net_config.NetworkingConfig()
+        self.policy = policy_config.PolicyConfig()
         self.queue: queue.PushQueue | None = None
         self.multicluster: multicluster.Multicluster | None = None
         self.config: config_mod.ConfigWatcher | None = None
@@ -109,6 +111,7 @@ class Discovery:
             services=self.aggregate.services(),
             endpoints=self.aggregate.shards(),
             networking=self.networking,
+            policy=self.policy,
         )
 
     def _registry_changed(self, full: bool, hosts: frozenset[ids.Hostname], reason: str) -> None:
@@ -121,6 +124,10 @@ class Discovery:
 
     def _networking_changed(self, cfg: net_config.NetworkingConfig) -> None:
         self.networking = cfg
+        self._registry_changed(True, frozenset(), "ConfigUpdate")
+
+    def _policy_changed(self, cfg: policy_config.PolicyConfig) -> None:
+        self.policy = cfg
         self._registry_changed(True, frozenset(), "ConfigUpdate")
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -218,6 +225,7 @@ class Discovery:
             base_mesh=self.aggregate.mesh,
             on_mesh=self.aggregate.set_mesh,
             on_networking=self._networking_changed,
+            on_policy=self._policy_changed,
             resync_period=o.resync_period,
             clock=self.clock,
         )

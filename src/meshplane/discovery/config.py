@@ -1,5 +1,6 @@
-"""Config from the config (primary) cluster: the mesh ConfigMap, mesh-wide PeerAuthentication, and
-the Istio networking objects (Gateway, VirtualService) the gateways are built from.
+"""Config from the config (primary) cluster: the mesh ConfigMap, PeerAuthentication (mesh-wide for
+the mesh config, every level for the policy config), and the Istio networking objects (Gateway,
+VirtualService) the gateways are built from.
 
 Istio reads this config from the config cluster only. A bad document is logged with its name and
 reason and left out; the last good mesh config stays in force.
@@ -18,6 +19,7 @@ from lightkube.resources import core_v1
 from meshplane.kube import informer as inf
 from meshplane.model import mesh as mesh_mod
 from meshplane.networking import config as net_config
+from meshplane.policy import config as policy_config
 from meshplane.registry import errors as registry_errors
 from meshplane.registry import meshconfig
 from meshplane.runtime import clock as clock_mod
@@ -46,6 +48,7 @@ class ConfigWatcher:
         base_mesh: mesh_mod.MeshConfig,
         on_mesh: Callable[[mesh_mod.MeshConfig], None],
         on_networking: Callable[[net_config.NetworkingConfig], None],
+        on_policy: Callable[[policy_config.PolicyConfig], None] | None = None,
         resync_period: float = 300.0,
         clock: clock_mod.Clock | None = None,
     ) -> None:
@@ -57,6 +60,9 @@ class ConfigWatcher:
         self.mesh = base_mesh
         self.networking = net_config.NetworkingConfig()
         self.problems: list[str] = []
+        self._on_policy = on_policy
+        self.policy = policy_config.PolicyConfig()
+        self.policy_problems: list[str] = []
         common: dict[str, Any] = {"cluster_id": cluster_id, "resync_period": resync_period, "clock": clock}
         self.configmaps = inf.Informer(
             client, core_v1.ConfigMap, namespace=namespace, fields={"metadata.name": MESH_CONFIGMAP}, **common
@@ -66,6 +72,7 @@ class ConfigWatcher:
         self.virtual_services = inf.Informer(client, VirtualService, missing_ok=True, **common)
         self.configmaps.add_handler(lambda _: self._mesh_changed())
         self.peer_auth.add_handler(lambda _: self._mesh_changed())
+        self.peer_auth.add_handler(lambda _: self._policy_changed())
         self.gateways.add_handler(lambda _: self._networking_changed())
         self.virtual_services.add_handler(lambda _: self._networking_changed())
         self._group = tasks.TaskGroup(f"config/{cluster_id}")
@@ -112,6 +119,16 @@ class ConfigWatcher:
                 "mesh config updated %s", kv(cluster=self.cluster_id, mtls=mode.value, trust=new.trust_domain)
             )
             self._on_mesh(new)
+
+    def _policy_changed(self) -> None:
+        cfg, problems = policy_config.build(_raw(o) for o in self.peer_auth.items())
+        self.policy_problems = [str(p) for p in problems]
+        for p in problems:
+            log.warning("security policy rejected %s", kv(cluster=self.cluster_id, reason=p))
+        if cfg != self.policy:
+            self.policy = cfg
+            if self._on_policy is not None:
+                self._on_policy(cfg)
 
     def _networking_changed(self) -> None:
         objects = [_raw(o) for o in self.gateways.items()] + [_raw(o) for o in self.virtual_services.items()]

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from meshplane.model import crfields as fields
 from meshplane.model.ids import DEFAULT_DOMAIN
-from meshplane.networking import fields, hosts, objects
+from meshplane.networking import hosts, objects
 from meshplane.runtime import ipaddr
 
 MESH_GATEWAY = "mesh"  # the reserved gateway name meaning "the sidecars"

@@ -5,7 +5,9 @@ Outbound: one explicit HTTP listener on the pod's localhost address, port 15001,
 from RDS (rds.outbound). Inbound: one listener per own target port, bound on the proxy's IP (what
 peers reach through EDS), forwarding to the app at the pod's localhost address (`inbound|PORT||`).
 Inbound security as Istio's (pilot/pkg/networking/core/filterchain_options.go): PERMISSIVE has a
-TLS chain (transport `tls` and an Istio ALPN) and a plaintext chain; STRICT only the TLS chain.
+TLS chain (transport `tls` and an Istio ALPN) and a plaintext chain; STRICT only the TLS chain;
+DISABLE (a PeerAuthentication) only plaintext. The mode is the workload's per port
+(policy/peerauthn.py).
 """
 
 from __future__ import annotations
@@ -93,6 +95,28 @@ def inbound_chains(
     sniff = p.protocol is service.Protocol.UNSUPPORTED
     port_match = wrappers_pb2.UInt32Value(value=destination_port) if destination_port else None
     chains = []
+    if mode is mesh.MtlsMode.DISABLE:
+        # plaintext only, whatever the transport (TLS the app serves itself passes through)
+        if sniff:
+            chains.append(
+                listener_components_pb2.FilterChain(
+                    name=names[1],
+                    filter_chain_match=listener_components_pb2.FilterChainMatch(
+                        destination_port=port_match, application_protocols=filters.SNIFFED_HTTP
+                    ),
+                    filters=[inbound_filter(p, True, stat_address)],
+                )
+            )
+        chains.append(
+            listener_components_pb2.FilterChain(
+                name=names[1],
+                filter_chain_match=listener_components_pb2.FilterChainMatch(destination_port=port_match)
+                if port_match
+                else None,
+                filters=[inbound_filter(p, http, stat_address)],
+            )
+        )
+        return chains
     if sds:
         chains.append(
             listener_components_pb2.FilterChain(
@@ -144,13 +168,13 @@ def inbound_listener(p: inbound.InboundPort, mode: mesh.MtlsMode, sds: bool) -> 
     chains = inbound_chains(
         p, mode, sds, names=(f"{cluster}-mtls", f"{cluster}-plaintext"), stat_address=p.address
     )
-    sniff = p.protocol is service.Protocol.UNSUPPORTED and mode is mesh.MtlsMode.PERMISSIVE
+    sniff = p.protocol is service.Protocol.UNSUPPORTED and mode is not mesh.MtlsMode.STRICT
     return listener_pb2.Listener(
         name=naming.listener(p.address, p.port),
         address=protos.socket_address(p.address, p.port),
         traffic_direction=base_pb2.INBOUND,
         listener_filters=[
-            *([filters.tls_inspector()] if sds else []),
+            *([filters.tls_inspector()] if sds and mode is not mesh.MtlsMode.DISABLE else []),
             *([filters.http_inspector()] if sniff else []),
         ],
         filter_chains=chains,
