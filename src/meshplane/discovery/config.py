@@ -1,6 +1,6 @@
 """Config from the config (primary) cluster: the mesh ConfigMap, PeerAuthentication (mesh-wide for
-the mesh config, every level for the policy config), and the Istio networking objects (Gateway,
-VirtualService) the gateways are built from.
+the mesh config, every level for the policy config), AuthorizationPolicy, and the Istio networking
+objects (Gateway, VirtualService) the gateways are built from.
 
 Istio reads this config from the config cluster only. A bad document is logged with its name and
 reason and left out; the last good mesh config stays in force.
@@ -36,6 +36,9 @@ VirtualService = create_namespaced_resource("networking.istio.io", "v1", "Virtua
 PeerAuthentication = create_namespaced_resource(
     "security.istio.io", "v1", "PeerAuthentication", "peerauthentications"
 )
+AuthorizationPolicy = create_namespaced_resource(
+    "security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"
+)
 
 
 class ConfigWatcher:
@@ -68,18 +71,20 @@ class ConfigWatcher:
             client, core_v1.ConfigMap, namespace=namespace, fields={"metadata.name": MESH_CONFIGMAP}, **common
         )
         self.peer_auth = inf.Informer(client, PeerAuthentication, missing_ok=True, **common)
+        self.authz = inf.Informer(client, AuthorizationPolicy, missing_ok=True, **common)
         self.gateways = inf.Informer(client, Gateway, missing_ok=True, **common)
         self.virtual_services = inf.Informer(client, VirtualService, missing_ok=True, **common)
         self.configmaps.add_handler(lambda _: self._mesh_changed())
         self.peer_auth.add_handler(lambda _: self._mesh_changed())
         self.peer_auth.add_handler(lambda _: self._policy_changed())
+        self.authz.add_handler(lambda _: self._policy_changed())
         self.gateways.add_handler(lambda _: self._networking_changed())
         self.virtual_services.add_handler(lambda _: self._networking_changed())
         self._group = tasks.TaskGroup(f"config/{cluster_id}")
 
     @property
     def informers(self) -> list[inf.Informer[Any]]:
-        return [self.configmaps, self.peer_auth, self.gateways, self.virtual_services]
+        return [self.configmaps, self.peer_auth, self.authz, self.gateways, self.virtual_services]
 
     @property
     def synced(self) -> bool:
@@ -121,7 +126,8 @@ class ConfigWatcher:
             self._on_mesh(new)
 
     def _policy_changed(self) -> None:
-        cfg, problems = policy_config.build(_raw(o) for o in self.peer_auth.items())
+        objects = [_raw(o) for o in self.peer_auth.items()] + [_raw(o) for o in self.authz.items()]
+        cfg, problems = policy_config.build(objects)
         self.policy_problems = [str(p) for p in problems]
         for p in problems:
             log.warning("security policy rejected %s", kv(cluster=self.cluster_id, reason=p))

@@ -29,6 +29,7 @@ from meshplane.xds import (
     lds,
     naming,
     proxyview,
+    rbac,
     rds,
     resources,
     snapshot,
@@ -277,19 +278,28 @@ class Generator:
             )
         iv = proxyview.inbound_view(proxy)
         peer = self._peer_mtls(proxy, ctx)
+        authz = ctx.policy.authorization(ctx.mesh.root_namespace, proxy.namespace, proxy.labels)
         return self.cache.derived(
-            v, ("lds-sidecar", iv, peer), lambda: self._sidecar_listeners(iv, ctx, peer)
+            v, ("lds-sidecar", iv, peer, authz), lambda: self._sidecar_listeners(iv, ctx, peer, authz)
         )
 
     def _sidecar_listeners(
-        self, iv: proxyview.InboundView, ctx: snapshot.Snapshot, peer: peerauthn.Effective
+        self,
+        iv: proxyview.InboundView,
+        ctx: snapshot.Snapshot,
+        peer: peerauthn.Effective,
+        authz: rbac.Policies,
     ) -> resources.Generated:
         if iv.interception is proxyview.Interception.REDIRECT:
-            return self._captured_listeners(iv, ctx, peer)
-        return self._explicit_listeners(iv, ctx, peer)
+            return self._captured_listeners(iv, ctx, peer, authz)
+        return self._explicit_listeners(iv, ctx, peer, authz)
 
     def _captured_listeners(
-        self, iv: proxyview.InboundView, ctx: snapshot.Snapshot, peer: peerauthn.Effective
+        self,
+        iv: proxyview.InboundView,
+        ctx: snapshot.Snapshot,
+        peer: peerauthn.Effective,
+        authz: rbac.Policies,
     ) -> resources.Generated:
         v = ctx.version
         policy = ctx.mesh.outbound_traffic_policy
@@ -300,9 +310,9 @@ class Generator:
         name = naming.VIRTUAL_INBOUND
         vin = self.cache.resource(
             v,
-            ("lds-vin", ports, peer, iv.sds),
+            ("lds-vin", ports, peer, iv.sds, authz),
             (),
-            _builder(name, lambda: transparent.virtual_inbound(ports, peer, iv.sds)),
+            _builder(name, lambda: transparent.virtual_inbound(ports, peer, iv.sds, authz)),
         )
         return _combine(resources.TYPE_LDS, (outbound, resources.generated(resources.TYPE_LDS, [vin])))
 
@@ -337,7 +347,11 @@ class Generator:
         return resources.generated(resources.TYPE_LDS, out)
 
     def _explicit_listeners(
-        self, iv: proxyview.InboundView, ctx: snapshot.Snapshot, peer: peerauthn.Effective
+        self,
+        iv: proxyview.InboundView,
+        ctx: snapshot.Snapshot,
+        peer: peerauthn.Effective,
+        authz: rbac.Policies,
     ) -> resources.Generated:
         v = ctx.version
         out_name = naming.listener(iv.localhost, naming.OUTBOUND_LISTENER_PORT)
@@ -354,11 +368,13 @@ class Generator:
             name = naming.listener(p.address, p.port)
 
             def make(p: inbound.InboundPort = p, mode: mesh.MtlsMode = mode) -> message.Message:
-                listener = lds.inbound_listener(p, mode, iv.sds)
+                listener = lds.inbound_listener(p, mode, iv.sds, authz)
                 assert listener is not None  # STRICT without SDS is skipped above
                 return listener
 
-            out.append(self.cache.resource(v, ("lds-in", name, p, mode, iv.sds), (), _builder(name, make)))
+            out.append(
+                self.cache.resource(v, ("lds-in", name, p, mode, iv.sds, authz), (), _builder(name, make))
+            )
         return resources.generated(resources.TYPE_LDS, out)
 
     # ---- RDS

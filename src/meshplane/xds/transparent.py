@@ -38,7 +38,7 @@ from google.protobuf import wrappers_pb2
 from meshplane.model import mesh, service
 from meshplane.model.ids import ClusterId, Hostname
 from meshplane.policy import peerauthn
-from meshplane.xds import filters, inbound, lds, mtls, naming, protos
+from meshplane.xds import filters, inbound, lds, mtls, naming, protos, rbac
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +162,11 @@ def outbound_ports(
     return tuple(sorted(http)), tuple(vips[k] for k in sorted(vips))
 
 
-def _catch_all(mode: mesh.MtlsMode, sds: bool) -> Iterable[listener_components_pb2.FilterChain]:
-    """Chains for ports no service declares: to the app's original destination."""
-    to_app = [_tcp(naming.INBOUND_PASSTHROUGH_CLUSTER)]
+def _catch_all(
+    mode: mesh.MtlsMode, sds: bool, authz: rbac.Policies
+) -> Iterable[listener_components_pb2.FilterChain]:
+    """Chains for ports no service declares: to the app's original destination (TCP RBAC first)."""
+    to_app = [*rbac.network_filters(authz), _tcp(naming.INBOUND_PASSTHROUGH_CLUSTER)]
     if mode is mesh.MtlsMode.DISABLE:
         yield listener_components_pb2.FilterChain(name=naming.VIRTUAL_INBOUND, filters=to_app)
         return
@@ -187,7 +189,10 @@ def _catch_all(mode: mesh.MtlsMode, sds: bool) -> Iterable[listener_components_p
 
 
 def virtual_inbound(
-    ports: Iterable[inbound.InboundPort], mtls: mesh.MtlsMode | peerauthn.Effective, sds: bool
+    ports: Iterable[inbound.InboundPort],
+    mtls: mesh.MtlsMode | peerauthn.Effective,
+    sds: bool,
+    authz: rbac.Policies = (),
 ) -> listener_pb2.Listener:
     """`mtls`: the workload's effective PeerAuthentication (a port-level mode applies to that own
     port's chains; the workload mode to the others and the catch-all)."""
@@ -213,9 +218,15 @@ def virtual_inbound(
     for p in ports:
         name = naming.listener(ANY, p.port)
         chains += lds.inbound_chains(
-            p, eff.for_port(p.port), sds, names=(name, name), stat_address=ANY, destination_port=p.port
+            p,
+            eff.for_port(p.port),
+            sds,
+            names=(name, name),
+            stat_address=ANY,
+            destination_port=p.port,
+            authz=authz,
         )
-    chains += _catch_all(mode, sds)
+    chains += _catch_all(mode, sds, authz)
     return listener_pb2.Listener(
         name=naming.VIRTUAL_INBOUND,
         address=protos.socket_address(ANY, INBOUND_PORT),
