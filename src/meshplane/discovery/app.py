@@ -35,7 +35,7 @@ from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import ipaddr, tasks
 from meshplane.runtime.logging import kv
 from meshplane.security import ca as ca_mod
-from meshplane.security import carotation, plane, tokenreview
+from meshplane.security import carotation, plane, tokenreview, webhookpatch
 from meshplane.server import ads, debug, grpcserver
 from meshplane.xds import generator
 
@@ -97,6 +97,7 @@ class Discovery:
         self.grpc: grpcserver.GrpcServer | None = None
         self.debug: debug.DebugServer | None = None
         self.webhook: webhook_mod.WebhookServer | None = None
+        self.validation: webhookpatch.ValidationPatcher | None = None
         self._webhook_tls: ssl.SSLContext | None = None
         self.ca_rotator: carotation.CaRotator | None = None
         # set once the config cluster has synced and the first full push was requested
@@ -260,6 +261,8 @@ class Discovery:
             local, o.cluster_id, o.max_workload_cert_ttl if transition is None else transition, self.clock
         )
         self.ca_rotator.subscribe(self.managed.set_ca_bundle)
+        if self.validation is not None:
+            self.ca_rotator.subscribe(self._validation_bundle)
         self.ca_rotator.subscribe(self._reissue_serving_certs)
         self._group.start(self.ca_rotator.run(), "ca-rotation")
         renewer = self.security.renewer(
@@ -301,6 +304,15 @@ class Discovery:
         assert o.webhook_port is not None
         self.ports.webhook = await self.webhook.start(o.bind_address, o.webhook_port, tls)
         self._stops.append(self.webhook.stop)
+        # Istio's validation webhook controller runs on the config cluster only (SPEC: none for remotes)
+        self.validation = webhookpatch.ValidationPatcher(
+            local, self.cluster_id, o.revision, self.security.ca.root_pem, o.namespace, clock=self.clock
+        )
+        self._group.start(self.validation.run(), "validation-webhook")
+
+    async def _validation_bundle(self, bundle: str) -> None:
+        if self.validation is not None:
+            self.validation.set_ca_bundle(bundle)
 
     async def _reissue_serving_certs(self, _bundle: str) -> None:
         """After a CA swap: 15012 and 15017 present certificates from the new CA (Istio's
