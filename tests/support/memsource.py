@@ -7,6 +7,7 @@ from types import MappingProxyType
 
 from meshplane.model import endpoint, mesh, service
 from meshplane.model.ids import ClusterId, Hostname, service_hostname
+from meshplane.policy import config as policy_config
 from meshplane.push import context
 
 
@@ -15,6 +16,7 @@ class MemorySource:
         self.mesh = mesh_config or mesh.MeshConfig()
         self.services: dict[Hostname, service.Service] = {}
         self.endpoints: dict[Hostname, dict[ClusterId, tuple[endpoint.Endpoint, ...]]] = {}
+        self.policy = policy_config.PolicyConfig()
         self.snapshots = 0
 
     def add_service(
@@ -58,6 +60,7 @@ class MemorySource:
             mesh=self.mesh,
             services=MappingProxyType(dict(self.services)),
             endpoints=MappingProxyType({h: MappingProxyType(dict(s)) for h, s in self.endpoints.items()}),
+            policy=self.policy,
         )
 
 

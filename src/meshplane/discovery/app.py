@@ -26,6 +26,7 @@ from meshplane.discovery import webhook as webhook_mod
 from meshplane.kube import client as kube_client
 from meshplane.model import ids, mesh, proxy
 from meshplane.networking import config as net_config
+from meshplane.policy import config as policy_config
 from meshplane.push import context, debounce, queue
 from meshplane.push import metrics as push_metrics
 from meshplane.registry import aggregate, cluster, multicluster
@@ -34,7 +35,7 @@ from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import ipaddr, tasks
 from meshplane.runtime.logging import kv
 from meshplane.security import ca as ca_mod
-from meshplane.security import carotation, plane, tokenreview
+from meshplane.security import carotation, plane, tokenreview, webhookpatch
 from meshplane.server import ads, debug, grpcserver
 from meshplane.xds import generator
 
@@ -86,6 +87,7 @@ class Discovery:
         )
         self.aggregate = aggregate.Aggregate(base, self._registry_changed)
         self.networking = net_config.NetworkingConfig()
+        self.policy = policy_config.PolicyConfig()
         self.queue: queue.PushQueue | None = None
         self.multicluster: multicluster.Multicluster | None = None
         self.config: config_mod.ConfigWatcher | None = None
@@ -95,6 +97,7 @@ class Discovery:
         self.grpc: grpcserver.GrpcServer | None = None
         self.debug: debug.DebugServer | None = None
         self.webhook: webhook_mod.WebhookServer | None = None
+        self.validation: webhookpatch.ValidationPatcher | None = None
         self._webhook_tls: ssl.SSLContext | None = None
         self.ca_rotator: carotation.CaRotator | None = None
         # set once the config cluster has synced and the first full push was requested
@@ -109,6 +112,7 @@ class Discovery:
             services=self.aggregate.services(),
             endpoints=self.aggregate.shards(),
             networking=self.networking,
+            policy=self.policy,
         )
 
     def _registry_changed(self, full: bool, hosts: frozenset[ids.Hostname], reason: str) -> None:
@@ -121,6 +125,10 @@ class Discovery:
 
     def _networking_changed(self, cfg: net_config.NetworkingConfig) -> None:
         self.networking = cfg
+        self._registry_changed(True, frozenset(), "ConfigUpdate")
+
+    def _policy_changed(self, cfg: policy_config.PolicyConfig) -> None:
+        self.policy = cfg
         self._registry_changed(True, frozenset(), "ConfigUpdate")
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -218,6 +226,7 @@ class Discovery:
             base_mesh=self.aggregate.mesh,
             on_mesh=self.aggregate.set_mesh,
             on_networking=self._networking_changed,
+            on_policy=self._policy_changed,
             resync_period=o.resync_period,
             clock=self.clock,
         )
@@ -252,6 +261,8 @@ class Discovery:
             local, o.cluster_id, o.max_workload_cert_ttl if transition is None else transition, self.clock
         )
         self.ca_rotator.subscribe(self.managed.set_ca_bundle)
+        if self.validation is not None:
+            self.ca_rotator.subscribe(self._validation_bundle)
         self.ca_rotator.subscribe(self._reissue_serving_certs)
         self._group.start(self.ca_rotator.run(), "ca-rotation")
         renewer = self.security.renewer(
@@ -293,6 +304,15 @@ class Discovery:
         assert o.webhook_port is not None
         self.ports.webhook = await self.webhook.start(o.bind_address, o.webhook_port, tls)
         self._stops.append(self.webhook.stop)
+        # Istio's validation webhook controller runs on the config cluster only (SPEC: none for remotes)
+        self.validation = webhookpatch.ValidationPatcher(
+            local, self.cluster_id, o.revision, self.security.ca.root_pem, o.namespace, clock=self.clock
+        )
+        self._group.start(self.validation.run(), "validation-webhook")
+
+    async def _validation_bundle(self, bundle: str) -> None:
+        if self.validation is not None:
+            self.validation.set_ca_bundle(bundle)
 
     async def _reissue_serving_certs(self, _bundle: str) -> None:
         """After a CA swap: 15012 and 15017 present certificates from the new CA (Istio's

@@ -1,5 +1,6 @@
-"""Config from the config (primary) cluster: the mesh ConfigMap, mesh-wide PeerAuthentication, and
-the Istio networking objects (Gateway, VirtualService, DestinationRule) the proxies are built from.
+"""Config from the config (primary) cluster: the mesh ConfigMap, PeerAuthentication (mesh-wide for
+the mesh config, every level for the policy config), AuthorizationPolicy, and the Istio networking
+objects (Gateway, VirtualService, DestinationRule) the proxies are built from.
 
 Istio reads this config from the config cluster only. A bad document is logged with its name and
 reason and left out; the last good mesh config stays in force.
@@ -18,6 +19,7 @@ from lightkube.resources import core_v1
 from meshplane.kube import informer as inf
 from meshplane.model import mesh as mesh_mod
 from meshplane.networking import config as net_config
+from meshplane.policy import config as policy_config
 from meshplane.registry import errors as registry_errors
 from meshplane.registry import meshconfig
 from meshplane.runtime import clock as clock_mod
@@ -37,6 +39,9 @@ DestinationRule = create_namespaced_resource(
 PeerAuthentication = create_namespaced_resource(
     "security.istio.io", "v1", "PeerAuthentication", "peerauthentications"
 )
+AuthorizationPolicy = create_namespaced_resource(
+    "security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"
+)
 
 
 class ConfigWatcher:
@@ -49,6 +54,7 @@ class ConfigWatcher:
         base_mesh: mesh_mod.MeshConfig,
         on_mesh: Callable[[mesh_mod.MeshConfig], None],
         on_networking: Callable[[net_config.NetworkingConfig], None],
+        on_policy: Callable[[policy_config.PolicyConfig], None] | None = None,
         resync_period: float = 300.0,
         clock: clock_mod.Clock | None = None,
     ) -> None:
@@ -60,16 +66,22 @@ class ConfigWatcher:
         self.mesh = base_mesh
         self.networking = net_config.NetworkingConfig()
         self.problems: list[str] = []
+        self._on_policy = on_policy
+        self.policy = policy_config.PolicyConfig()
+        self.policy_problems: list[str] = []
         common: dict[str, Any] = {"cluster_id": cluster_id, "resync_period": resync_period, "clock": clock}
         self.configmaps = inf.Informer(
             client, core_v1.ConfigMap, namespace=namespace, fields={"metadata.name": MESH_CONFIGMAP}, **common
         )
         self.peer_auth = inf.Informer(client, PeerAuthentication, missing_ok=True, **common)
+        self.authz = inf.Informer(client, AuthorizationPolicy, missing_ok=True, **common)
         self.gateways = inf.Informer(client, Gateway, missing_ok=True, **common)
         self.virtual_services = inf.Informer(client, VirtualService, missing_ok=True, **common)
         self.destination_rules = inf.Informer(client, DestinationRule, missing_ok=True, **common)
         self.configmaps.add_handler(lambda _: self._mesh_changed())
         self.peer_auth.add_handler(lambda _: self._mesh_changed())
+        self.peer_auth.add_handler(lambda _: self._policy_changed())
+        self.authz.add_handler(lambda _: self._policy_changed())
         self.gateways.add_handler(lambda _: self._networking_changed())
         self.virtual_services.add_handler(lambda _: self._networking_changed())
         self.destination_rules.add_handler(lambda _: self._networking_changed())
@@ -77,7 +89,14 @@ class ConfigWatcher:
 
     @property
     def informers(self) -> list[inf.Informer[Any]]:
-        return [self.configmaps, self.peer_auth, self.gateways, self.virtual_services, self.destination_rules]
+        return [
+            self.configmaps,
+            self.peer_auth,
+            self.authz,
+            self.gateways,
+            self.virtual_services,
+            self.destination_rules,
+        ]
 
     @property
     def synced(self) -> bool:
@@ -119,6 +138,17 @@ class ConfigWatcher:
             self._on_mesh(new)
             if new.root_namespace != self.networking.root_namespace:  # DestinationRule lookup uses it
                 self._networking_changed()
+
+    def _policy_changed(self) -> None:
+        objects = [_raw(o) for o in self.peer_auth.items()] + [_raw(o) for o in self.authz.items()]
+        cfg, problems = policy_config.build(objects)
+        self.policy_problems = [str(p) for p in problems]
+        for p in problems:
+            log.warning("security policy rejected %s", kv(cluster=self.cluster_id, reason=p))
+        if cfg != self.policy:
+            self.policy = cfg
+            if self._on_policy is not None:
+                self._on_policy(cfg)
 
     def _networking_changed(self) -> None:
         objects = [_raw(o) for o in self.gateways.items()] + [_raw(o) for o in self.virtual_services.items()]

@@ -1,4 +1,6 @@
-"""The HTTPS webhook server on 15017: sidecar injection (`/inject`, `/inject/...`).
+"""The HTTPS webhook server on 15017: sidecar injection (`/inject`, `/inject/...`) and config
+validation (`/validate`: every networking.istio.io kind networking/config.py reads and every
+security.istio.io kind policy/config.py reads, through their own parsers).
 
 Settings come from the injector values Istio's istiod reads: the mounted `istio-sidecar-injector`
 ConfigMap file when present (a real pod), else the same ConfigMap watched through the API, else
@@ -13,6 +15,7 @@ import logging
 import os
 import ssl
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 import lightkube
@@ -21,10 +24,13 @@ from lightkube.resources import core_v1
 
 from meshplane.installer import profiles
 from meshplane.kube import informer as inf
+from meshplane.model import crfields
+from meshplane.networking import config as net_config
+from meshplane.policy import config as policy_config
 from meshplane.runtime import podroot, tasks
 from meshplane.runtime.logging import kv
 from meshplane.webhooks import errors as webhook_errors
-from meshplane.webhooks import handler, settings
+from meshplane.webhooks import handler, settings, validate
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,23 @@ def load_cert(ctx: ssl.SSLContext, chain_pem: bytes, key_pem: bytes) -> None:
         ctx.load_cert_chain(cert_path, key_path)
 
 
+def check_config(obj: Mapping[str, Any]) -> validate.Verdict:
+    """The validation webhook's check: the control plane's own parsers, so what the webhook admits
+    is exactly what the control plane will use (and the error is the one it would log)."""
+    group = str(obj.get("apiVersion") or "").partition("/")[0]
+    kind = str(obj.get("kind") or "")
+    if group == "networking.istio.io" and kind in net_config.KINDS:
+        _, problems = net_config.build([obj])
+        return validate.Verdict(str(problems[0]) if problems else "")
+    if group == "security.istio.io" and kind in policy_config.KINDS:
+        try:
+            policy_config.parse(obj)
+        except crfields.ConfigError as e:
+            return validate.Verdict(str(e))
+        return validate.Verdict()
+    return validate.Verdict(warning=f"meshplane does not read {kind} ({group}); it was not validated")
+
+
 class WebhookServer:
     def __init__(
         self,
@@ -77,6 +100,7 @@ class WebhookServer:
         self.namespace = namespace
         self._defaults = defaults
         self.injector = handler.Injector(self._initial())
+        self.validator = validate.Validator(check_config)
         self._configmaps: inf.Informer[Any] = inf.Informer(
             client,
             core_v1.ConfigMap,
@@ -121,6 +145,7 @@ class WebhookServer:
         self._group.start(self._configmaps.run(), "injector-configmap")
         app = web.Application(client_max_size=MAX_BODY)
         handler.add_routes(app, self.injector)
+        validate.add_routes(app, self.validator)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=tls)

@@ -144,6 +144,15 @@ PEER_AUTHENTICATION_SPEC = s_obj(
     portLevelMtls=s_map(s_obj(mode=s_str(("UNSET", "DISABLE", "PERMISSIVE", "STRICT")))),
 )
 
+# rules keep every field, so the control plane (and its validating webhook) sees what it does not
+# implement and refuses it by name instead of the API server pruning it away
+AUTHORIZATION_POLICY_SPEC = s_open(
+    selector=s_obj(matchLabels=s_map()),
+    action=s_str(("ALLOW", "DENY", "AUDIT", "CUSTOM")),
+    provider=s_open(name=s_str()),
+    rules=s_arr(s_open()),
+)
+
 # (group, kind, plural, shortNames, printer columns, spec schema)
 KINDS: tuple[tuple[str, str, str, tuple[str, ...], tuple[tuple[str, str, str], ...], Schema], ...] = (
     ("networking.istio.io", "Gateway", "gateways", ("gw",), (), GATEWAY_SPEC),
@@ -187,6 +196,14 @@ KINDS: tuple[tuple[str, str, str, tuple[str, ...], tuple[tuple[str, str, str], .
         ("pa",),
         (("Mode", "string", ".spec.mtls.mode"),),
         PEER_AUTHENTICATION_SPEC,
+    ),
+    (
+        "security.istio.io",
+        "AuthorizationPolicy",
+        "authorizationpolicies",
+        ("ap",),
+        (("Action", "string", ".spec.action"),),
+        AUTHORIZATION_POLICY_SPEC,
     ),
 )
 

@@ -348,14 +348,64 @@ def mutating_webhook(cfg: config.InstallConfig) -> dict[str, Any]:
     }
 
 
+VALIDATED_GROUPS = ["security.istio.io", "networking.istio.io", "telemetry.istio.io", "extensions.istio.io"]
+
+
+def validator_name(cfg: config.InstallConfig) -> str:
+    rev = "" if cfg.revision in ("", "default") else f"-{cfg.revision}"
+    return f"istio-validator{rev}-{cfg.namespace}"
+
+
+def validator_webhook(cfg: config.InstallConfig) -> dict[str, Any]:
+    """istio-discovery's `istio-validator-<ns>` (validatingwebhookconfiguration.yaml): webhook
+    `rev.validation.istio.io` for objects labelled with this revision, failurePolicy Ignore and no
+    caBundle until the control plane's validation controller (security/webhookpatch.py
+    ValidationPatcher) patches both once `/validate` answers."""
+    rev = cfg.revision or "default"
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {
+            "name": validator_name(cfg),
+            "labels": {"app": "istiod", "release": "istio", "istio": "istiod", "istio.io/rev": rev},
+        },
+        "webhooks": [
+            {
+                "name": "rev.validation.istio.io",
+                "clientConfig": _client_config(cfg, "/validate", cfg.validation_url, ""),
+                "rules": [
+                    {
+                        "operations": ["CREATE", "UPDATE"],
+                        "apiGroups": VALIDATED_GROUPS,
+                        "apiVersions": ["*"],
+                        "resources": ["*"],
+                    }
+                ],
+                "failurePolicy": "Ignore",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "objectSelector": {
+                    "matchExpressions": [{"key": "istio.io/rev", "operator": "In", "values": [rev]}]
+                },
+            }
+        ],
+    }
+
+
 def validating_webhook(cfg: config.InstallConfig) -> dict[str, Any]:
-    """Base's `istiod-default-validator` (failurePolicy Ignore on a fresh install, as Istio's)."""
+    """Base's `istiod-default-validator` (failurePolicy Ignore on a fresh install, as Istio's); its
+    `istio.io/rev` label (base/templates/default.yaml) lets the validation controller patch it."""
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {
             "name": "istiod-default-validator",
-            "labels": {"app": "istiod", "istio": "istiod", "istio.io/tag": "default"},
+            "labels": {
+                "app": "istiod",
+                "istio": "istiod",
+                "istio.io/tag": "default",
+                "istio.io/rev": cfg.revision or "default",
+            },
         },
         "webhooks": [
             {

@@ -108,6 +108,8 @@ def istiod_cluster_rules() -> list[dict[str, Any]]:
         _rule(["admissionregistration.k8s.io"], ["validatingwebhookconfigurations"], [*READ, "update"]),
         _rule(ISTIO_GROUPS, ["*"], READ),
         _rule(ISTIO_GROUPS, ["*/status"], ["update", "patch"]),
+        # the validation webhook controller's readiness check: a dry-run create of an invalid Gateway
+        _rule(["networking.istio.io"], ["gateways"], ["create"]),
         _rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], READ),
         _rule([""], ["pods", "nodes", "services", "namespaces", "endpoints"], READ),
         _rule(["discovery.k8s.io"], ["endpointslices"], READ),

@@ -61,6 +61,7 @@ def _components(cfg: config.InstallConfig, mesh: gateways.MeshDefaults) -> list[
             out.append((labels.PILOT, pilot.injector_configmap(cfg)))
             out.append((labels.PILOT, pilot.deployment(cfg)))
             out.append((labels.PILOT, pilot.service(cfg)))
+            out.append((labels.PILOT, pilot.validator_webhook(cfg)))
         out.append((labels.PILOT, pilot.values_configmap(cfg)))
         out.append((labels.PILOT, pilot.mutating_webhook(cfg)))
     for gw in cfg.gateways:

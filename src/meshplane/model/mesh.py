@@ -12,6 +12,7 @@ from meshplane.model.ids import Hostname
 class MtlsMode(StrEnum):
     PERMISSIVE = "PERMISSIVE"  # inbound accepts Istio mTLS and plaintext
     STRICT = "STRICT"  # inbound accepts Istio mTLS only
+    DISABLE = "DISABLE"  # inbound accepts plaintext only; clients send plaintext (PeerAuthentication)
 
 
 class OutboundTrafficPolicy(StrEnum):

@@ -1,7 +1,6 @@
 """networking: Istio's networking.istio.io config (Gateway, VirtualService) as the model needs it.
 
 - objects.py         what every networking object has: group/version, kind, namespace/name
-- fields.py          typed reads from a CR dict, each failure naming its field path
 - gateway.py         Gateway: which ports a router proxy opens and for which hosts
 - virtualservice.py  VirtualService: HTTP routes for sidecars and gateways, TLS/TCP routes for gateways
 - destinationrule.py DestinationRule: subsets and traffic policies of a host, Istio's merge rules
@@ -10,7 +9,9 @@
                      push; which DestinationRule a proxy applies to a host
 - errors.py          ConfigError (an invalid object: names the object and the field path)
 
+Typed field reads and ConfigError live in model/crfields.py, shared with policy/.
+
 Flow: discovery/config.py lists the objects from the config cluster → gateway / virtualservice
-parse each (fields, hosts), a bad one is logged and skipped → config.NetworkingConfig goes into
+parse each (model/crfields, hosts), a bad one is logged and skipped → config.NetworkingConfig goes into
 the push context → xds/gateways.py builds a router's listeners and routes from it.
 """

@@ -13,7 +13,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from meshplane.networking import fields, hosts, objects
+from meshplane.model import crfields as fields
+from meshplane.networking import hosts, objects
 
 log = logging.getLogger(__name__)
 

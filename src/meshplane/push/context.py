@@ -14,6 +14,7 @@ from typing import Protocol
 from meshplane.model import endpoint, mesh, service
 from meshplane.model.ids import ClusterId, Hostname
 from meshplane.networking import config as networking_config
+from meshplane.policy import config as policy_config
 
 # hostname -> cluster -> that cluster's endpoints for the hostname (Istio's endpoint shards)
 EndpointShards = Mapping[Hostname, Mapping[ClusterId, tuple[endpoint.Endpoint, ...]]]
@@ -27,6 +28,8 @@ class PushContext:
     endpoints: EndpointShards
     # Gateway and VirtualService objects, built by `networking.config.build()` from the config cluster
     networking: networking_config.NetworkingConfig = field(default_factory=networking_config.NetworkingConfig)
+    # PeerAuthentication (security.istio.io) objects, built by `policy.config.build()`
+    policy: policy_config.PolicyConfig = field(default_factory=policy_config.PolicyConfig)
     extra: Mapping[str, object] = field(default_factory=dict)
 
 

@@ -88,13 +88,25 @@ def _str(doc: Mapping[str, Any], key: str, path: str = "mesh") -> str:
 
 
 def mtls_mode(peer_authentications: list[Mapping[str, Any]], root_namespace: str) -> mesh.MtlsMode:
-    """The mesh-wide mode: a selector-less PeerAuthentication in the root namespace (Istio's rule)."""
+    """The mesh-wide mode: the oldest selector-less PeerAuthentication in the root namespace whose
+    mode is set (Istio's ComposePeerAuthentication mesh level); PERMISSIVE without one. Workload and
+    namespace levels are composed per workload from the policy config (policy/peerauthn.py)."""
+    found: tuple[str, str, mesh.MtlsMode] | None = None
     for pa in peer_authentications:
         meta = pa.get("metadata") or {}
         spec = pa.get("spec") or {}
-        if meta.get("namespace") != root_namespace or (spec.get("selector") or {}).get("matchLabels"):
+        if not isinstance(meta, Mapping) or not isinstance(spec, Mapping):
             continue
-        mode = str((spec.get("mtls") or {}).get("mode") or "").upper()
-        if mode == "STRICT":
-            return mesh.MtlsMode.STRICT
-    return mesh.MtlsMode.PERMISSIVE
+        selector = spec.get("selector") or {}
+        if meta.get("namespace") != root_namespace or (
+            isinstance(selector, Mapping) and selector.get("matchLabels")
+        ):
+            continue
+        mtls = spec.get("mtls") or {}
+        text = str(mtls.get("mode") or "").upper() if isinstance(mtls, Mapping) else ""
+        if text not in ("STRICT", "PERMISSIVE", "DISABLE"):
+            continue
+        key = (str(meta.get("creationTimestamp") or ""), str(meta.get("name") or ""), mesh.MtlsMode(text))
+        if found is None or key[:2] < found[:2]:
+            found = key
+    return found[2] if found is not None else mesh.MtlsMode.PERMISSIVE

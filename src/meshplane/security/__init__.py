@@ -11,7 +11,8 @@
 - xdsauth.py      XDS_AUTH for ADS streams: the same chain plus the identity check
 - spiffe.py       SPIFFE identities as Istio writes them
 - nscontroller.py ConfigMap `istio-ca-root-cert` in every namespace of a led cluster
-- webhookpatch.py keeps the injector webhooks' `caBundle` current
+- webhookpatch.py keeps the injector webhooks' `caBundle` current; ValidationPatcher is Istio's
+                  validation webhook controller (caBundle, failurePolicy Fail once serving)
 - workqueue.py    a keyed, retrying work queue for those controllers
 - plane.py        builds the parts above together for the composition root
 - metrics.py      the CA's `citadel_server_*` counters

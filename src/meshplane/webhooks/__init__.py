@@ -1,6 +1,8 @@
-"""webhooks: sidecar injection (Istio's injection webhook), served by discovery/webhook.py.
+"""webhooks: sidecar injection and config validation (Istio's webhooks), served by discovery/webhook.py.
 
 - handler.py    AdmissionReview v1 in over HTTP, AdmissionReview with a JSONPatch out
+- validate.py   `/validate`: AdmissionReview v1 in, allowed or denied naming the field (the checks
+                are given by discovery/webhook.py)
 - injectpath.py `/inject/cluster/C/net/N`: proxy env overrides per remote cluster
 - policy.py     whether a pod gets a sidecar (injectRequired, default `enabled` policy)
 - settings.py   what sidecars are rendered with: the injector ConfigMap's values

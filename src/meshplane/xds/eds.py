@@ -12,7 +12,7 @@ terminating ones DRAINING, so Envoy stops new requests to them and lets the open
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from envoy.config.core.v3 import base_pb2, health_check_pb2
@@ -61,14 +61,14 @@ def canonical(lbl: Mapping[str, str], workload: str) -> tuple[str, str]:
     return name, rev
 
 
-def _metadata(ep: endpoint.Endpoint) -> base_pb2.Metadata:
+def _metadata(ep: endpoint.Endpoint, plaintext: bool = False) -> base_pb2.Metadata:
     name, rev = canonical(ep.labels, ep.workload_name)
     md = base_pb2.Metadata()
     # fields set directly: Struct.update() is several times slower, and this runs per endpoint
     md.filter_metadata["istio"].fields[
         "workload"
     ].string_value = f"{ep.workload_name};{ep.namespace};{name};{rev};{ep.cluster_id}"
-    if ep.tls_mode == TLS_MODE_ISTIO:
+    if ep.tls_mode == TLS_MODE_ISTIO and not plaintext:
         md.filter_metadata["envoy.transport_socket_match"].fields["tlsMode"].string_value = TLS_MODE_ISTIO
     return md
 
@@ -98,20 +98,27 @@ def selected(
     return out
 
 
+def _never(ep: endpoint.Endpoint, target: int) -> bool:
+    return False
+
+
 def load_assignment(
     cluster_name: str,
     shards: snapshot.Shards | None,
     port: service.ServicePort,
     v: View,
     subset: Mapping[str, str] | None = None,
+    plaintext: Callable[[endpoint.Endpoint, int], bool] = _never,
 ) -> endpoint_pb2.ClusterLoadAssignment:
+    """`plaintext(ep, target)`: the server does not accept mTLS there (PeerAuthentication DISABLE),
+    so the endpoint gets no `tlsMode: istio` and clients' auto mTLS sends plaintext."""
     groups: dict[endpoint.Locality, list[endpoint_components_pb2.LbEndpoint]] = {}
     for ep, target in selected(shards, port, v, subset):
         groups.setdefault(ep.locality, []).append(
             endpoint_components_pb2.LbEndpoint(
                 endpoint=endpoint_components_pb2.Endpoint(address=protos.socket_address(ep.address, target)),
                 health_status=_HEALTH[ep.health],
-                metadata=_metadata(ep),
+                metadata=_metadata(ep, plaintext(ep, target)),
                 load_balancing_weight=wrappers_pb2.UInt32Value(value=1),
             )
         )

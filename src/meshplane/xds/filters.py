@@ -90,16 +90,18 @@ def hcm(
     route_config: route_pb2.RouteConfiguration | None = None,
     inbound: bool = False,
     explicit_proxy: bool = False,
+    http_filters: Sequence[hcm_pb2.HttpFilter] = (),
 ) -> listener_components_pb2.Filter:
     """An HTTP connection manager with routes from RDS (`rds_name`) or inline (`route_config`).
 
     Inbound: forward the caller's client-cert details (XFCC) to the app, appending the peer's
     SPIFFE URI as Istio's sidecars do. `explicit_proxy` accepts absolute-form request targets,
-    so an app can use the outbound listener as its HTTP proxy (`http_proxy=`)."""
+    so an app can use the outbound listener as its HTTP proxy (`http_proxy=`). `http_filters`
+    run before the router (the inbound RBAC filters, xds/rbac.py)."""
     cfg = _HCM(
         stat_prefix=stat_prefix,
         codec_type=_HCM.AUTO,
-        http_filters=[_router()],
+        http_filters=[*http_filters, _router()],
         use_remote_address=wrappers_pb2.BoolValue(value=False),
         normalize_path=wrappers_pb2.BoolValue(value=True),
         path_with_escaped_slashes_action=_HCM.KEEP_UNCHANGED,

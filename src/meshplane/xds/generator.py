@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable
 
 from google.protobuf import message
 
-from meshplane.model import mesh, service
+from meshplane.model import endpoint, mesh, service
 from meshplane.model import proxy as proxy_model
 from meshplane.model.ids import Hostname
 from meshplane.networking import destinationrule
+from meshplane.policy import peerauthn
 from meshplane.xds import (
     cache,
     cds,
@@ -29,6 +30,7 @@ from meshplane.xds import (
     lds,
     naming,
     proxyview,
+    rbac,
     rds,
     resources,
     snapshot,
@@ -189,6 +191,17 @@ class Generator:
         index = self.cache.derived(ctx.version, ("inbound-index",), lambda: inbound.build_index(ctx))
         return inbound.own_ports(iv, ctx.services, index)
 
+    def _peer_mtls(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> peerauthn.Effective:
+        """The sidecar's effective PeerAuthentication (per workload labels; cached per push)."""
+        key = ("peer-mtls", proxy.namespace, proxyview.labels_key(proxy.labels))
+        return self.cache.derived(
+            ctx.version,
+            key,
+            lambda: ctx.policy.mtls(
+                ctx.mesh.root_namespace, proxy.namespace, proxy.labels, ctx.mesh.mtls_mode
+            ),
+        )
+
     # ---- EDS
 
     def _eds_names(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> list[str]:
@@ -228,6 +241,15 @@ class Generator:
         self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names, networks: tuple[str, ...]
     ) -> resources.Generated:
         out = []
+
+        def plaintext(ep: endpoint.Endpoint, target: int) -> bool:
+            """Auto mTLS follows the server: its effective PeerAuthentication DISABLE on the target
+            port drops the endpoint's tlsMode (pilot/pkg/xds/endpoints/mtls_checker.go)."""
+            if not ctx.policy.peer_authentications and ctx.mesh.mtls_mode is not mesh.MtlsMode.DISABLE:
+                return False
+            eff = ctx.policy.mtls(ctx.mesh.root_namespace, ep.namespace, ep.labels, ctx.mesh.mtls_mode)
+            return eff.for_port(target) is mesh.MtlsMode.DISABLE
+
         for name in sorted(names) if names is not None else self._eds_names(proxy, ctx):
             try:
                 parsed = naming.parse_cluster(name)
@@ -255,11 +277,12 @@ class Generator:
                 view: eds.View = view,
                 labels: tuple[tuple[str, str], ...] = labels,
             ) -> message.Message:
-                return eds.load_assignment(name, shards, port, view, dict(labels))
+                return eds.load_assignment(name, shards, port, view, dict(labels), plaintext)
 
+            peer = (ctx.policy.peer_authentications, ctx.mesh.mtls_mode, ctx.mesh.root_namespace)
             out.append(
                 self.cache.resource(
-                    ctx.version, ("eds", name, view, labels), (svc, shards), _builder(name, make)
+                    ctx.version, ("eds", name, view, labels), (svc, shards, peer), _builder(name, make)
                 )
             )
         return resources.generated(resources.TYPE_EDS, out)
@@ -282,27 +305,42 @@ class Generator:
                 ),
             )
         iv = proxyview.inbound_view(proxy)
-        return self.cache.derived(v, ("lds-sidecar", iv), lambda: self._sidecar_listeners(iv, ctx))
+        peer = self._peer_mtls(proxy, ctx)
+        authz = ctx.policy.authorization(ctx.mesh.root_namespace, proxy.namespace, proxy.labels)
+        return self.cache.derived(
+            v, ("lds-sidecar", iv, peer, authz), lambda: self._sidecar_listeners(iv, ctx, peer, authz)
+        )
 
-    def _sidecar_listeners(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
+    def _sidecar_listeners(
+        self,
+        iv: proxyview.InboundView,
+        ctx: snapshot.Snapshot,
+        peer: peerauthn.Effective,
+        authz: rbac.Policies,
+    ) -> resources.Generated:
         if iv.interception is proxyview.Interception.REDIRECT:
-            return self._captured_listeners(iv, ctx)
-        return self._explicit_listeners(iv, ctx)
+            return self._captured_listeners(iv, ctx, peer, authz)
+        return self._explicit_listeners(iv, ctx, peer, authz)
 
-    def _captured_listeners(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
+    def _captured_listeners(
+        self,
+        iv: proxyview.InboundView,
+        ctx: snapshot.Snapshot,
+        peer: peerauthn.Effective,
+        authz: rbac.Policies,
+    ) -> resources.Generated:
         v = ctx.version
         policy = ctx.mesh.outbound_traffic_policy
         outbound = self.cache.derived(
             v, ("lds-capture-out", iv.cluster_id, policy), lambda: self._captured_outbound(iv, ctx)
         )
         ports = self._own_ports(iv, ctx)
-        mode = ctx.mesh.mtls_mode
         name = naming.VIRTUAL_INBOUND
         vin = self.cache.resource(
             v,
-            ("lds-vin", ports, mode, iv.sds),
+            ("lds-vin", ports, peer, iv.sds, authz),
             (),
-            _builder(name, lambda: transparent.virtual_inbound(ports, mode, iv.sds)),
+            _builder(name, lambda: transparent.virtual_inbound(ports, peer, iv.sds, authz)),
         )
         return _combine(resources.TYPE_LDS, (outbound, resources.generated(resources.TYPE_LDS, [vin])))
 
@@ -336,7 +374,13 @@ class Generator:
             out.append(self.cache.resource(v, ("lds-vip", vip, host, sp), (), _builder(name, make_vip)))
         return resources.generated(resources.TYPE_LDS, out)
 
-    def _explicit_listeners(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
+    def _explicit_listeners(
+        self,
+        iv: proxyview.InboundView,
+        ctx: snapshot.Snapshot,
+        peer: peerauthn.Effective,
+        authz: rbac.Policies,
+    ) -> resources.Generated:
         v = ctx.version
         out_name = naming.listener(iv.localhost, naming.OUTBOUND_LISTENER_PORT)
         out = [
@@ -344,19 +388,21 @@ class Generator:
                 v, ("lds-out", out_name), (), _builder(out_name, lambda: lds.outbound(iv.localhost))
             )
         ]
-        mode = ctx.mesh.mtls_mode
         for p in self._own_ports(iv, ctx):
+            mode = peer.for_port(p.port)
             if mode is mesh.MtlsMode.STRICT and not iv.sds:
                 log.warning("STRICT mTLS but the proxy has no SDS: no inbound listener port=%d", p.port)
                 continue
             name = naming.listener(p.address, p.port)
 
-            def make(p: inbound.InboundPort = p) -> message.Message:
-                listener = lds.inbound_listener(p, mode, iv.sds)
+            def make(p: inbound.InboundPort = p, mode: mesh.MtlsMode = mode) -> message.Message:
+                listener = lds.inbound_listener(p, mode, iv.sds, authz)
                 assert listener is not None  # STRICT without SDS is skipped above
                 return listener
 
-            out.append(self.cache.resource(v, ("lds-in", name, p, mode, iv.sds), (), _builder(name, make)))
+            out.append(
+                self.cache.resource(v, ("lds-in", name, p, mode, iv.sds, authz), (), _builder(name, make))
+            )
         return resources.generated(resources.TYPE_LDS, out)
 
     # ---- RDS

@@ -5,7 +5,10 @@ Outbound: one explicit HTTP listener on the pod's localhost address, port 15001,
 from RDS (rds.outbound). Inbound: one listener per own target port, bound on the proxy's IP (what
 peers reach through EDS), forwarding to the app at the pod's localhost address (`inbound|PORT||`).
 Inbound security as Istio's (pilot/pkg/networking/core/filterchain_options.go): PERMISSIVE has a
-TLS chain (transport `tls` and an Istio ALPN) and a plaintext chain; STRICT only the TLS chain.
+TLS chain (transport `tls` and an Istio ALPN) and a plaintext chain; STRICT only the TLS chain;
+DISABLE (a PeerAuthentication) only plaintext. The mode is the workload's per port
+(policy/peerauthn.py). Every chain carries the workload's AuthorizationPolicies as RBAC filters
+(xds/rbac.py): HTTP ones in the HCM, network ones before tcp_proxy.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf import wrappers_pb2
 
 from meshplane.model import mesh, service
-from meshplane.xds import filters, inbound, mtls, naming, protos
+from meshplane.xds import filters, inbound, mtls, naming, protos, rbac
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +45,14 @@ def outbound(localhost: str, port: int = naming.OUTBOUND_LISTENER_PORT) -> liste
     )
 
 
-def inbound_filter(p: inbound.InboundPort, http: bool, stat_address: str) -> listener_components_pb2.Filter:
-    """To the app through `inbound|PORT||`: an HCM that adds XFCC for HTTP, else tcp_proxy."""
+def inbound_filters(
+    p: inbound.InboundPort, http: bool, stat_address: str, authz: rbac.Policies = ()
+) -> list[listener_components_pb2.Filter]:
+    """To the app through `inbound|PORT||`: an HCM that adds XFCC for HTTP (with the workload's
+    HTTP RBAC filters), else the network RBAC filters and tcp_proxy."""
     cluster = naming.inbound_cluster(p.port)
     if not http:
-        return filters.tcp_proxy(cluster, [(cluster, 1)])
+        return [*rbac.network_filters(authz), filters.tcp_proxy(cluster, [(cluster, 1)])]
     routes = route_pb2.RouteConfiguration(
         name=cluster,
         virtual_hosts=[
@@ -55,7 +61,13 @@ def inbound_filter(p: inbound.InboundPort, http: bool, stat_address: str) -> lis
             )
         ],
     )
-    return filters.hcm(f"inbound_{stat_address}_{p.port}", route_config=routes, inbound=True)
+    hcm = filters.hcm(
+        f"inbound_{stat_address}_{p.port}",
+        route_config=routes,
+        inbound=True,
+        http_filters=rbac.http_filters(authz),
+    )
+    return [hcm]
 
 
 def _inbound_route(cluster: str) -> route_components_pb2.Route:
@@ -80,6 +92,7 @@ def inbound_chains(
     names: tuple[str, str],
     stat_address: str,
     destination_port: int | None = None,
+    authz: rbac.Policies = (),
 ) -> list[listener_components_pb2.FilterChain]:
     """The chains of one own port (filterchain_options.go): an Istio mTLS chain when the proxy has
     its certificate, a plaintext chain under PERMISSIVE. `names` are the (mTLS, plaintext) chain
@@ -93,6 +106,28 @@ def inbound_chains(
     sniff = p.protocol is service.Protocol.UNSUPPORTED
     port_match = wrappers_pb2.UInt32Value(value=destination_port) if destination_port else None
     chains = []
+    if mode is mesh.MtlsMode.DISABLE:
+        # plaintext only, whatever the transport (TLS the app serves itself passes through)
+        if sniff:
+            chains.append(
+                listener_components_pb2.FilterChain(
+                    name=names[1],
+                    filter_chain_match=listener_components_pb2.FilterChainMatch(
+                        destination_port=port_match, application_protocols=filters.SNIFFED_HTTP
+                    ),
+                    filters=inbound_filters(p, True, stat_address, authz),
+                )
+            )
+        chains.append(
+            listener_components_pb2.FilterChain(
+                name=names[1],
+                filter_chain_match=listener_components_pb2.FilterChainMatch(destination_port=port_match)
+                if port_match
+                else None,
+                filters=inbound_filters(p, http, stat_address, authz),
+            )
+        )
+        return chains
     if sds:
         chains.append(
             listener_components_pb2.FilterChain(
@@ -103,7 +138,7 @@ def inbound_chains(
                     application_protocols=mtls.ALPN_ISTIO_MTLS if mode is mesh.MtlsMode.PERMISSIVE else (),
                 ),
                 transport_socket=mtls.tls_socket(mtls.downstream_tls()),
-                filters=[inbound_filter(p, http, stat_address)],
+                filters=inbound_filters(p, http, stat_address, authz),
             )
         )
     if mode is mesh.MtlsMode.PERMISSIVE:
@@ -117,7 +152,7 @@ def inbound_chains(
                         transport_protocol=plain,
                         application_protocols=filters.SNIFFED_HTTP,
                     ),
-                    filters=[inbound_filter(p, True, stat_address)],
+                    filters=inbound_filters(p, True, stat_address, authz),
                 )
             )
         chains.append(
@@ -128,13 +163,15 @@ def inbound_chains(
                 )
                 if port_match or plain
                 else None,
-                filters=[inbound_filter(p, http, stat_address)],
+                filters=inbound_filters(p, http, stat_address, authz),
             )
         )
     return chains
 
 
-def inbound_listener(p: inbound.InboundPort, mode: mesh.MtlsMode, sds: bool) -> listener_pb2.Listener | None:
+def inbound_listener(
+    p: inbound.InboundPort, mode: mesh.MtlsMode, sds: bool, authz: rbac.Policies = ()
+) -> listener_pb2.Listener | None:
     """One own port on the proxy IP (explicit mode). None when no chain can be served: STRICT
     mode on a proxy without the workload cert."""
     if mode is mesh.MtlsMode.STRICT and not sds:
@@ -142,15 +179,15 @@ def inbound_listener(p: inbound.InboundPort, mode: mesh.MtlsMode, sds: bool) -> 
         return None
     cluster = naming.inbound_cluster(p.port)
     chains = inbound_chains(
-        p, mode, sds, names=(f"{cluster}-mtls", f"{cluster}-plaintext"), stat_address=p.address
+        p, mode, sds, names=(f"{cluster}-mtls", f"{cluster}-plaintext"), stat_address=p.address, authz=authz
     )
-    sniff = p.protocol is service.Protocol.UNSUPPORTED and mode is mesh.MtlsMode.PERMISSIVE
+    sniff = p.protocol is service.Protocol.UNSUPPORTED and mode is not mesh.MtlsMode.STRICT
     return listener_pb2.Listener(
         name=naming.listener(p.address, p.port),
         address=protos.socket_address(p.address, p.port),
         traffic_direction=base_pb2.INBOUND,
         listener_filters=[
-            *([filters.tls_inspector()] if sds else []),
+            *([filters.tls_inspector()] if sds and mode is not mesh.MtlsMode.DISABLE else []),
             *([filters.http_inspector()] if sniff else []),
         ],
         filter_chains=chains,

@@ -12,6 +12,7 @@ from typing import Protocol
 from meshplane.model import endpoint, mesh, service
 from meshplane.model.ids import ClusterId, Hostname
 from meshplane.networking import config as networking_config
+from meshplane.policy import config as policy_config
 
 Shards = Mapping[ClusterId, tuple[endpoint.Endpoint, ...]]
 
@@ -31,3 +32,6 @@ class Snapshot(Protocol):
 
     @property
     def networking(self) -> networking_config.NetworkingConfig: ...
+
+    @property
+    def policy(self) -> policy_config.PolicyConfig: ...

@@ -18,7 +18,9 @@ pilot/pkg/networking/core/listener.go and listener_builder.go:
   named `0.0.0.0_PORT` per own port matched on the destination port (lds.inbound_chains: mTLS,
   plaintext under PERMISSIVE), `virtualInbound-blackhole` for 15006 itself, and catch-all chains
   for ports no service declares → InboundPassthroughCluster (the app, from 127.0.0.6). Under
-  STRICT only Istio mTLS is accepted on any port.
+  STRICT only Istio mTLS is accepted on any port, under DISABLE only plaintext. The mode is the
+  workload's effective PeerAuthentication (policy/peerauthn.py), per own port when it has a
+  `portLevelMtls` exception.
 
 Not built (as in the explicit layout): headless and ExternalName services get no VIP listener
 (their traffic is passed through), UDP, and ports 15001/15006 themselves.
@@ -35,7 +37,8 @@ from google.protobuf import wrappers_pb2
 
 from meshplane.model import mesh, service
 from meshplane.model.ids import ClusterId, Hostname
-from meshplane.xds import filters, inbound, lds, mtls, naming, protos
+from meshplane.policy import peerauthn
+from meshplane.xds import filters, inbound, lds, mtls, naming, protos, rbac
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +162,14 @@ def outbound_ports(
     return tuple(sorted(http)), tuple(vips[k] for k in sorted(vips))
 
 
-def _catch_all(mode: mesh.MtlsMode, sds: bool) -> Iterable[listener_components_pb2.FilterChain]:
-    """Chains for ports no service declares: to the app's original destination."""
-    to_app = [_tcp(naming.INBOUND_PASSTHROUGH_CLUSTER)]
+def _catch_all(
+    mode: mesh.MtlsMode, sds: bool, authz: rbac.Policies
+) -> Iterable[listener_components_pb2.FilterChain]:
+    """Chains for ports no service declares: to the app's original destination (TCP RBAC first)."""
+    to_app = [*rbac.network_filters(authz), _tcp(naming.INBOUND_PASSTHROUGH_CLUSTER)]
+    if mode is mesh.MtlsMode.DISABLE:
+        yield listener_components_pb2.FilterChain(name=naming.VIRTUAL_INBOUND, filters=to_app)
+        return
     if sds:
         yield listener_components_pb2.FilterChain(
             name=naming.VIRTUAL_INBOUND,
@@ -181,8 +189,15 @@ def _catch_all(mode: mesh.MtlsMode, sds: bool) -> Iterable[listener_components_p
 
 
 def virtual_inbound(
-    ports: Iterable[inbound.InboundPort], mode: mesh.MtlsMode, sds: bool
+    ports: Iterable[inbound.InboundPort],
+    mtls: mesh.MtlsMode | peerauthn.Effective,
+    sds: bool,
+    authz: rbac.Policies = (),
 ) -> listener_pb2.Listener:
+    """`mtls`: the workload's effective PeerAuthentication (a port-level mode applies to that own
+    port's chains; the workload mode to the others and the catch-all)."""
+    eff = mtls if isinstance(mtls, peerauthn.Effective) else peerauthn.Effective(mtls)
+    mode = eff.mode
     chains = [
         listener_components_pb2.FilterChain(
             name=f"{naming.VIRTUAL_INBOUND}-blackhole",
@@ -192,13 +207,26 @@ def virtual_inbound(
     ]
     if mode is mesh.MtlsMode.STRICT and not sds:
         log.warning("STRICT mTLS but the proxy has no SDS: virtualInbound accepts nothing")
-    sniffed = [p.port for p in ports if p.protocol is service.Protocol.UNSUPPORTED]
+    if any(m is mesh.MtlsMode.STRICT for _, m in eff.ports) and not sds:
+        log.warning("STRICT mTLS on a port but the proxy has no SDS: that port accepts nothing")
+    # http_inspector runs for the sniffed ports that accept plaintext (not STRICT)
+    sniffed = [
+        p.port
+        for p in ports
+        if p.protocol is service.Protocol.UNSUPPORTED and eff.for_port(p.port) is not mesh.MtlsMode.STRICT
+    ]
     for p in ports:
         name = naming.listener(ANY, p.port)
         chains += lds.inbound_chains(
-            p, mode, sds, names=(name, name), stat_address=ANY, destination_port=p.port
+            p,
+            eff.for_port(p.port),
+            sds,
+            names=(name, name),
+            stat_address=ANY,
+            destination_port=p.port,
+            authz=authz,
         )
-    chains += _catch_all(mode, sds)
+    chains += _catch_all(mode, sds, authz)
     return listener_pb2.Listener(
         name=naming.VIRTUAL_INBOUND,
         address=protos.socket_address(ANY, INBOUND_PORT),
@@ -206,7 +234,7 @@ def virtual_inbound(
         listener_filters=[
             filters.original_dst(),
             filters.tls_inspector(),
-            *([filters.http_inspector(sniffed)] if sniffed and mode is mesh.MtlsMode.PERMISSIVE else []),
+            *([filters.http_inspector(sniffed)] if sniffed else []),
         ],
         listener_filters_timeout=protos.duration(SNIFF_TIMEOUT_S),
         continue_on_listener_filters_timeout=True,

@@ -1,4 +1,9 @@
-"""Typed reads from a CR dict, each failure naming the field path (`spec.servers[1].hosts[0]`)."""
+"""Typed reads from an Istio config object (a CR dict), each failure naming the object and the
+field path (`spec.servers[1].hosts[0]`); the object's apiVersion/kind/metadata check.
+
+Shared by the config packages (networking.istio.io in networking/, security.istio.io in policy/),
+which are siblings and may not import each other.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,58 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshplane.networking import errors
+from meshplane import errors
+
+
+class ConfigError(errors.MeshplaneError, ValueError):
+    """An invalid config object; the message names the object and the field path."""
+
+    def __init__(self, ref: str, path: str, problem: str) -> None:
+        self.ref = ref  # `Kind namespace/name`
+        self.path = path  # `spec.servers[0].port.number`
+        self.problem = problem
+        super().__init__(f"{ref}: {path}: {problem}" if path else f"{ref}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    kind: str
+    name: str
+    namespace: str
+    created: str = ""  # metadata.creationTimestamp (RFC 3339), '' when absent
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+def meta(
+    obj: Mapping[str, Any],
+    kind: str,
+    group: str,
+    versions: tuple[str, ...],
+    default_namespace: str = "default",
+) -> tuple[Meta, dict[str, Any]]:
+    """Check apiVersion/kind and return (meta, spec); errors name the object as far as it is known."""
+    if not isinstance(obj, Mapping):
+        raise ConfigError(kind, "", f"must be an object, got {type(obj).__name__}")
+    md = obj.get("metadata")
+    name = md.get("name") if isinstance(md, Mapping) else None
+    namespace = md.get("namespace") if isinstance(md, Mapping) else None
+    ref = f"{kind} {namespace or default_namespace}/{name or '?'}"
+    r = Reader(ref)
+    api_version = r.text(obj, "apiVersion", "", required=True)
+    got_group, _, version = api_version.partition("/")
+    if got_group != group or version not in versions:
+        raise r.fail("apiVersion", f"must be {group}/{'|'.join(versions)}, got {api_version!r:.60}")
+    if obj.get("kind") != kind:
+        raise r.fail("kind", f"must be {kind}, got {obj.get('kind')!r:.40}")
+    metadata = r.obj(obj, "metadata", "", required=True)
+    name = r.text(metadata, "name", "metadata", required=True)
+    namespace = r.text(metadata, "namespace", "metadata") or default_namespace
+    created = metadata.get("creationTimestamp")
+    spec = r.obj(obj, "spec", "", required=True)
+    return Meta(kind, name, namespace, str(created) if created else ""), spec
 
 # protobuf Duration as Istio's CRDs accept it (`1.5s`, `100ms`, `1m`, `1h`)
 _DURATION = re.compile(r"^(\d+(\.\d+)?)(ms|s|m|h)$")
@@ -20,8 +76,8 @@ class Reader:
 
     ref: str
 
-    def fail(self, path: str, problem: str) -> errors.ConfigError:
-        return errors.ConfigError(self.ref, path, problem)
+    def fail(self, path: str, problem: str) -> ConfigError:
+        return ConfigError(self.ref, path, problem)
 
     def obj(self, parent: Mapping[str, Any], key: str, path: str, required: bool = False) -> dict[str, Any]:
         value = parent.get(key)

@@ -1,0 +1,72 @@
+"""The security policy a push works from: every valid PeerAuthentication and AuthorizationPolicy.
+
+The config watcher lists the objects from the config cluster and calls `build()`; invalid objects
+are returned as errors (to log and count) and left out, so one bad object never hides the others.
+The result goes into `PushContext.policy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from meshplane.model import crfields
+from meshplane.model.mesh import MtlsMode
+from meshplane.policy import authz, peerauthn
+
+KINDS = (peerauthn.KIND, authz.KIND)
+Policy = peerauthn.PeerAuthentication | authz.AuthorizationPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    peer_authentications: tuple[peerauthn.PeerAuthentication, ...] = ()
+    authorization_policies: tuple[authz.AuthorizationPolicy, ...] = ()
+
+    def mtls(
+        self,
+        root_namespace: str,
+        namespace: str,
+        labels: Mapping[str, str],
+        default: MtlsMode = MtlsMode.PERMISSIVE,
+    ) -> peerauthn.Effective:
+        """The workload's effective mTLS mode per port (peerauthn.compose)."""
+        return peerauthn.compose(self.peer_authentications, root_namespace, namespace, labels, default)
+
+    def authorization(
+        self, root_namespace: str, namespace: str, labels: Mapping[str, str]
+    ) -> tuple[authz.AuthorizationPolicy, ...]:
+        """The AuthorizationPolicies that apply to the workload (authz.for_workload)."""
+        if not self.authorization_policies:
+            return ()
+        return authz.for_workload(self.authorization_policies, root_namespace, namespace, labels)
+
+
+def parse(obj: Mapping[str, Any]) -> Policy:
+    """Parse one security.istio.io object of a kind this package knows."""
+    kind = obj.get("kind") if isinstance(obj, Mapping) else None
+    if kind == peerauthn.KIND:
+        return peerauthn.parse(obj)
+    if kind == authz.KIND:
+        return authz.parse(obj)
+    raise crfields.ConfigError(str(kind), "kind", f"must be one of {', '.join(KINDS)}")
+
+
+def build(objects: Iterable[Mapping[str, Any]]) -> tuple[PolicyConfig, list[crfields.ConfigError]]:
+    peer: list[peerauthn.PeerAuthentication] = []
+    allow: list[authz.AuthorizationPolicy] = []
+    problems: list[crfields.ConfigError] = []
+    for obj in objects:
+        try:
+            parsed = parse(obj)
+        except crfields.ConfigError as e:
+            problems.append(e)
+            continue
+        if isinstance(parsed, peerauthn.PeerAuthentication):
+            peer.append(parsed)
+        else:
+            allow.append(parsed)
+    peer.sort(key=lambda p: (p.created, p.namespace, p.name))
+    allow.sort(key=lambda p: (p.created, p.namespace, p.name))
+    return PolicyConfig(tuple(peer), tuple(allow)), problems
