@@ -65,6 +65,7 @@ def meta(
     spec = r.obj(obj, "spec", "", required=True)
     return Meta(kind, name, namespace, str(created) if created else ""), spec
 
+
 # protobuf Duration as Istio's CRDs accept it (`1.5s`, `100ms`, `1m`, `1h`)
 _DURATION = re.compile(r"^(\d+(\.\d+)?)(ms|s|m|h)$")
 _SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

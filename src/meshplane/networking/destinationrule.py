@@ -24,8 +24,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from meshplane.model import crfields as fields
 from meshplane.model.ids import DEFAULT_DOMAIN
-from meshplane.networking import fields, hosts, objects
+from meshplane.networking import hosts, objects
 from meshplane.networking import virtualservice as vs_model
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
