@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from meshplane.devcluster import kubeconfig, seams, security
-from meshplane.devcluster.api import context, dispatch, openapi, server
+from meshplane.devcluster.api import context, dispatch, openapi, podstreams, server
 from meshplane.devcluster.auth import pki
 from meshplane.devcluster.controllers import bootstrap, gc, objects
 from meshplane.devcluster.schema import crds, defaults, resources, schemas
@@ -170,7 +170,9 @@ class DevCluster:
             authenticator=self.authenticator or self.security.authenticator,
             authorizer=self.authorizer or self.security.authorizer,
             admission=self.admission or self.security.admission,
+            kubelet_tls=await asyncio.to_thread(pki.kubelet_client_ssl_context, self._pki),
         )
+        podstreams.register(self.registry)
         oapi = openapi.OpenApi(self.registry, self.schemas, self.settings.git_version)
         cert, key = await asyncio.to_thread(pki.serving_cert, self._pki, [self.host])
         ssl_ctx = await asyncio.to_thread(pki.server_ssl_context, cert, key, self._pki.ca_cert_pem)
