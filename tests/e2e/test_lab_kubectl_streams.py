@@ -1,7 +1,8 @@
 """Issue 11's streaming pod subresources on the lab (netns mode), with the user's real kubectl:
 the guide's verify step exactly as Istio's page writes it (`kubectl exec … -c curl … -- curl -sS
 helloworld.sample:5000/hello`, from both clusters, both versions answering), exit codes, stdin,
-a terminal, `kubectl logs -f` of a helloworld pod showing the requests, and attach.
+a terminal, `kubectl logs -f` of a helloworld pod showing the requests, attach, and
+`kubectl port-forward` to the control plane's monitoring port serving /metrics.
 
 One lab (`meshplane demo`, netns mode) for the module."""
 
@@ -12,6 +13,7 @@ import os
 import re
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -223,23 +225,30 @@ def test_logs_follow_shows_the_requests_and_attach_streams_output(lab_dir: Path)
         attach.wait(10)
 
 
-def test_port_forward_is_refused_with_the_reason(lab_dir: Path) -> None:
+def test_port_forward_to_the_control_planes_monitoring_port(lab_dir: Path) -> None:
     istiod = kubectl(
-        lab_dir,
-        "cluster1",
-        "-n",
-        "istio-system",
-        "get",
-        "pod",
-        "-l",
-        "app=istiod",
-        "-o",
-        "jsonpath={.items[0].metadata.name}",
-    ).stdout
-    pf = subprocess.run(
-        ["kubectl", "--context", "cluster1", "-n", "istio-system", "port-forward", istiod, "0:15014"],
-        capture_output=True, text=True, env=_env(lab_dir), timeout=60, check=False,
-    )  # fmt: skip
-    assert pf.returncode == 1 and "pods/portforward is not supported by this dev cluster" in pf.stderr, (
-        pf.stderr
+        lab_dir, "cluster1", "-n", "istio-system", "get", "pod", "-l", "app=istiod",
+        "-o", "jsonpath={.items[0].metadata.name}",
+    ).stdout  # fmt: skip
+    pf = subprocess.Popen(
+        ["kubectl", "--context", "cluster1", "-n", "istio-system", "port-forward", istiod, ":15014"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=_env(lab_dir),
     )
+    lines: list[bytes] = []
+    threading.Thread(target=lambda: lines.extend(iter(pf.stdout.readline, b"")), daemon=True).start()  # type: ignore[union-attr]
+    try:
+        local = wait_until(
+            lambda: next(
+                (int(m[1]) for ln in lines if (m := re.search(rb"127\.0\.0\.1:(\d+) ->", ln))), None
+            ),
+            timeout=30,
+            what="kubectl port-forward listening",
+        )
+        with urllib.request.urlopen(f"http://127.0.0.1:{local}/metrics", timeout=10) as r:
+            body = r.read().decode()
+        assert r.status == 200 and "# TYPE" in body
+    finally:
+        pf.terminate()
+        pf.wait(10)

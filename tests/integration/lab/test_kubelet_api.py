@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support import clusters, wait
-from tests.support.labnode import LabNode, dump, ready
+from tests.support.labnode import LabNode, ready
 
 ROOT = clusters.ROOT
 SAMPLES = ROOT / "samples"
@@ -26,11 +26,22 @@ def _hello(node: LabNode, ns: str) -> dict[str, Any]:
     hello = str(SAMPLES / "helloworld" / "helloworld.yaml")
     node.kubectl("apply", "-f", hello, "-l", "service=helloworld", "-n", ns)
     node.kubectl("apply", "-f", hello, "-l", "version=v1", "-n", ns)
-    return wait.wait_until(
+    pod: dict[str, Any] = wait.wait_until(
         lambda: next((p for p in node.pods(ns, "app=helloworld") if ready(p)), None),
         timeout=60,
-        what=lambda: dump(node, ns),
+        what="a ready helloworld pod",
     )
+    wait.wait_until(
+        lambda: _answers(f"http://{pod['status']['podIP']}:5000/hello"), timeout=20, what="the app"
+    )
+    return pod
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(_get(url))
+    except OSError:
+        return False
 
 
 def _get(url: str) -> str:
@@ -188,3 +199,60 @@ def test_the_kubelet_api_refuses_callers_without_the_api_servers_certificate(
     insecure.load_cert_chain(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
     with pytest.raises((ssl.SSLError, OSError, urllib.error.URLError)):
         urllib.request.urlopen(url, context=insecure, timeout=5)
+
+
+def port_forward(
+    node: LabNode, ns: str, pod: str, port: int
+) -> tuple[subprocess.Popen[bytes], int, list[bytes]]:
+    """`kubectl port-forward POD :PORT`; the local port it printed, and its output lines."""
+    pf = subprocess.Popen(
+        [clusters.KUBECTL, "port-forward", pod, "-n", ns, f":{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=_kubectl_env(node),
+    )
+    lines: list[bytes] = []
+    threading.Thread(target=lambda: lines.extend(iter(pf.stdout.readline, b"")), daemon=True).start()  # type: ignore[union-attr]
+    local = wait.wait_until(
+        lambda: next(
+            (int(m.group(1)) for ln in lines if (m := re.search(rb"127\.0\.0\.1:(\d+) ->", ln))), None
+        ),
+        timeout=20,
+        what="kubectl port-forward listening",
+    )
+    return pf, local, lines
+
+
+def test_kubectl_port_forward_reaches_the_pods_port(node: LabNode, ns: str) -> None:
+    pod = _hello(node, ns)
+    name = pod["metadata"]["name"]
+    pf, local, lines = port_forward(node, ns, name, 5000)
+    try:
+        for _ in range(3):  # one stream pair per connection, over one tunnel
+            assert _get(f"http://127.0.0.1:{local}/hello").startswith("Hello version: v1, instance: " + name)
+    finally:
+        pf.terminate()
+        pf.wait(10)
+    # kubectl without its WebSocket tunnel sends a bare SPDY upgrade: refused, saying what is served
+    spdy = subprocess.run(
+        [clusters.KUBECTL, "port-forward", name, "-n", ns, ":5000"],
+        capture_output=True,
+        text=True,
+        env={**_kubectl_env(node), "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"},
+        timeout=30,
+        check=False,
+    )
+    assert spdy.returncode == 1 and "not a bare SPDY/3.1 upgrade" in spdy.stderr, spdy.stderr
+    # a port nothing listens on: the kubelet's error reaches kubectl on the error stream
+    pf, local, lines = port_forward(node, ns, name, 5999)
+    try:
+        with pytest.raises(OSError):
+            _get(f"http://127.0.0.1:{local}/")
+        wait.wait_until(
+            lambda: any(b"error forwarding port 5999 to pod" in ln for ln in lines),
+            timeout=20,
+            what="the forwarding error",
+        )
+    finally:
+        pf.terminate()
+        pf.wait(10)

@@ -1,5 +1,5 @@
-"""The pod subresources served by the pod's node: `pods/log`, `pods/exec`, `pods/attach`, and
-`pods/portforward` (refused), checked here as kube-apiserver checks them and then proxied to the
+"""The pod subresources served by the pod's node: `pods/log`, `pods/exec`, `pods/attach` and
+`pods/portforward`, checked here as kube-apiserver checks them and then proxied to the
 node's kubelet (`kubeletproxy`).
 
 kube-apiserver's rules (pkg/registry/core/pod/strategy.go `LogLocation`, `streamLocation`;
@@ -11,10 +11,10 @@ pods/portforward for a WebSocket GET as for a POST (kube-apiserver authorizes a 
 `get` up to 1.34; 1.35's AuthorizePodWebsocketUpgradeCreatePermission requires `create`, which is
 what the dev cluster always does, so a role that may only `get` cannot exec).
 
-Only the WebSocket protocols are served (`v5.channel.k8s.io`, `v4.channel.k8s.io`, which kubectl
-1.30+ tries first); a SPDY/3.1 upgrade (a POST, kubectl's fallback) and port forwarding (kubectl
-1.32 speaks it only as SPDY, tunnelled or not) are refused with 400 and a message naming what is
-served.
+Only the WebSocket protocols are served (`v5.channel.k8s.io`, `v4.channel.k8s.io` for exec and
+attach, which kubectl 1.30+ tries first; `SPDY/3.1+portforward.k8s.io` for port forwarding, which
+kubectl 1.31+ tries first); a bare SPDY/3.1 upgrade (a POST, kubectl's fallback) is refused with
+400 and a message naming what is served.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ _DISCOVERY = {
     "portforward": ("PodPortForwardOptions", ("create", "get")),
 }
 WEBSOCKET_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+# port forwarding: SPDY tunnelled in a WebSocket (client-go tools/portforward/tunneling_dialer.go)
+PORTFORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 _LOG_INTS = {"tailLines": 0, "limitBytes": 1, "sinceSeconds": 1}
 _LOG_FLAGS = ("follow", "previous", "timestamps", "insecureSkipTLSVerifyBackend")
 _LOG_PARAMS = {"container", "sinceTime", "pretty", "stream", *_LOG_INTS, *_LOG_FLAGS}
@@ -144,10 +146,7 @@ async def serve(ctx: context.ApiContext, request: web.Request, t: routing.Target
         target = kubeletproxy.url(base, "/containerLogs", t.namespace, t.name, c)
         return await kubeletproxy.stream_get(ctx, request, target + ("?" + urlencode(lq) if lq else ""))
     if t.subresource == "portforward":
-        raise errors.bad_request(
-            "pods/portforward is not supported by this dev cluster: kubectl 1.32 forwards ports over "
-            "SPDY/3.1 (tunnelled in a WebSocket or not), which the dev cluster does not speak"
-        )
+        return await _port_forward(ctx, request, t, pod, query)
     if request.method not in ("GET", "POST"):
         raise errors.method_not_allowed()
     _unknown(query, _EXEC_PARAMS, "PodExecOptions" if t.subresource == "exec" else "PodAttachOptions")
@@ -184,5 +183,35 @@ async def serve(ctx: context.ApiContext, request: web.Request, t: routing.Target
     if not any(p in WEBSOCKET_PROTOCOLS for p in kubeletproxy.offered_protocols(request)):
         raise errors.bad_request(
             f"no supported WebSocket subprotocol offered; supported: {', '.join(WEBSOCKET_PROTOCOLS)}"
+        )
+    return await kubeletproxy.relay_websocket(ctx, request, target)
+
+
+async def _port_forward(
+    ctx: context.ApiContext,
+    request: web.Request,
+    t: routing.Target,
+    pod: Obj,
+    query: dict[str, list[str]],
+) -> web.StreamResponse:
+    """PodPortForwardOptions (`ports`, each 1-65535) checked; the tunnel relayed to the kubelet."""
+    _unknown(query, {"ports", "pretty"}, "PodPortForwardOptions")
+    ports = [p for raw in query.get("ports") or [] for p in raw.split(",") if p]
+    for p in ports:
+        if not p.isdigit() or not 0 < int(p) < 65536:
+            raise errors.bad_request(f'invalid port "{p}": must be between 1 and 65535, inclusive')
+    target = kubeletproxy.url(kubeletproxy.endpoint(ctx, pod), "/portForward", t.namespace, t.name)
+    if ports:
+        target += "?" + urlencode([("port", p) for p in ports])
+    if request.headers.get("Upgrade", "").lower() != "websocket" or request.method != "GET":
+        await kubeletproxy.probe(ctx, target)
+        raise errors.bad_request(
+            f"Upgrade {request.headers.get('Upgrade', '(none)')!r} is not supported: the dev cluster "
+            f"serves pods/portforward as {PORTFORWARD_PROTOCOL} (SPDY tunnelled in a WebSocket, "
+            "kubectl 1.31 and later), not a bare SPDY/3.1 upgrade"
+        )
+    if PORTFORWARD_PROTOCOL not in kubeletproxy.offered_protocols(request):
+        raise errors.bad_request(
+            f"no supported WebSocket subprotocol offered; supported: {PORTFORWARD_PROTOCOL}"
         )
     return await kubeletproxy.relay_websocket(ctx, request, target)

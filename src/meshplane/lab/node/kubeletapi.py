@@ -7,15 +7,15 @@ The paths are the kubelet's (kubernetes/kubernetes pkg/kubelet/server/server.go)
 | GET /containerLogs/NS/POD/CONTAINER       | the container's log        | pods/log          |
 | GET /exec/NS/POD/CONTAINER?command=…      | a command in the pod       | pods/exec         |
 | GET /attach/NS/POD/CONTAINER              | the container's output     | pods/attach       |
-| /portForward/NS/POD                       | refused (see below)        | pods/portforward  |
+| GET /portForward/NS/POD                   | connections to pod ports   | pods/portforward  |
 | GET /healthz                              | ok                         |                   |
 
 The query parameters are those kube-apiserver sends (pkg/registry/core/pod/strategy.go
 `LogLocation`, `streamLocation`): follow, previous, timestamps, sinceSeconds, sinceTime,
 tailLines, limitBytes; command (repeated), input, output, error, tty. Exec and attach are
-WebSocket upgrades speaking `v5.channel.k8s.io` / `v4.channel.k8s.io` (`remotecommand`); SPDY
-(a POST with `Upgrade: SPDY/3.1`) and port forwarding (which kubectl 1.32 speaks only as SPDY,
-tunnelled in a WebSocket or not) are refused with 400 and a message saying so.
+WebSocket upgrades speaking `v5.channel.k8s.io` / `v4.channel.k8s.io` (`remotecommand`); port
+forwarding is SPDY/3.1 tunnelled in a WebSocket (`SPDY/3.1+portforward.k8s.io`, `portforward`).
+A bare SPDY/3.1 upgrade (a POST, kubectl's fallback) is refused with 400 and a message saying so.
 
 The node registers the endpoint's port as its Node's status.daemonEndpoints.kubeletEndpoint,
 as a kubelet does, and listens on the node's address only. Who may call: a TLS client
@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from meshplane.lab import errors, podexec
-from meshplane.lab.node import containerlog, podworker, remotecommand
+from meshplane.lab.node import containerlog, podworker, portforward, remotecommand
 from meshplane.lab.node import settings as settings_mod
 from meshplane.runtime.logging import kv
 
@@ -261,10 +261,22 @@ class KubeletServer:
         return web.Response()
 
     async def _port_forward(self, request: web.Request) -> web.StreamResponse:
-        return _bad(
-            "port forwarding is not supported by the lab node: kubectl 1.32 forwards ports over "
-            "SPDY/3.1 (tunnelled in a WebSocket or not), which this node does not speak"
-        )
+        w = self._worker(request)
+        if not w.state.pod_ip:
+            return _bad(f'pod "{w.name}" has no IP yet')
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return _bad(
+                f"{request.method} with Upgrade {request.headers.get('Upgrade', '(none)')!r}: this lab "
+                f"node forwards ports only as {portforward.PROTOCOL} (SPDY tunnelled in a WebSocket, "
+                "kubectl 1.31 and later)"
+            )
+        offered = [
+            p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")
+        ]
+        if portforward.PROTOCOL not in offered:
+            return _bad(NO_PROTOCOL + "; supported: " + portforward.PROTOCOL)
+        await portforward.serve(request, f"{w.ns}/{w.name}", w.state.pod_ip)
+        return web.Response()
 
 
 def server_ssl_context(host: str, ca_pem: bytes) -> ssl.SSLContext:
