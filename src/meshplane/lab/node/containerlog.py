@@ -13,7 +13,8 @@ old file becomes `CONTAINER.previous.log` (what `kubectl logs --previous` reads;
 keeps only the last dead instance).
 
 `read` applies the kubelet's `containerLogs` options (sinceSeconds/sinceTime, tailLines,
-timestamps, limitBytes); `follow` keeps reading a file as it grows until the container stops.
+timestamps, limitBytes); `follow` keeps reading a file as it grows until the container stops,
+woken by the pump's writes (same process) and looking again every FOLLOW_POLL seconds anyway.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_LINE = 16 * 1024  # containerd's default max container log line size
-FOLLOW_POLL = 0.05  # seconds between looks at a followed file that did not grow
+FOLLOW_POLL = 0.25  # seconds between looks at a followed file the pump did not report growing
 
 
 def previous_of(path: Path) -> Path:
@@ -90,14 +91,25 @@ class LineSplitter:
         return encode(self.stream, data, True, self._clock()) if data else b""
 
 
-async def pump(reader: asyncio.StreamReader, stream: str, fd: int) -> None:
-    """Copy one output stream of a container into its log file (open O_APPEND) until EOF."""
+_followers: dict[Path, set[asyncio.Event]] = {}  # in this process: who follows which file
+
+
+def _written(path: Path) -> None:
+    for ev in _followers.get(path, ()):
+        ev.set()
+
+
+async def pump(reader: asyncio.StreamReader, stream: str, fd: int, path: Path | None = None) -> None:
+    """Copy one output stream of a container into its log file (open O_APPEND at `path`) until
+    EOF; followers of `path` in this process are woken at each write."""
     split = LineSplitter(stream)
     while True:
         data = await reader.read(65536)
         chunk = split.feed(data) if data else split.flush()
         if chunk:
             await asyncio.to_thread(os.write, fd, chunk)
+            if path is not None:
+                _written(path)
         if not data:
             return
 
@@ -195,8 +207,11 @@ async def follow_entries(
             chunks.append(chunk)
         return fd, b"".join(chunks)
 
+    woken = asyncio.Event()  # set by the pump writing this file (else the poll notices)
+    _followers.setdefault(path, set()).add(woken)
     fd, raw = await asyncio.to_thread(open_at_start)
     if fd is None:
+        _unfollow(path, woken)
         return
     try:
         # only whole lines now; the unfinished last one is read again with the rest of it
@@ -209,7 +224,9 @@ async def follow_entries(
             chunk = await asyncio.to_thread(os.read, fd, 1 << 20)
             if not chunk:
                 if running():
-                    await asyncio.sleep(FOLLOW_POLL)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(woken.wait(), FOLLOW_POLL)
+                    woken.clear()
                     continue
                 chunk = await asyncio.to_thread(os.read, fd, 1 << 20)  # written before it stopped
                 if not chunk:
@@ -223,8 +240,17 @@ async def follow_entries(
             if entries:
                 yield entries
     finally:
+        _unfollow(path, woken)
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+def _unfollow(path: Path, woken: asyncio.Event) -> None:
+    waiting = _followers.get(path)
+    if waiting is not None:
+        waiting.discard(woken)
+        if not waiting:
+            del _followers[path]
 
 
 async def follow(path: Path, opts: Options, running: Callable[[], bool]) -> AsyncIterator[bytes]:

@@ -105,8 +105,8 @@ async def spawn(
         raise
     assert proc.stdout is not None and proc.stderr is not None
     pumps = [
-        asyncio.create_task(containerlog.pump(proc.stdout, "stdout", fd)),
-        asyncio.create_task(containerlog.pump(proc.stderr, "stderr", fd)),
+        asyncio.create_task(containerlog.pump(proc.stdout, "stdout", fd, log_path)),
+        asyncio.create_task(containerlog.pump(proc.stderr, "stderr", fd, log_path)),
     ]
     closer = asyncio.create_task(_close_after(pumps, fd))
     _pumps.add(closer)
