@@ -15,7 +15,8 @@ controllers read.
 - `api/`       the HTTP surface: dispatch, routing, reads, writes, watch, bodies, protobuf, patch,
                tables, selectors, discovery documents, OpenAPI.
 - `schema/`    what kinds exist and what they look like: resources, schemas, validation, defaults, CRDs.
-- `controllers/` what runs beside the API: object semantics, GC, bootstrap objects, service accounts.
+- `controllers/` what runs beside the API: object semantics, GC, bootstrap objects, service accounts,
+               PodDisruptionBudget status (`disruption`).
 - `auth/`      who is calling and may they: authn, tokens, TokenRequest/TokenReview, RBAC, access
                reviews, the cluster's PKI.
 - `admission/` the admission chain (ServiceAccount plugin, mutating and validating webhooks) and the

@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from meshplane.devcluster import kubeconfig, seams, security
-from meshplane.devcluster.api import context, dispatch, openapi, server
+from meshplane.devcluster.api import context, dispatch, eviction, openapi, podstreams, server
 from meshplane.devcluster.auth import pki
-from meshplane.devcluster.controllers import bootstrap, gc, objects
+from meshplane.devcluster.controllers import bootstrap, disruption, gc, objects
 from meshplane.devcluster.schema import crds, defaults, resources, schemas
 from meshplane.devcluster.storage import persistence, store
 from meshplane.runtime import clock as clock_mod
@@ -170,7 +170,10 @@ class DevCluster:
             authenticator=self.authenticator or self.security.authenticator,
             authorizer=self.authorizer or self.security.authorizer,
             admission=self.admission or self.security.admission,
+            kubelet_tls=await asyncio.to_thread(pki.kubelet_client_ssl_context, self._pki),
         )
+        podstreams.register(self.registry)
+        eviction.register(self.registry, self.ctx)
         oapi = openapi.OpenApi(self.registry, self.schemas, self.settings.git_version)
         cert, key = await asyncio.to_thread(pki.serving_cert, self._pki, [self.host])
         ssl_ctx = await asyncio.to_thread(pki.server_ssl_context, cert, key, self._pki.ca_cert_pem)
@@ -190,6 +193,8 @@ class DevCluster:
         collector = gc.Collector(lambda: self.store, lambda: self.objects, lambda: self.registry)
         self._tasks.start(collector.run(), "garbage-collector")
         self._tasks.start(self.security.controllers(), "serviceaccounts")
+        budgets = disruption.DisruptionController(lambda: self.store, eviction.matches, self.clock.wall)
+        self._tasks.start(budgets.run(), "disruption")
         for cname, factory in self._controllers:
             self._tasks.start(factory(), cname)
         log.info("dev cluster ready cluster=%s url=%s data_dir=%s", self.name, self.url, self.data_dir)

@@ -7,6 +7,7 @@ applies to the Pods the lab creates exactly as it would to a kubelet's or a cont
 from __future__ import annotations
 
 import asyncio
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -65,6 +66,16 @@ def server_of(kubeconfig: Path, context: str | None) -> Server:
     if not parts.hostname:
         raise ValueError(f"{kubeconfig}: context {cfg.context_name!r} has no server URL")
     return Server(parts.hostname, parts.port or 443)
+
+
+def ca_pem_of(kubeconfig: Path, context: str | None) -> bytes:
+    """The cluster's CA (certificate-authority-data or -authority file) as PEM (blocking)."""
+    cfg = kube_client.load_file_config(str(kubeconfig), context)
+    if cfg.cluster.certificate_auth_data:
+        return base64.b64decode(cfg.cluster.certificate_auth_data)
+    if cfg.cluster.certificate_auth:
+        return Path(cfg.abs_file(cfg.cluster.certificate_auth)).read_bytes()
+    raise ValueError(f"{kubeconfig}: context {cfg.context_name!r} names no certificate authority")
 
 
 class Api:

@@ -205,8 +205,9 @@ spec:
     assert cs["lastState"]["terminated"]["exitCode"] == 2
     # the delay doubles: 1s, 2s, 4s …
     assert "back-off 4s" in cs["state"]["waiting"]["message"], cs
-    log = (node.pod_dir(ns, "crasher") / "logs" / "app.log").read_text()
-    assert log.count("invalid PORT") >= 3
+    # each instance's output is kept: the last one and the one before (kubectl logs [--previous])
+    assert "invalid PORT" in node.kubectl("logs", "crasher", "-n", ns).stdout
+    assert "invalid PORT" in node.kubectl("logs", "crasher", "-n", ns, "--previous").stdout
 
 
 def test_deleted_pod_turns_terminating_before_its_process_exits_and_is_replaced(

@@ -16,6 +16,10 @@
                 PartialObjectMetadata[List] in JSON, YAML or protobuf.
 - `scale`       the scale subresource (autoscaling/v1 Scale) of deployments, replicasets,
                 statefulsets and replicationcontrollers.
+- `podstreams`  pods/log, pods/exec, pods/attach (and pods/portforward, refused): checked as
+                kube-apiserver checks them, then proxied to the pod's node's kubelet through
+                `kubeletproxy` (its endpoint from the Node, the API server's kubelet client cert).
+- `eviction`    pods/eviction (policy/v1 Eviction): PodDisruptionBudgets honoured, 429 when not.
 - `patch`       JSON merge patch, JSON patch and strategic merge patch.
 - `selectors`   label and field selectors.  `tables` server-side printing for `kubectl get`.
 - `responses`   JSON responses with the exact Content-Type clients compare against.

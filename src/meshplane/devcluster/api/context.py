@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 
 from meshplane.devcluster import seams
@@ -44,3 +45,4 @@ class ApiContext:
     authorizer: seams.Authorizer
     admission: seams.Admission = field(default_factory=NoAdmission)
     watch_lines: watchlines.LineCache = field(default_factory=watchlines.LineCache)
+    kubelet_tls: ssl.SSLContext | None = None  # the API server's client to kubelets (kubeletproxy)

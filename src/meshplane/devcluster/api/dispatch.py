@@ -15,6 +15,7 @@ from meshplane.devcluster.api import (
     discovery,
     openapi,
     openapi_pb,
+    podstreams,
     reads,
     responses,
     routing,
@@ -118,7 +119,7 @@ class Dispatcher:
             )
             return await self._non_resource(request, path)
         assert t.rt is not None
-        verb = _verb(request.method, t, request)
+        verb = podstreams.verb(t, _verb(request.method, t, request))
         if not verb:
             raise errors.method_not_allowed()
         await self._authorize(
@@ -141,6 +142,8 @@ class Dispatcher:
         rt = t.rt
         assert rt is not None
         ctx = self.ctx
+        if podstreams.served(t):
+            return await podstreams.serve(ctx, request, t)
         extra = ctx.registry.extra(t.group, t.plural, t.subresource)
         if extra is not None and (t.subresource or not rt.storage):
             if verb not in extra.verbs:

@@ -228,6 +228,8 @@ _MSG: dict[str, dict[int, tuple[str, str]]] = {
         5: ("dryRun", "*s"),
     },
     "Preconditions": {1: ("uid", "s"), 2: ("resourceVersion", "s")},
+    # policy/v1 Eviction (kubectl drain, client-go's EvictV1)
+    "Eviction": {1: ("metadata", "ObjectMeta"), 2: ("deleteOptions", "DeleteOptions")},
     # kubectl 1.32's `create job|cronjob|ingress|poddisruptionbudget|priorityclass|quota`
     # (k8s.io/api batch/v1, networking/v1, policy/v1, scheduling/v1, core/v1 generated.proto)
     "Job": {1: ("metadata", "ObjectMeta"), 2: ("spec", "JobSpec"), 3: ("status", "Empty")},
@@ -397,6 +399,7 @@ _KINDS = {
     "ClusterRoleBinding",
     "Deployment",
     "DeleteOptions",
+    "Eviction",
     "Job",
     "CronJob",
     "Ingress",

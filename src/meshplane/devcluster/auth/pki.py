@@ -120,6 +120,49 @@ def serving_cert(pki: ClusterPki, hosts: list[str]) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
+KUBELET_CLIENT = "kube-apiserver-kubelet-client"
+
+
+def kubelet_client_ssl_context(pki: ClusterPki) -> ssl.SSLContext:
+    """The API server's TLS client for kubelets: a client certificate signed by the cluster CA,
+    CN `kube-apiserver-kubelet-client` (kube-apiserver's --kubelet-client-certificate; kubelets
+    trust the cluster CA as their --client-ca-file). Issued anew at each start, kept in memory.
+    Like kube-apiserver without --kubelet-certificate-authority, it does not verify the kubelet's
+    serving certificate. Blocking (key generation, a private temp dir): call through a thread."""
+    ca_key = serialization.load_pem_private_key(pki.ca_key_pem, None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca = x509.load_pem_x509_certificate(pki.ca_cert_pem)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kubeadm:cluster-admins"),
+            x509.NameAttribute(NameOID.COMMON_NAME, KUBELET_CLIENT),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with tempfile.TemporaryDirectory(prefix="meshplane-tls-") as d:
+        cert_file, key_file = Path(d) / "tls.crt", Path(d) / "tls.key"
+        _write_private(cert_file, cert.public_bytes(serialization.Encoding.PEM))
+        _write_private(key_file, _key_pem(key))
+        ctx.load_cert_chain(str(cert_file), str(key_file))
+    return ctx
+
+
 def server_ssl_context(cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> ssl.SSLContext:
     """Blocking (writes a private temp dir that is removed at once): call through a thread."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

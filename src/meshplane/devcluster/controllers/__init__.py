@@ -6,6 +6,8 @@
 - `bootstrap`       objects every cluster has from the start (namespaces, `kubernetes` Service).
 - `serviceaccounts` the default ServiceAccount per namespace, legacy token Secrets, root CA
                     ConfigMaps.
+- `disruption`      PodDisruptionBudget status (what evictions check), as the disruption
+                    controller writes it.
 
 They read storage/store events and write through `objects`.
 """

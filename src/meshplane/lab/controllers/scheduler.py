@@ -39,6 +39,7 @@ class NodeInfo:
     region: str
     zone: str
     extra_labels: dict[str, str] = field(default_factory=dict)
+    kubelet_port: int = 0  # the node's kubelet API (node/kubeletapi.py), 0 = none
 
     @property
     def labels(self) -> dict[str, str]:
@@ -66,7 +67,7 @@ def node_object(info: NodeInfo) -> Obj:
 
 def node_status(info: NodeInfo, now: str) -> Obj:
     cpus = str(os.cpu_count() or 1)
-    return {
+    status: Obj = {
         "addresses": [{"type": "InternalIP", "address": info.ip}, {"type": "Hostname", "address": info.name}],
         "capacity": {"cpu": cpus, "memory": "16Gi", "pods": "250"},
         "allocatable": {"cpu": cpus, "memory": "16Gi", "pods": "250"},
@@ -93,6 +94,9 @@ def node_status(info: NodeInfo, now: str) -> Obj:
             "bootID": "",
         },
     }
+    if info.kubelet_port:  # where kube-apiserver reaches the kubelet (pod logs, exec, attach)
+        status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": info.kubelet_port}}
+    return status
 
 
 def fits(pod: Obj, labels: dict[str, str]) -> bool:

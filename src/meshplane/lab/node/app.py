@@ -8,6 +8,7 @@ cluster's control-plane controllers and its one node do:
 | Deployments, ReplicaSets   | controllers/deployments.py     | kube-controller-manager's controllers   |
 | binding Pods, the Node     | controllers/scheduler.py       | kube-scheduler, node registration       |
 | Pods as processes          | node/kubelet.py                | kubelet (+ podworker, volumes, probes)  |
+| logs, exec, attach         | node/kubeletapi.py             | the kubelet's API (port 10250)          |
 | EndpointSlices             | controllers/endpointslices.py  | the EndpointSlice controller            |
 | Service forwarding         | node/kubeproxy.py (loopback),  | kube-proxy (userspace; iptables mode)   |
 |                            | node/servicenat.py (netns)     |                                         |
@@ -36,7 +37,7 @@ from meshplane.lab import addresses, kubeapi, watchcache
 from meshplane.lab.controllers import deployments, endpointslices, loadbalancers, scheduler
 from meshplane.lab.network import firewall
 from meshplane.lab.network import plan as plans
-from meshplane.lab.node import dns, kubelet, kubeproxy, podnet, servicenat
+from meshplane.lab.node import dns, kubelet, kubeletapi, kubeproxy, podnet, servicenat
 from meshplane.lab.node import settings as settings_mod
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import tasks
@@ -107,6 +108,7 @@ class NodeRuntime:
         self._group = tasks.TaskGroup(f"lab-node/{options.cluster}")
         self.kubelet: kubelet.Kubelet | None = None
         self.client: lightkube.AsyncClient | None = None
+        self.kubelet_api: kubeletapi.KubeletServer | None = None
 
     async def start(self) -> None:
         o = self.options
@@ -131,9 +133,12 @@ class NodeRuntime:
             plan = await asyncio.to_thread(plans.load, o.network_plan)
             network = podnet.PodNetworks(plan, o.cluster, o.dir, o.cluster_domain)
         loopback = network is None
-        info = scheduler.NodeInfo(
-            o.node_name, addresses.PodIPs(o.pod_cidr, loopback).node_ip, o.pod_cidr, o.region, o.zone
-        )
+        node_ip = addresses.PodIPs(o.pod_cidr, loopback).node_ip
+        ca_pem = await asyncio.to_thread(kubeapi.ca_pem_of, o.kubeconfig, o.context)
+        self.kubelet_api = kubeletapi.KubeletServer(node_ip, ca_pem)
+        port = await self.kubelet_api.start()
+        self._group.on_stop(self.kubelet_api.stop)
+        info = scheduler.NodeInfo(o.node_name, node_ip, o.pod_cidr, o.region, o.zone, kubelet_port=port)
         sched = scheduler.Scheduler(api, caches["pods"], info, o.cluster, self.clock)
         await sched.register()
         eps = endpointslices.EndpointSlices(
@@ -161,6 +166,7 @@ class NodeRuntime:
             self.clock,
             o.cluster,
         )
+        self.kubelet_api.serve(self.kubelet)
         cluster_dns = dns.ClusterDns(
             caches["services"], caches["slices"], o.hosts_file, o.cluster, o.cluster_domain
         )

@@ -84,6 +84,10 @@ class Kubelet:
         configmaps.add_handler(lambda old, new: self._on_source("configmap", old, new))
         secrets.add_handler(lambda old, new: self._on_source("secret", old, new))
 
+    def worker_of(self, namespace: str, name: str) -> podworker.PodWorker | None:
+        """The worker of the Pod `namespace/name` on this node (the kubelet API's lookup)."""
+        return next((w for w in self.workers.values() if (w.ns, w.name) == (namespace, name)), None)
+
     # lookups for workers ----------------------------------------------------------------------
 
     def configmap(self, ns: str, name: str) -> Obj | None:

@@ -147,6 +147,14 @@ class PodWorker:
     def mark(self) -> None:
         self.status.mark()
 
+    def container_names(self) -> list[str]:
+        """The names of the pod's init and app containers (what logs and exec may name)."""
+        return [c.name for c in [*self.state.inits, *self.state.containers]]
+
+    def running(self, container: str) -> bool:
+        """The container has a process now (a log follower and attach end when it has none)."""
+        return container in self._procs
+
     def now(self) -> str:
         return rfc3339.format(self.node.clock.wall())
 

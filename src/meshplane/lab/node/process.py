@@ -1,6 +1,10 @@
 """Container processes: started in their own session, logged to a file, recorded in a pid file,
 and stopped only by their PID.
 
+stdout and stderr are pipes the node runtime copies into the container's log file in the CRI
+logging format (`containerlog`), as a container runtime's shim does; the file of the previous
+instance is kept as the previous log.
+
 A pid file holds `PID STARTTIME` (the process's start time in clock ticks since boot, from
 /proc/PID/stat), so a later sweep (`lab down`, a restarted node runtime) stops the process it
 recorded and never an unrelated one that reused the PID. Children get PR_SET_PDEATHSIG=SIGTERM so
@@ -18,6 +22,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from meshplane.lab.node import containerlog
 from meshplane.runtime import processes
 
 log = logging.getLogger(__name__)
@@ -70,13 +75,17 @@ def signal_recorded(path: Path, sig: int) -> bool:
     return False
 
 
+_pumps: set[asyncio.Task[None]] = set()  # log pumps outlive spawn(); kept until their EOF
+
+
 async def spawn(
     argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path, pid_path: Path
 ) -> asyncio.subprocess.Process:
-    """Start a container's process; stdout and stderr are appended to `log_path`."""
+    """Start a container's process; its stdout and stderr go to `log_path` (CRI format)."""
 
     def open_log() -> int:
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        containerlog.rotate(log_path)
         return os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     fd = await asyncio.to_thread(open_log)
@@ -86,15 +95,33 @@ async def spawn(
             env=dict(env),
             cwd=str(cwd),
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
             preexec_fn=_pdeathsig_fn(),  # type: ignore[arg-type]
         )
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = [
+        asyncio.create_task(containerlog.pump(proc.stdout, "stdout", fd, log_path)),
+        asyncio.create_task(containerlog.pump(proc.stderr, "stderr", fd, log_path)),
+    ]
+    closer = asyncio.create_task(_close_after(pumps, fd))
+    _pumps.add(closer)
+    closer.add_done_callback(_pumps.discard)
     await asyncio.to_thread(write_pid_file, pid_path, proc.pid)
     return proc
+
+
+async def _close_after(pumps: list[asyncio.Task[None]], fd: int) -> None:
+    try:
+        for r in await asyncio.gather(*pumps, return_exceptions=True):
+            if isinstance(r, Exception):
+                log.warning("container log copy failed error=%s", r)
+    finally:
+        os.close(fd)
 
 
 async def stop(proc: asyncio.subprocess.Process, grace: float, name: str = "") -> int | None:
