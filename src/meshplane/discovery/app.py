@@ -24,9 +24,10 @@ from meshplane.discovery import managed
 from meshplane.discovery import options as options_mod
 from meshplane.discovery import webhook as webhook_mod
 from meshplane.kube import client as kube_client
+from meshplane.kube import informer as inf
 from meshplane.model import ids, mesh, proxy
 from meshplane.networking import config as net_config
-from meshplane.push import context, debounce, queue
+from meshplane.push import context, debounce, propagation, queue
 from meshplane.push import metrics as push_metrics
 from meshplane.registry import aggregate, cluster, multicluster
 from meshplane.registry import metrics as registry_metrics
@@ -97,6 +98,8 @@ class Discovery:
         self.webhook: webhook_mod.WebhookServer | None = None
         self._webhook_tls: ssl.SSLContext | None = None
         self.ca_rotator: carotation.CaRotator | None = None
+        # the change being reported while a cluster registry's on_change runs (propagation SLI)
+        self._origin: propagation.Origin | None = None
         # set once the config cluster has synced and the first full push was requested
         self.first_push_done = asyncio.Event()
 
@@ -115,13 +118,33 @@ class Discovery:
         if self.queue is not None:
             self.queue.enqueue(
                 context.PushRequest(
-                    full=full, eds_hosts=hosts, reasons=frozenset({reason}), start=self.clock.monotonic()
+                    full=full,
+                    eds_hosts=hosts,
+                    reasons=frozenset({reason}),
+                    start=self.clock.monotonic(),
+                    origins=(self._origin,) if self._origin is not None else (),
                 )
             )
 
     def _networking_changed(self, cfg: net_config.NetworkingConfig) -> None:
         self.networking = cfg
-        self._registry_changed(True, frozenset(), "ConfigUpdate")
+        self._origin = propagation.Origin(self.opts.cluster_id, self.clock.monotonic())
+        try:
+            self._registry_changed(True, frozenset(), "ConfigUpdate")
+        finally:
+            self._origin = None
+
+    def _cluster_changed(self, registry: cluster.ClusterRegistry, change: cluster.Change) -> None:
+        """A cluster's informer delivered a change: note where and when (the propagation SLI's start)."""
+        event = registry.event
+        written = None
+        if event is not None and event.type != inf.EventType.DELETED:  # a delete has no write time
+            written = propagation.written_at(event.obj)
+        self._origin = propagation.Origin(registry.cluster_id, self.clock.monotonic(), written)
+        try:
+            self.aggregate.on_change(registry, change)
+        finally:
+            self._origin = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -135,7 +158,7 @@ class Discovery:
         return cluster.ClusterRegistry(
             cid,
             client,
-            on_change=self.aggregate.on_change,
+            on_change=self._cluster_changed,
             network=self.opts.network,
             system_namespace=self.opts.namespace,
             resync_period=self.opts.resync_period,
