@@ -10,6 +10,8 @@ metrics. Two JSON pages are meshplane's own, for the control plane's console:
   `rq_timeout`, `rq_active`; address, locality, health), the cluster's `upstream_rq_time`
   histogram (cumulative buckets in ms, admin `/stats?format=json&histogram_buckets=cumulative`;
   Envoy fills it at each stats flush, every 5 s) and `ssl.handshake` (upstream TLS in use).
+  `?used=1` keeps only hosts that were sent at least one request (what the console scrapes: a
+  proxy with a thousand clusters answers with the few it talks to).
 - `/stats/config`: the names Envoy holds (admin `/config_dump`): clusters, listeners with their
   addresses, route configurations with their virtual hosts. Names and addresses only: no
   certificate, key or secret is read or shown.
@@ -45,8 +47,11 @@ def _int(value: Any) -> int:
         return 0
 
 
-def upstreams(clusters_json: Mapping[str, Any], stats_json: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Admin `/clusters?format=json` and `/stats?format=json` → one entry per Envoy cluster."""
+def upstreams(
+    clusters_json: Mapping[str, Any], stats_json: Mapping[str, Any], used: bool = False
+) -> list[dict[str, Any]]:
+    """Admin `/clusters?format=json` and `/stats?format=json` → one entry per Envoy cluster
+    (`used`: only hosts that were sent at least one request, and clusters that have one)."""
     rq_time: dict[str, list[list[float]]] = {}
     handshakes: dict[str, int] = {}
     names = {c.get("name", "") for c in clusters_json.get("cluster_statuses", []) if isinstance(c, Mapping)}
@@ -72,7 +77,7 @@ def upstreams(clusters_json: Mapping[str, Any], stats_json: Mapping[str, Any]) -
         if not isinstance(c, Mapping):
             continue
         name = str(c.get("name", ""))
-        hosts = []
+        hosts: list[dict[str, Any]] = []
         for h in c.get("host_statuses", []):
             sock = h.get("address", {}).get("socket_address", {})
             stats = {
@@ -90,6 +95,10 @@ def upstreams(clusters_json: Mapping[str, Any], stats_json: Mapping[str, Any]) -
                     **{k: stats.get(k, 0) for k in _HOST_STATS},
                 }
             )
+        if used:
+            hosts = [h for h in hosts if h["rq_total"] > 0]
+            if not hosts:
+                continue
         out.append(
             {
                 "name": name,
@@ -152,7 +161,7 @@ def routes(client: admin.AdminClient) -> dict[str, Handler]:
             return web.Response(status=503, text=f"{e}\n")
         return web.Response(status=status, text=body, content_type="text/plain", charset="utf-8")
 
-    async def upstreams_page(_: web.Request) -> web.Response:
+    async def upstreams_page(request: web.Request) -> web.Response:
         try:
             clusters = await client.get_json("/clusters", {"format": "json"})
             stats = await client.get_json(
@@ -165,7 +174,8 @@ def routes(client: admin.AdminClient) -> dict[str, Handler]:
             )
         except errors.AgentError as e:
             return web.json_response({"error": str(e)}, status=503)
-        return web.json_response(upstreams(clusters, stats), dumps=json.dumps)
+        used = request.query.get("used", "") in ("1", "true")
+        return web.json_response(upstreams(clusters, stats, used), dumps=json.dumps)
 
     async def config_page(_: web.Request) -> web.Response:
         try:

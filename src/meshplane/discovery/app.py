@@ -19,6 +19,9 @@ import grpc
 import lightkube
 from aiohttp import web
 
+from meshplane.console import routes as console_routes
+from meshplane.console import scrape as console_scrape
+from meshplane.console import views as console_views
 from meshplane.discovery import config as config_mod
 from meshplane.discovery import managed
 from meshplane.discovery import options as options_mod
@@ -95,6 +98,7 @@ class Discovery:
         self.ads: ads.AdsServer | None = None
         self.grpc: grpcserver.GrpcServer | None = None
         self.debug: debug.DebugServer | None = None
+        self.console: console_routes.Console | None = None
         self.webhook: webhook_mod.WebhookServer | None = None
         self._webhook_tls: ssl.SSLContext | None = None
         self.ca_rotator: carotation.CaRotator | None = None
@@ -215,6 +219,8 @@ class Discovery:
         self.debug.add_json("/debug/registryz", self.aggregate.registryz)
         self.debug.add_json("/debug/clusterz", self._clusterz)
         self.debug.add_handler("/ready", self._ready)
+        self.console = self._console(self.ads)
+        self.console.mount(self.debug)
         self.ports.monitoring = await self.debug.start(o.bind_address, o.monitoring_port)
         self._stops.append(self.debug.stop)
 
@@ -282,6 +288,7 @@ class Discovery:
         )
         self._group.start(renewer.run(), "root-renewal")
         self._group.start(self._first_push(), "first-push")
+        self._group.start(self.console.collector.run(), "console-scrape")
         log.info(
             "discovery serving %s",
             kv(
@@ -364,6 +371,33 @@ class Discovery:
         if self.ready():
             return web.Response(text="ready\n")
         return web.Response(status=503, text="not ready\n")
+
+    def _console(self, ads_server: ads.AdsServer) -> console_routes.Console:
+        state = console_views.State(
+            connections=lambda: ads_server.connections,
+            push_context=lambda: ads_server.current,
+            propagation=ads_server.propagation.summary,
+            multicluster=lambda: self.multicluster,
+            config=self._config_objects,
+        )
+        targets = lambda: [(c.proxy.id, c.proxy.ip) for c in ads_server.connections]  # noqa: E731
+        return console_routes.Console(state, console_scrape.Collector(targets, clock=self.clock))
+
+    def _config_objects(self) -> list[console_views.ConfigObject]:
+        """Every Istio object the config watch read, with its validation message when rejected."""
+        if self.config is None:
+            return []
+        out = []
+        for informer in self.config.informers:
+            if informer.kind == "ConfigMap":
+                continue
+            for obj in informer.items():
+                meta = inf.as_dict(obj).get("metadata") or {}
+                ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+                ref = f"{informer.kind} {ns}/{name}: "
+                message = next((p for p in self.config.problems if p.startswith(ref)), "")
+                out.append(console_views.ConfigObject(informer.kind, ns, name, message))
+        return out
 
     def _clusterz(self) -> list[dict[str, str]]:
         return self.multicluster.clusterz() if self.multicluster else []

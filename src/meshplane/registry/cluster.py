@@ -73,6 +73,8 @@ class ClusterRegistry:
         # the informer event being handled while `on_change` runs (the composition root reads its
         # object's managedFields time for meshplane_config_propagation_from_write_seconds)
         self.event: inf.Event[Any] | None = None
+        self.last_event_at = 0.0  # wall time of the last informer event (the console's clusters view)
+        self._clock = clock or clock_mod.SystemClock()
         common: dict[str, Any] = {"cluster_id": cluster_id, "resync_period": resync_period, "clock": clock}
         self.service_informer = inf.Informer(client, core_v1.Service, **common)
         self.slice_informer = inf.Informer(client, discovery_v1.EndpointSlice, **common)
@@ -136,6 +138,7 @@ class ClusterRegistry:
             if counter is not None:
                 counter.labels(self.cluster_id, kind, names[event.type]).inc()
             self.event = event
+            self.last_event_at = self._clock.wall()
             try:
                 handler(event)
             finally:
