@@ -4,7 +4,10 @@ a broken remote secret shown as `error` with its reason and without its token.""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
+import sys
 from typing import Any
 
 import aiohttp
@@ -14,7 +17,7 @@ from lightkube.resources import core_v1
 
 from meshplane.discovery import app
 from meshplane.xds import resources
-from tests.integration.discovery.test_discovery_xds import eds_addresses
+from tests.integration.discovery.test_discovery_xds import SRC, eds_addresses, meshplane
 from tests.support import kubeobjects, xdsclient
 from tests.support.clusters import ThreadedCluster, lightkube_client, unique
 from tests.support.wait import wait_for
@@ -175,6 +178,19 @@ async def test_console_api_and_pages(
         assert status == 200 and "fragment" in js
         for view in ("clusters", "graph", "proxies", "services", "config"):
             assert TOKEN not in str(await api(base, view))
+
+        # `meshplane dashboard --no-browser` prints the console's URL; a dead control plane is an error
+        assert (
+            await meshplane("dashboard", "--istiod-url", base, "--no-browser")
+        ).strip() == f"{base}/console/"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "meshplane", "dashboard",
+            "--istiod-url", "http://127.0.0.1:1", "--no-browser",
+            env=dict(os.environ, PYTHONPATH=SRC),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await proc.communicate()
+        assert proc.returncode == 1 and not out and "127.0.0.1:1/console/api/clusters" in err.decode()
     finally:
         await client.close()
         await w1.close()
