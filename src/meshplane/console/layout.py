@@ -16,7 +16,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-NODE_W, NODE_H, ROW, COL_GAP, PAD, HEAD = 230, 26, 34, 150, 16, 34
+NODE_W, NODE_H, ROW, COL_GAP, PAD, HEAD, LOOP = 230, 26, 34, 150, 16, 34, 90
 
 
 def _esc(value: object) -> str:
@@ -76,7 +76,7 @@ def svg(g: Mapping[str, Any]) -> str:
             pos[n["id"]] = (x, y)
         height = max(height, PAD + box_h + PAD)
         x += NODE_W + COL_GAP
-    width = x - COL_GAP + PAD + 8
+    width = x - COL_GAP + PAD + 8 + LOOP + 180  # room for same-column loops and their labels
     members = []
     for svc, wid in g.get("members", []):
         if svc in pos and wid in pos:
@@ -99,10 +99,15 @@ def svg(g: Mapping[str, Any]) -> str:
             sx, tx = x1 + NODE_W, x2 + NODE_W
         bend = max(60.0, abs(tx - sx) / 2) * (1 if tx >= sx else -1)
         if x1 == x2:
-            bend = 80
+            bend = LOOP - 10
             d = f"M{sx},{y1} C{sx + bend},{y1} {tx + bend},{y2} {tx},{y2}"
+            mx, my = sx + bend * 0.75 + 4, (y1 + y2) / 2 + 4  # beside the loop
+            anchor = "start"
         else:
             d = f"M{sx},{y1} C{sx + bend},{y1} {tx - bend},{y2} {tx},{y2}"
+            # near the target, where the curve is level and clear of the columns between
+            mx, my = tx - (18 if tx > sx else -18), y2 - 6
+            anchor = "end" if tx > sx else "start"
         classes = ["edge"]
         if e["cross_cluster"]:
             classes.append("cross")
@@ -112,7 +117,6 @@ def svg(g: Mapping[str, Any]) -> str:
             classes.append("idle")
         label = edge_label(e)
         tip = f"{e['source']} → {e['target']} via {e['service']}: {label}" + (" · mTLS" if e["mtls"] else "")
-        mx, my = (sx + tx) / 2, (y1 + y2) / 2 - 4
         edges.append(
             f'<g class="{" ".join(classes)}" data-source="{_esc(e["source"])}"'
             f' data-target="{_esc(e["target"])}"'
@@ -121,7 +125,8 @@ def svg(g: Mapping[str, Any]) -> str:
             f' data-cross-cluster="{str(e["cross_cluster"]).lower()}" data-mtls="{str(e["mtls"]).lower()}">'
             f"<title>{_esc(tip)}</title>"
             f'<path d="{d}" marker-end="url(#arrow)"/>'
-            f'<text x="{mx}" y="{my}" class="edge-label">{_esc(label)}{" 🔒" if e["mtls"] else ""}</text></g>'
+            f'<text x="{mx}" y="{my}" text-anchor="{anchor}" class="edge-label">'
+            f"{_esc(label)}{' · mTLS' if e['mtls'] else ''}</text></g>"
         )
     nodes_svg = []
     for n in g["nodes"]:

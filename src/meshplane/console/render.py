@@ -69,7 +69,7 @@ def graph(g: Mapping[str, Any]) -> str:
     )
     legend = (
         "<p class=legend><span class='key cross'>cross-cluster</span> <span class='key errors'>errors</span>"
-        " <span class='key idle'>no traffic in the window</span> 🔒 mTLS · dotted: a service's workloads</p>"
+        " <span class='key idle'>no traffic in the window</span> · dotted: a service's workloads</p>"
     )
     rows = layout.edge_rows(edges)
     return (

@@ -64,8 +64,10 @@ def workload_of(cluster: str, namespace: str, labels: Mapping[str, str], pod: st
     return f"{cluster}/{namespace}/{app}-{version}" if version else f"{cluster}/{namespace}/{app}"
 
 
-def _endpoint_workload(e: ep_mod.Endpoint) -> str:
-    return workload_of(e.cluster_id, e.namespace, e.labels, e.workload_name)
+def _endpoint_workload(e: ep_mod.Endpoint, host: str = "") -> str:
+    # an endpoint with no pod behind it (the API server's, a remote istiod's): named after its service
+    fallback = e.workload_name or (host.split(".", 1)[0] + "-endpoints" if host else e.address)
+    return workload_of(e.cluster_id, e.namespace, e.labels, fallback)
 
 
 def _proxy_workload(c: connection.Connection) -> str:
@@ -110,7 +112,7 @@ def graph(state: State, traffic: scrape.Traffic) -> dict[str, Any]:
         for host, shards in ctx.endpoints.items():
             for cid, eps in shards.items():
                 for e in eps:
-                    wid = _endpoint_workload(e)
+                    wid = _endpoint_workload(e, host)
                     add_workload(wid, cid, e.namespace, False)
                     nodes[wid]["endpoints"] += 1
                     by_address[e.address] = wid
@@ -211,7 +213,7 @@ def services(state: State) -> dict[str, Any]:
             per_cluster = {
                 cid: [
                     {"address": e.address, "pod": e.workload_name, "locality": e.locality.label,
-                     "health": e.health.value, "network": e.network, "workload": _endpoint_workload(e)}
+                     "health": e.health.value, "network": e.network, "workload": _endpoint_workload(e, host)}
                     for e in eps
                 ]
                 for cid, eps in sorted(ctx.endpoints.get(host, {}).items())
