@@ -236,3 +236,76 @@ def test_every_view_renders_without_browser_errors(
     assert "SYNCED" in main and "outbound|5000||helloworld.sample.svc.cluster.local" in main
     assert "virtualOutbound" in main or "0.0.0.0_5000" in main or "Listeners" in main
     assert severe(browser) == []
+
+
+INVALID_VS = """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: console-bad-host
+  namespace: sample
+spec:
+  hosts: ["bad_host!"]
+  http:
+  - route:
+    - destination: {host: helloworld.sample.svc.cluster.local}
+"""
+
+
+def test_invalid_virtual_service_is_listed_with_its_message(
+    guided: Lab, browser: Any, console_url: str
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", str(guided.kubeconfig), "--context", "cluster1", "apply", "-f", "-"],
+        input=INVALID_VS, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    try:
+        browser.get(console_url + "config")
+
+        def row(d: Any) -> Any:
+            for r in d.find_elements(By.CSS_SELECTOR, "table.config tbody tr"):
+                if "console-bad-host" in r.text:
+                    return r
+            return None
+
+        r = wait_dom(browser, row, 30, "the invalid VirtualService on the config view")
+        assert r.find_element(By.CSS_SELECTOR, ".valid").text == "invalid"
+        assert "spec.hosts[0]" in r.text and "is not a DNS name" in r.text
+    finally:
+        guided.kubectl(
+            "cluster1", "-n", "sample", "delete", "virtualservice", "console-bad-host", check=False
+        )
+    assert severe(browser) == []
+
+
+def test_stopping_cluster2_helloworld_takes_its_edges_away_within_30s(
+    guided: Lab, browser: Any, console_url: str
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    v2 = "cluster2/sample/helloworld-v2"
+    browser.get(console_url + "graph")
+
+    def v2_edges(d: Any) -> int:
+        return len(d.find_elements(By.CSS_SELECTOR, f'g.edge[data-target="{v2}"]'))
+
+    wait_dom(browser, v2_edges, 30, "edges into helloworld-v2")
+    guided.kubectl("cluster2", "-n", "sample", "scale", "deployment", "helloworld-v2", "--replicas=0")
+    try:
+        stopped = time.monotonic()
+        # traffic keeps flowing (to v1 only, once the proxies know) while the console updates itself
+        while v2_edges(browser) and time.monotonic() - stopped < 30:
+            guided.hello("cluster1", 3)
+        assert v2_edges(browser) == 0, "helloworld-v2's edges still shown 30 s after it stopped"
+        assert v2 not in {
+            n.get_attribute("data-id") for n in browser.find_elements(By.CSS_SELECTOR, "g.node")
+        }
+    finally:
+        guided.kubectl("cluster2", "-n", "sample", "scale", "deployment", "helloworld-v2", "--replicas=1")
+        guided.kubectl(
+            "cluster2", "-n", "sample", "wait", "--for=condition=Available", "deployment/helloworld-v2",
+            "--timeout=120s",
+        )  # fmt: skip
+    assert severe(browser) == []

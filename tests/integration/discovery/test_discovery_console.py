@@ -108,13 +108,17 @@ async def test_console_api_and_pages(
         assert 0 < prop["p50"] <= prop["p99"] < 30
 
         # services: endpoints per cluster with address, health, locality, network
-        svc = next(s for s in (await api(base, "services"))["services"] if s["hostname"] == host)
+        async def service() -> Any:
+            svc = next(s for s in (await api(base, "services"))["services"] if s["hostname"] == host)
+            ready = svc["endpoints"].get("cluster2", [{}])[0].get("health") == "HEALTHY"
+            return svc if ready else None
+
+        svc = await wait_for(service, what="cluster2's endpoint made ready in the services view")
         assert {c: [e["address"] for e in eps] for c, eps in svc["endpoints"].items()} == {
             "cluster1": ["127.0.1.5"],
             "cluster2": ["127.0.2.5"],
         }
         assert svc["endpoints"]["cluster1"][0]["health"] == "HEALTHY"
-        assert svc["endpoints"]["cluster2"][0]["health"] == "HEALTHY"  # made ready above
         assert svc["ports"] == [{"name": "http", "port": 5000, "protocol": "HTTP"}]
 
         # proxies: per-type sync state as proxy-status shows it
