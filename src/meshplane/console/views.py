@@ -13,6 +13,7 @@ from typing import Any
 
 from meshplane.console import scrape
 from meshplane.model import endpoint as ep_mod
+from meshplane.networking import hosts
 from meshplane.push import context
 from meshplane.registry import multicluster
 from meshplane.runtime import rfc3339
@@ -204,10 +205,7 @@ def services(state: State) -> dict[str, Any]:
     ctx = state.push_context()
     rows = []
     if ctx is not None:
-        vs_by_host: dict[str, list[str]] = {}
-        for vs in ctx.networking.virtual_services:
-            for h in getattr(vs, "hosts", ()):
-                vs_by_host.setdefault(str(h), []).append(f"{vs.namespace}/{vs.name}")
+        virtual_services = ctx.networking.virtual_services
         for host in sorted(ctx.services):
             svc = ctx.services[host]
             per_cluster = {
@@ -226,7 +224,10 @@ def services(state: State) -> dict[str, Any]:
                         {"name": p.name, "port": p.port, "protocol": str(p.protocol)} for p in svc.ports
                     ],
                     "endpoints": per_cluster,
-                    "virtual_services": sorted(vs_by_host.get(host, [])),
+                    # the VirtualServices whose hosts name (or wildcard-cover) this service
+                    "virtual_services": sorted(
+                        vs.key for vs in virtual_services if any(hosts.matches(h, host) for h in vs.hosts)
+                    ),
                 }
             )
     return {"version": ctx.version if ctx else None, "services": rows, "source": REGISTRY_SOURCE}

@@ -85,3 +85,25 @@ def test_pages_escape_what_they_show() -> None:
          "source": "test"}  # fmt: skip
     html = render.config(c)
     assert "<script>" not in html and "&lt;script&gt;" in html and "invalid" in html
+
+
+def test_services_list_endpoints_per_cluster_and_the_virtual_services_naming_them() -> None:
+    from meshplane.networking import config as net_config
+
+    vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+          "metadata": {"name": "hw", "namespace": "sample"},
+          "spec": {"hosts": ["*.sample.svc.cluster.local"], "gateways": ["mesh"],
+                   "http": [{"route": [{"destination": {"host": HOST}}]}]}}  # fmt: skip
+    networking, problems = net_config.build([vs])
+    assert problems == []
+    v1 = meshdata.ep(
+        "198.18.1.5", "cluster1", workload="helloworld-v1-1", labels={"app": "helloworld", "version": "v1"}
+    )
+    ctx = meshdata.ctx([meshdata.svc()], {HOST: meshdata.shards(v1)}, networking=networking)
+    st = views.State(connections=lambda: [], push_context=lambda: ctx, propagation=lambda: {})
+    (svc,) = views.services(st)["services"]
+    assert svc["virtual_services"] == ["sample/hw"]
+    assert svc["endpoints"] == {
+        "cluster1": [{"address": "198.18.1.5", "pod": "helloworld-v1-1", "locality": "", "health": "HEALTHY",
+                      "network": "", "workload": "cluster1/sample/helloworld-v1"}]
+    }  # fmt: skip
