@@ -19,16 +19,18 @@ from tests.support.wait import wait_for
 DURATION = r"\d+(\.\d+)?(ms|s|m)"
 
 
-async def propagation(base: str, cluster: str, type_: str) -> tuple[float, float]:
-    """(count, sum) of meshplane_config_propagation_seconds{cluster,type} from /metrics."""
+async def propagation(
+    base: str, cluster: str, type_: str, name: str = "meshplane_config_propagation_seconds"
+) -> tuple[float, float]:
+    """(count, sum) of histogram `name`{cluster,type} (no labels: cluster="") from /metrics."""
     async with aiohttp.ClientSession() as s, s.get(base + "/metrics") as r:
         text = await r.text()
     got = {"count": 0.0, "sum": 0.0}
     for fam in parser.text_string_to_metric_families(text):
-        if fam.name != "meshplane_config_propagation_seconds":
+        if fam.name != name:
             continue
         for smp in fam.samples:
-            if smp.labels.get("cluster") == cluster and smp.labels.get("type") == type_:
+            if smp.labels.get("cluster", "") == cluster and smp.labels.get("type", "") == type_:
                 for k in got:
                     if smp.name.endswith("_" + k):
                         got[k] = smp.value
@@ -66,6 +68,7 @@ async def test_cluster2_slice_change_is_measured_to_the_last_proxys_ack(
             await p.wait_resource(resources.TYPE_EDS, cluster, lambda a: eds_addresses(a) == {"127.0.2.5"})
         await wait_for(lambda: discovery.ads is not None and discovery.ads.propagation.in_flight == 0)
         before = await propagation(base, "cluster2", "eds")
+        converged = (await propagation(base, "", "", "pilot_proxy_convergence_time"))[0]
         a, b = proxies
         for p in proxies:
             p.auto_ack = False
@@ -76,8 +79,14 @@ async def test_cluster2_slice_change_is_measured_to_the_last_proxys_ack(
             await p.wait_resource(resources.TYPE_EDS, cluster, lambda a: eds_addresses(a) == {"127.0.2.6"})
         first_received = min(r.at for p in proxies for r in p.of_type(resources.TYPE_EDS) if r.at >= t_write)
         await a.ack(resources.TYPE_EDS)
-        await wait_for(lambda: a.view(resources.TYPE_EDS).acked and discovery.ads is not None)
-        # one proxy ACKed, the other has not: the change has not propagated yet
+
+        async def convergences() -> float:
+            return (await propagation(base, "", "", "pilot_proxy_convergence_time"))[0] - converged
+
+        # the first proxy converged at its ACK (pilot_proxy_convergence_time ends at the ACK, not at
+        # the send); the other has not ACKed: the change has not propagated yet
+        await wait_for(lambda: convergences(), what="the first proxy's ACK processed")
+        assert await convergences() == 1
         assert await propagation(base, "cluster2", "eds") == before
         t_last_ack = time.monotonic()
         await b.ack(resources.TYPE_EDS)
@@ -87,6 +96,7 @@ async def test_cluster2_slice_change_is_measured_to_the_last_proxys_ack(
 
         await wait_for(recorded, what="cluster2's eds propagation recorded")
         t_seen = time.monotonic()
+        assert await convergences() == 2
         value = (await propagation(base, "cluster2", "eds"))[1] - before[1]
         # started between the write and the first proxy receiving it; ended between the last ACK
         # being sent and the test seeing the sample
