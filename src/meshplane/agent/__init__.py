@@ -13,6 +13,8 @@
 - envoy.py        Envoy as a child process: start, restart with backoff, drain, stop
 - admin.py        a client of Envoy's admin API (readiness, stats, drain)
 - health.py       readiness on INSTANCE_IP:15021 /healthz/ready
+- stats.py        read-only pages on the same port: Envoy's /stats/prometheus, per-host upstream
+                  counters (/stats/upstreams) and the names Envoy holds (/stats/config)
 - uds.py          unix-socket addresses shared by grpc, aiohttp and Envoy
 - iptables.py     istio-iptables' rules (pure): flags → validated settings → iptables-restore input
 - capture.py      apply / clean those rules in this network namespace (backend detection, restore)

@@ -34,6 +34,7 @@ from meshplane.agent import (
     health,
     rotation,
     sds,
+    stats,
     uds,
     upstream,
     workloadcert,
@@ -141,7 +142,9 @@ class Agent:
             clock=clock,
             log_id=log_id,
         )
-        self.health = health.HealthServer(self.admin, cfg.instance_ip, status_port, log_id=log_id)
+        self.health = health.HealthServer(
+            self.admin, cfg.instance_ip, status_port, log_id=log_id, routes=stats.routes(self.admin)
+        )
         self.envoy = envoy.Supervisor(
             envoy.EnvoyOptions(
                 config_path=paths.bootstrap,

@@ -1,4 +1,5 @@
-"""Readiness on INSTANCE_IP:15021 `/healthz/ready`, what the kubelet (or the lab) probes.
+"""Readiness on INSTANCE_IP:15021 `/healthz/ready`, what the kubelet (or the lab) probes; the same
+server carries the read-only stats pages of `stats.py` (`routes`).
 
 Like Istio's readiness probe (pilot/cmd/pilot-agent/status/ready): 200 only when Envoy's admin
 `/ready` says LIVE and Envoy has accepted listeners and clusters at least once
@@ -10,6 +11,7 @@ after its initial fetch timeout, so the stats make sure a proxy without config i
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -43,8 +45,16 @@ async def check(client: admin.AdminClient) -> Readiness:
 
 
 class HealthServer:
-    def __init__(self, client: admin.AdminClient, host: str, port: int, log_id: str = "") -> None:
+    def __init__(
+        self,
+        client: admin.AdminClient,
+        host: str,
+        port: int,
+        log_id: str = "",
+        routes: Mapping[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] | None = None,
+    ) -> None:
         self._client = client
+        self._routes = dict(routes or {})
         self._host = host
         self._port = port
         self._log_id = log_id
@@ -61,6 +71,8 @@ class HealthServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get(READY_PATH, self._ready)
+        for path, handler in self._routes.items():
+            app.router.add_get(path, handler)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port)

@@ -9,7 +9,8 @@ and prints. No logic lives here.
 - remote_secret.py    `create-remote-secret` → installer.remotesecret
 - eastwest.py         `gen-eastwest-gateway` → installer.eastwest
 - proxy_status.py     `proxy-status` → ctl.debugclient + ctl.proxystatus
-- remote_clusters.py  `remote-clusters` → ctl.debugclient (/debug/clusterz)
+- remote_clusters.py  `remote-clusters` → ctl.debugclient (/debug/clusterz; -o wide: /debug/propagationz)
+- dashboard.py        `dashboard [--no-browser]` → ctl.dashboard: the console's URL, opened in a browser
 - devcluster.py       `devcluster serve` → devcluster/
 - lab.py              `lab ...` → lab/
 - demo.py             `demo`: the lab, the guide and its verification

@@ -53,6 +53,7 @@ def _register() -> None:
     # Command groups are imported here so that importing meshplane.cli.main stays cheap.
     from meshplane.cli import (
         agent,
+        dashboard,
         demo,
         devcluster,
         eastwest,
@@ -71,6 +72,7 @@ def _register() -> None:
     app.command(name="demo")(demo.demo)
     app.command("proxy-status")(proxy_status.proxy_status)
     app.command("remote-clusters")(remote_clusters.remote_clusters)
+    app.command("dashboard")(dashboard.dashboard)
     eastwest.register(app)
     install.register(app)
     remote_secret.register(app)

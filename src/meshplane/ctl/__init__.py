@@ -2,6 +2,7 @@
 
 - debugclient.py  finds the discovery servers (--istiod-url, or the running `app=istiod` pods through
                   the Kubernetes API) and fetches their JSON debug pages (`/debug/syncz`, `/debug/clusterz`)
+- dashboard.py    finds a control plane whose console (/console/ on 15014) answers, for `meshplane dashboard`
 - proxystatus.py  turns `/debug/syncz` entries into istioctl's sync table (SYNCED, STALE, NOT SENT)
                   and lays tables out as Go's tabwriter does
 - errors.py       CtlError and SyncStatusError (a server that cannot be found, reached or read)

@@ -19,15 +19,19 @@ import grpc
 import lightkube
 from aiohttp import web
 
+from meshplane.console import routes as console_routes
+from meshplane.console import scrape as console_scrape
+from meshplane.console import views as console_views
 from meshplane.discovery import config as config_mod
 from meshplane.discovery import managed
 from meshplane.discovery import options as options_mod
 from meshplane.discovery import webhook as webhook_mod
 from meshplane.kube import client as kube_client
+from meshplane.kube import informer as inf
 from meshplane.model import ids, mesh, proxy
 from meshplane.networking import config as net_config
 from meshplane.policy import config as policy_config
-from meshplane.push import context, debounce, queue
+from meshplane.push import context, debounce, propagation, queue
 from meshplane.push import metrics as push_metrics
 from meshplane.registry import aggregate, cluster, multicluster
 from meshplane.registry import metrics as registry_metrics
@@ -96,10 +100,13 @@ class Discovery:
         self.ads: ads.AdsServer | None = None
         self.grpc: grpcserver.GrpcServer | None = None
         self.debug: debug.DebugServer | None = None
+        self.console: console_routes.Console | None = None
         self.webhook: webhook_mod.WebhookServer | None = None
         self.validation: webhookpatch.ValidationPatcher | None = None
         self._webhook_tls: ssl.SSLContext | None = None
         self.ca_rotator: carotation.CaRotator | None = None
+        # the change being reported while a cluster registry's on_change runs (propagation SLI)
+        self._origin: propagation.Origin | None = None
         # set once the config cluster has synced and the first full push was requested
         self.first_push_done = asyncio.Event()
 
@@ -119,17 +126,41 @@ class Discovery:
         if self.queue is not None:
             self.queue.enqueue(
                 context.PushRequest(
-                    full=full, eds_hosts=hosts, reasons=frozenset({reason}), start=self.clock.monotonic()
+                    full=full,
+                    eds_hosts=hosts,
+                    reasons=frozenset({reason}),
+                    start=self.clock.monotonic(),
+                    origins=(self._origin,) if self._origin is not None else (),
                 )
             )
 
     def _networking_changed(self, cfg: net_config.NetworkingConfig) -> None:
         self.networking = cfg
-        self._registry_changed(True, frozenset(), "ConfigUpdate")
+        self._origin = propagation.Origin(self.opts.cluster_id, self.clock.monotonic())
+        try:
+            self._registry_changed(True, frozenset(), "ConfigUpdate")
+        finally:
+            self._origin = None
+
+    def _cluster_changed(self, registry: cluster.ClusterRegistry, change: cluster.Change) -> None:
+        """A cluster's informer delivered a change: note where and when (the propagation SLI's start)."""
+        event = registry.event
+        written = None
+        if event is not None and event.type != inf.EventType.DELETED:  # a delete has no write time
+            written = propagation.written_at(event.obj)
+        self._origin = propagation.Origin(registry.cluster_id, self.clock.monotonic(), written)
+        try:
+            self.aggregate.on_change(registry, change)
+        finally:
+            self._origin = None
 
     def _policy_changed(self, cfg: policy_config.PolicyConfig) -> None:
         self.policy = cfg
-        self._registry_changed(True, frozenset(), "ConfigUpdate")
+        self._origin = propagation.Origin(self.opts.cluster_id, self.clock.monotonic())
+        try:
+            self._registry_changed(True, frozenset(), "ConfigUpdate")
+        finally:
+            self._origin = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -143,7 +174,7 @@ class Discovery:
         return cluster.ClusterRegistry(
             cid,
             client,
-            on_change=self.aggregate.on_change,
+            on_change=self._cluster_changed,
             network=self.opts.network,
             system_namespace=self.opts.namespace,
             resync_period=self.opts.resync_period,
@@ -200,6 +231,8 @@ class Discovery:
         self.debug.add_json("/debug/registryz", self.aggregate.registryz)
         self.debug.add_json("/debug/clusterz", self._clusterz)
         self.debug.add_handler("/ready", self._ready)
+        self.console = self._console(self.ads)
+        self.console.mount(self.debug)
         self.ports.monitoring = await self.debug.start(o.bind_address, o.monitoring_port)
         self._stops.append(self.debug.stop)
 
@@ -270,6 +303,7 @@ class Discovery:
         )
         self._group.start(renewer.run(), "root-renewal")
         self._group.start(self._first_push(), "first-push")
+        self._group.start(self.console.collector.run(), "console-scrape")
         log.info(
             "discovery serving %s",
             kv(
@@ -361,6 +395,33 @@ class Discovery:
         if self.ready():
             return web.Response(text="ready\n")
         return web.Response(status=503, text="not ready\n")
+
+    def _console(self, ads_server: ads.AdsServer) -> console_routes.Console:
+        state = console_views.State(
+            connections=lambda: ads_server.connections,
+            push_context=lambda: ads_server.current,
+            propagation=ads_server.propagation.summary,
+            multicluster=lambda: self.multicluster,
+            config=self._config_objects,
+        )
+        targets = lambda: [(c.proxy.id, c.proxy.ip) for c in ads_server.connections]  # noqa: E731
+        return console_routes.Console(state, console_scrape.Collector(targets, clock=self.clock))
+
+    def _config_objects(self) -> list[console_views.ConfigObject]:
+        """Every Istio object the config watch read, with its validation message when rejected."""
+        if self.config is None:
+            return []
+        out = []
+        for informer in self.config.informers:
+            if informer.kind == "ConfigMap":
+                continue
+            for obj in informer.items():
+                meta = inf.as_dict(obj).get("metadata") or {}
+                ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+                ref = f"{informer.kind} {ns}/{name}: "
+                message = next((p for p in self.config.problems if p.startswith(ref)), "")
+                out.append(console_views.ConfigObject(informer.kind, ns, name, message))
+        return out
 
     def _clusterz(self) -> list[dict[str, str]]:
         return self.multicluster.clusterz() if self.multicluster else []

@@ -5,6 +5,8 @@
 - context.py   PushContext (immutable snapshot of the mesh) and PushRequest (full or EDS-only hosts)
 - pending.py   a connection's single pending push; newer pushes merge into it, never a backlog
 - metrics.py   push pipeline and xDS server metrics with Istio's names
+- propagation.py  change seen by a cluster's watch → last proxy's ACK: meshplane_config_propagation_seconds
+               {cluster,type} and pilot_proxy_convergence_time (both end at the ACK)
 
 Flow: registry change → queue.enqueue → debounce waits for quiet (or the cap) → the queue asks
 the config source for a PushContext → the target (server.ads) offers it to every connection's

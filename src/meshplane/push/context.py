@@ -15,6 +15,7 @@ from meshplane.model import endpoint, mesh, service
 from meshplane.model.ids import ClusterId, Hostname
 from meshplane.networking import config as networking_config
 from meshplane.policy import config as policy_config
+from meshplane.push import propagation
 
 # hostname -> cluster -> that cluster's endpoints for the hostname (Istio's endpoint shards)
 EndpointShards = Mapping[Hostname, Mapping[ClusterId, tuple[endpoint.Endpoint, ...]]]
@@ -42,6 +43,9 @@ class PushRequest:
     reasons: frozenset[str] = frozenset()
     # loop time of the first event merged into this request (for pilot_proxy_convergence_time)
     start: float = 0.0
+    # the first change per cluster merged into this request, as the watches saw it
+    # (meshplane_config_propagation_seconds, push/propagation.py)
+    origins: tuple[propagation.Origin, ...] = ()
 
     def merge(self, other: PushRequest) -> PushRequest:
         return PushRequest(
@@ -49,6 +53,7 @@ class PushRequest:
             eds_hosts=self.eds_hosts | other.eds_hosts,
             reasons=self.reasons | other.reasons,
             start=min(x for x in (self.start, other.start) if x) if (self.start or other.start) else 0.0,
+            origins=tuple(propagation.earliest_per_cluster(self.origins + other.origins)),
         )
 
 

@@ -20,6 +20,8 @@ _PUSH_BUCKETS = (0.01, 0.1, 1, 3, 5, 10, 20, 30)
 _CONVERGE_BUCKETS = (0.1, 0.5, 1, 3, 5, 10, 20, 30)
 _INIT_BUCKETS = (0.01, 0.1, 0.5, 1, 3, 5)
 _SIZE_BUCKETS = (1, 10000, 1000000, 4000000, 10000000, 40000000)
+# meshplane's own SLI: finer at the low end, where a healthy mesh propagates
+_PROPAGATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class _TypeMetrics:
@@ -64,6 +66,8 @@ class Metrics:
             buckets=_PUSH_BUCKETS,
             registry=r,
         )
+        # Ends at the proxy's ACK of every type the push sent it (push/propagation.py); Istio's
+        # ends at the send.
         self.convergence = prometheus_client.Histogram(
             "pilot_proxy_convergence_time",
             "Delay in seconds between config change and a proxy receiving all required configuration.",
@@ -125,6 +129,23 @@ class Metrics:
             "Distribution of configuration sizes pushed to clients",
             ["type"],
             buckets=_SIZE_BUCKETS,
+            registry=r,
+        )
+
+        self.propagation = prometheus_client.Histogram(
+            "meshplane_config_propagation_seconds",
+            "Delay in seconds between a change reaching the control plane's watch of a cluster and the "
+            "last affected proxy ACKing the push of that xDS type that carried it.",
+            ["cluster", "type"],
+            buckets=_PROPAGATION_BUCKETS,
+            registry=r,
+        )
+        self.propagation_from_write = prometheus_client.Histogram(
+            "meshplane_config_propagation_from_write_seconds",
+            "Delay in seconds between a change's write (its object's newest managedFields time, whole "
+            "seconds) and the last affected proxy ACKing the push of that xDS type that carried it.",
+            ["cluster", "type"],
+            buckets=_PROPAGATION_BUCKETS,
             registry=r,
         )
 

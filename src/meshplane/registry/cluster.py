@@ -70,6 +70,11 @@ class ClusterRegistry:
         self._slices: dict[ids.Hostname, dict[inf.Key, Any]] = {}
         self._pod_hosts: dict[inf.Key, set[ids.Hostname]] = {}
         self._node_hosts: dict[str, set[ids.Hostname]] = {}
+        # the informer event being handled while `on_change` runs (the composition root reads its
+        # object's managedFields time for meshplane_config_propagation_from_write_seconds)
+        self.event: inf.Event[Any] | None = None
+        self.last_event_at = 0.0  # wall time of the last informer event (the console's clusters view)
+        self._clock = clock or clock_mod.SystemClock()
         common: dict[str, Any] = {"cluster_id": cluster_id, "resync_period": resync_period, "clock": clock}
         self.service_informer = inf.Informer(client, core_v1.Service, **common)
         self.slice_informer = inf.Informer(client, discovery_v1.EndpointSlice, **common)
@@ -121,10 +126,8 @@ class ClusterRegistry:
     # --- event handlers --------------------------------------------------------------------------
 
     def _counted(self, kind: str, handler: inf.Handler) -> inf.Handler:
-        """pilot_k8s_reg_events{cluster,type,event}, then the handler."""
-        if self._metrics is None:
-            return handler
-        counter = self._metrics.k8s_reg_events
+        """pilot_k8s_reg_events{cluster,type,event}, then the handler (with `self.event` set)."""
+        counter = self._metrics.k8s_reg_events if self._metrics is not None else None
         names = {
             inf.EventType.ADDED: "add",
             inf.EventType.MODIFIED: "update",
@@ -132,8 +135,14 @@ class ClusterRegistry:
         }
 
         def counted(event: inf.Event[Any]) -> None:
-            counter.labels(self.cluster_id, kind, names[event.type]).inc()
-            handler(event)
+            if counter is not None:
+                counter.labels(self.cluster_id, kind, names[event.type]).inc()
+            self.event = event
+            self.last_event_at = self._clock.wall()
+            try:
+                handler(event)
+            finally:
+                self.event = None
 
         return counted
 

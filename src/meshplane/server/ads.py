@@ -25,7 +25,7 @@ from envoy.service.discovery.v3 import ads_pb2, discovery_pb2
 
 from meshplane.model import proxy as proxy_mod
 from meshplane.model.ids import ClusterId
-from meshplane.push import context, metrics, pending
+from meshplane.push import context, metrics, pending, propagation
 from meshplane.runtime import clock as clock_mod
 from meshplane.runtime import logging as rlog
 from meshplane.runtime import tasks
@@ -60,6 +60,7 @@ class AdsServer:
         auth: XdsAuth | None = None,
         push_concurrency: int = 100,
         send_timeout: float = 30.0,
+        tracker: propagation.Tracker | None = None,
     ) -> None:
         if push_concurrency < 1:
             raise ValueError(f"push_concurrency must be at least 1, got {push_concurrency}")
@@ -67,6 +68,8 @@ class AdsServer:
         self._metrics = metrics
         self._cluster_id = cluster_id
         self._clock = clock or clock_mod.SystemClock()
+        # change → last proxy's ACK (meshplane_config_propagation_seconds, pilot_proxy_convergence_time)
+        self.propagation = tracker or propagation.Tracker(metrics, self._clock)
         self.auth = auth
         self._send_timeout = send_timeout
         self._concurrency = push_concurrency
@@ -90,6 +93,7 @@ class AdsServer:
         self._ctx = ctx
         self._ready_event().set()
         now = self._clock.monotonic()
+        self.propagation.fanout(request.origins, self._connections)
         for conn in self._connections.values():
             conn.pending.offer(ctx, request, now)
             conn.wake.set()
@@ -185,6 +189,7 @@ class AdsServer:
             await ctx.abort(e.code, e.message)
         finally:
             del self._connections[conn.id]
+            self.propagation.gone(conn.id)
             if self._idle is not None and not self._connections:
                 self._idle.set()
             self._metrics.xds_clients.labels(version=conn.istio_version).dec()
@@ -217,7 +222,7 @@ class AdsServer:
                 return
             push = conn.pending.take()
             if push is not None:
-                await self._push(conn, push)
+                await self._push(conn, push, self.propagation.take(conn.id))
 
     async def _process(self, conn: connection.Connection, req: connection.Request) -> None:
         type_url = req.type_url
@@ -248,11 +253,16 @@ class AdsServer:
                 ),
             )
             self._metrics.record_reject(short, conn.proxy.id, code)
+            self.propagation.nacked(conn.id, short)
         elif decision.kind is watch.Kind.STALE:
             self._metrics.expired_nonce.labels(type=short).inc()
             log.debug(
                 "ADS: stale nonce %s", rlog.kv(proxy=conn.proxy.id, type=short, nonce=req.response_nonce)
             )
+        elif decision.kind in (watch.Kind.ACK, watch.Kind.CHANGE) and req.response_nonce:
+            acked = conn.states.get(type_url)
+            if acked is not None and acked.nonce_acked == req.response_nonce:
+                self.propagation.acked(conn.id, short)
         if not decision.respond or self._ctx is None:
             return
         st = conn.states[type_url]
@@ -268,8 +278,11 @@ class AdsServer:
         )
         await self._send(conn, build, ctx)
 
-    async def _push(self, conn: connection.Connection, push: pending.Push) -> None:
+    async def _push(
+        self, conn: connection.Connection, push: pending.Push, flights: list[propagation.Flight]
+    ) -> None:
         request, ctx = push.request, push.ctx
+        sent: set[str] = set()
         self._metrics.queue_time.observe(max(0.0, self._clock.monotonic() - push.enqueued))
         if request.full:
             build = functools.partial(
@@ -283,7 +296,7 @@ class AdsServer:
                 request,
                 conn.inbound_signature,
             )
-            await self._send(conn, build, ctx)
+            sent = await self._send(conn, build, ctx)
         else:
             # Endpoint-only: a few small resources per proxy, cheaper to build here than to hop to
             # the generation thread, once the push's shared index is built there (`_warm`).
@@ -292,15 +305,16 @@ class AdsServer:
                 self._gen, conn.proxy, ctx, conn.states, request, conn.inbound_signature
             )
             if not steps:
+                self.propagation.sent(conn.id, flights, ())
                 return
             build = functools.partial(
                 respond.build, self._gen, self._encoder, conn.proxy, ctx, conn.delta, conn.states, steps
             )
             inline = all(s.type_url == resources.TYPE_EDS for s in steps)
-            await self._send(conn, build, ctx, inline=inline)
+            sent = await self._send(conn, build, ctx, inline=inline)
         conn.last_push_version = ctx.version
-        if request.start:
-            self._metrics.convergence.observe(max(0.0, self._clock.monotonic() - request.start))
+        # pilot_proxy_convergence_time and the propagation SLI end at the ACKs of what was sent
+        self.propagation.sent(conn.id, flights, sent, request.start)
 
     async def _warm(self, proxy: proxy_mod.Proxy, ctx: context.PushContext) -> None:
         """Build what every proxy's plan needs for this snapshot (the generator's inbound index)
@@ -322,8 +336,9 @@ class AdsServer:
         build: Callable[[], respond.Built],
         ctx: context.PushContext,
         inline: bool = False,
-    ) -> None:
-        """Generate (on the generation thread unless `inline`) and write, `push_concurrency` at a time."""
+    ) -> set[str]:
+        """Generate (on the generation thread unless `inline`) and write, `push_concurrency` at a time;
+        return the short types written."""
         if self._throttle is None:
             self._throttle = asyncio.Semaphore(self._concurrency)
         async with self._throttle:
@@ -337,14 +352,17 @@ class AdsServer:
                 # A generator bug must not take the stream down: the proxy keeps its config.
                 self._metrics.internal_errors.inc()
                 log.exception("ADS: generation failed %s", rlog.kv(proxy=conn.proxy.id, version=ctx.version))
-                return
+                return set()
             if built.signature is not None:
                 conn.inbound_signature = built.signature
             gen_each = (time.perf_counter() - t0) / max(1, len(built.outgoing))
+            written: set[str] = set()
             for out in built.outgoing:
-                await self._write(conn, out, gen_each)
+                if await self._write(conn, out, gen_each):
+                    written.add(connection.short_type(out.type_url))
+            return written
 
-    async def _write(self, conn: connection.Connection, out: respond.Outgoing, gen_seconds: float) -> None:
+    async def _write(self, conn: connection.Connection, out: respond.Outgoing, gen_seconds: float) -> bool:
         short = connection.short_type(out.type_url)
         per_type = self._metrics.for_type(short)
         t0 = time.perf_counter()
@@ -362,7 +380,7 @@ class AdsServer:
             per_type.send_errors.inc()
             log.info("ADS: send failed %s", rlog.kv(proxy=conn.proxy.id, type=short, error=repr(e)))
             conn.reader_stopped(e)
-            return
+            return False
         sent = time.perf_counter() - t0
         st = conn.states.get(out.type_url)
         if st is not None:
@@ -383,6 +401,7 @@ class AdsServer:
                 version=out.version,
             ),
         )
+        return True
 
 
 class _GrpcStream:

@@ -1,5 +1,8 @@
 """Debug and metrics HTTP on the monitoring port (Istio's 15014): /debug/syncz, /debug/configz, /metrics.
 
+/debug/propagationz (meshplane's own) lists, per cluster, the recent samples of
+meshplane_config_propagation_seconds with their p50 and p99 (what `remote-clusters -o wide` shows).
+
 The composition root adds its own pages (`/debug/registryz`, `/debug/clusterz`) with `add_json()`
 before `start()`. Large pages (configz of 1,000 services) are rendered on a thread.
 """
@@ -72,6 +75,7 @@ class DebugServer:
         self._pages: list[str] = []
         self.port = 0
         self.add_json("/debug/syncz", self._ads.syncz)
+        self.add_json("/debug/propagationz", self._propagationz)
         self.add_handler("/debug/configz", self._configz)
         self.add_handler("/metrics", self._metrics_page)
         self._app.router.add_get("/debug", self._index)
@@ -94,6 +98,9 @@ class DebugServer:
             return web.Response(text=body, content_type="application/json")
 
         self.add_handler(path, handler)
+
+    def _propagationz(self) -> list[dict[str, Any]]:
+        return [{"cluster": c, **v} for c, v in self._ads.propagation.summary().items()]
 
     async def _configz(self, _: web.Request) -> web.Response:
         ctx = self._ads.current
