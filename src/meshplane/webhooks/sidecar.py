@@ -123,6 +123,10 @@ def proxy_env(
         _field("ISTIO_META_NODE_NAME", "spec.nodeName"),
         {"name": "ISTIO_META_INTERCEPTION_MODE", "value": interception_mode(pod)},
     ]
+    if s.proxy_version:
+        # Istio's proxyv2 image carries this as ENV; injecting it gives every proxy image (meshplane's,
+        # the lab's) the version istiod reads from node metadata (ISTIO_VERSION) and proxy-status shows
+        env.append({"name": "ISTIO_META_ISTIO_VERSION", "value": s.proxy_version})
     if s.network:
         env.append({"name": "ISTIO_META_NETWORK", "value": s.network})
     if dm.name:
