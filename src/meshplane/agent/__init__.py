@@ -13,6 +13,9 @@
 - envoy.py        Envoy as a child process: start, restart with backoff, drain, stop
 - admin.py        a client of Envoy's admin API (readiness, stats, drain)
 - health.py       readiness on INSTANCE_IP:15021 /healthz/ready
+- metrics.py      the agent's own Prometheus metrics (istio_agent_*, as pilot-agent names them)
+- statusserver.py the status port INSTANCE_IP:15020: agent + Envoy (+ the app's) metrics merged on
+                  /stats/prometheus, /healthz/ready
 - uds.py          unix-socket addresses shared by grpc, aiohttp and Envoy
 - iptables.py     istio-iptables' rules (pure): flags → validated settings → iptables-restore input
 - capture.py      apply / clean those rules in this network namespace (backend detection, restore)

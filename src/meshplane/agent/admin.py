@@ -51,6 +51,14 @@ class AdminClient:
             raise errors.AgentError(f"envoy admin /stats answered {status}")
         return parse_stats(body)
 
+    async def prometheus(self, query: str = "") -> str:
+        """Envoy's `/stats/prometheus` (Prometheus text), with the scraper's query string."""
+        path = "/stats/prometheus" + (f"?{query}" if query else "")
+        status, body = await self._request("GET", path)
+        if status != 200:
+            raise errors.AgentError(f"envoy admin {path} answered {status}")
+        return body
+
     async def certs(self) -> dict[str, Any]:
         status, body = await self._request("GET", "/certs")
         if status != 200:

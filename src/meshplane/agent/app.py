@@ -32,8 +32,10 @@ from meshplane.agent import (
     config,
     envoy,
     health,
+    metrics,
     rotation,
     sds,
+    statusserver,
     uds,
     upstream,
     workloadcert,
@@ -114,6 +116,7 @@ class Agent:
         clock: runclock.Clock,
         envoy_binary: str,
         status_port: int = STATUS_PORT,
+        stats_port: int = config.STATS_PORT,
         proxy_log_level: str = "warning",
         proxy_component_log_level: str = "",
     ) -> None:
@@ -132,16 +135,28 @@ class Agent:
         self.xds = xdsproxy.XdsProxy(
             self._upstream(cfg.discovery_address), paths.xds, clock=clock, log_id=log_id
         )
+        self.metrics = metrics.AgentMetrics(self.store, clock)
         self.certs = rotation.CertManager(
             identity=cfg.identity,
             algorithm=cfg.key_algorithm,
             ttl_seconds=cfg.secret_ttl,
-            source=certclient.CertClient(self._upstream(cfg.ca_address)),
+            source=self.metrics.counting(certclient.CertClient(self._upstream(cfg.ca_address))),
             store=self.store,
             clock=clock,
             log_id=log_id,
         )
-        self.health = health.HealthServer(self.admin, cfg.instance_ip, status_port, log_id=log_id)
+        self.health = health.HealthServer(
+            self.admin, cfg.instance_ip, status_port, log_id=log_id, on_ready=self.metrics.ready
+        )
+        self.status = statusserver.StatusServer(
+            self.admin,
+            self.metrics,
+            cfg.instance_ip,
+            stats_port,
+            app=cfg.app_scrape,
+            app_host=cfg.localhost,
+            log_id=log_id,
+        )
         self.envoy = envoy.Supervisor(
             envoy.EnvoyOptions(
                 config_path=paths.bootstrap,
@@ -176,6 +191,8 @@ class Agent:
         self._group.start(self.certs.run(), "certs")
         await self.health.start()
         self._group.on_stop(self.health.stop)
+        await self.status.start()
+        self._group.on_stop(self.status.stop)
         self._envoy_task = self._group.start(self.envoy.run(), "envoy")
         self._group.on_stop(self._stop_envoy)
         log.info(
@@ -187,6 +204,7 @@ class Agent:
                 discovery=cfg.discovery_address,
                 ca=cfg.ca_address,
                 status=f"{cfg.instance_ip}:{self.health.port}",
+                stats=f"{cfg.instance_ip}:{self.status.port}",
                 localhost=cfg.localhost,
             ),
         )

@@ -10,6 +10,7 @@ after its initial fetch timeout, so the stats make sure a proxy without config i
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -43,8 +44,16 @@ async def check(client: admin.AdminClient) -> Readiness:
 
 
 class HealthServer:
-    def __init__(self, client: admin.AdminClient, host: str, port: int, log_id: str = "") -> None:
+    def __init__(
+        self,
+        client: admin.AdminClient,
+        host: str,
+        port: int,
+        log_id: str = "",
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
         self._client = client
+        self._on_ready = on_ready
         self._host = host
         self._port = port
         self._log_id = log_id
@@ -56,6 +65,8 @@ class HealthServer:
         if self.last is None or result.ready != self.last.ready:
             log.info("readiness %s", kv(proxy=self._log_id, ready=result.ready, reason=result.reason))
         self.last = result
+        if result.ready and self._on_ready is not None:
+            self._on_ready()
         return web.Response(status=200 if result.ready else 503, text=result.reason + "\n")
 
     async def start(self) -> None:
