@@ -17,6 +17,7 @@
 - statusserver.py the status port INSTANCE_IP:15020: agent + Envoy (+ the app's) metrics merged on
                   /stats/prometheus, /healthz/ready
 - uds.py          unix-socket addresses shared by grpc, aiohttp and Envoy
+- ndsproto.py     Istio's NameTable message (pkg/dns/proto/nds.proto), built without protoc
 - iptables.py     istio-iptables' rules (pure): flags → validated settings → iptables-restore input
 - capture.py      apply / clean those rules in this network namespace (backend detection, restore)
 - errors.py       AgentError, BootstrapError, ConfigError, CredentialError, CertificateError, ...
