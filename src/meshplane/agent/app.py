@@ -30,6 +30,8 @@ from meshplane.agent import (
     bootstrap,
     certclient,
     config,
+    dnsproxy,
+    dnstable,
     envoy,
     health,
     metrics,
@@ -49,6 +51,7 @@ from meshplane.runtime.logging import kv
 log = logging.getLogger(__name__)
 
 STATUS_PORT = 15021
+RESOLV_CONF = "/etc/resolv.conf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,22 @@ def bootstrap_options(cfg: config.AgentConfig, paths: PodPaths) -> bootstrap.Boo
     )
 
 
+def _resolv_conf() -> str:
+    """The pod's resolv.conf (in the lab's pod root when it has one, else the namespace's /etc)."""
+    for p in (podroot.path(RESOLV_CONF), Path(RESOLV_CONF)):
+        try:
+            return p.read_text()
+        except OSError:
+            continue
+    return ""
+
+
+def _nameservers(resolv: str) -> list[str]:
+    return [
+        w[1] for w in (line.split() for line in resolv.splitlines()) if len(w) >= 2 and w[0] == "nameserver"
+    ]
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -132,8 +151,21 @@ class Agent:
         log_id = cfg.node_id
         self.admin = admin.AdminClient(paths.admin)
         self.sds = sds.SdsServer(self.store, paths.sds, log_id=log_id)
+        self.dns: dnsproxy.DnsProxy | None = None
+        search: list[str] = []
+        if cfg.dns_capture:
+            resolv = _resolv_conf()
+            search = dnstable.search_domains(resolv)
+            self.dns = dnsproxy.DnsProxy(cfg.localhost, dnstable.nameservers(resolv), log_id=log_id)
+        dns = self.dns
         self.xds = xdsproxy.XdsProxy(
-            self._upstream(cfg.discovery_address), paths.xds, clock=clock, log_id=log_id
+            self._upstream(cfg.discovery_address),
+            paths.xds,
+            clock=clock,
+            log_id=log_id,
+            on_name_table=(
+                (lambda t: dns.update(dnstable.build(t, cfg.namespace, search))) if dns is not None else None
+            ),
         )
         self.metrics = metrics.AgentMetrics(self.store, clock)
         self.certs = rotation.CertManager(
@@ -186,6 +218,9 @@ class Agent:
         await asyncio.to_thread(_write_atomic, self.paths.bootstrap, text)
         await self.sds.start()
         self._group.on_stop(self.sds.stop)
+        if self.dns is not None:
+            await self.dns.start()
+            self._group.on_stop(self.dns.stop)
         await self.xds.start()
         self._group.on_stop(self.xds.stop)
         self._group.start(self.certs.run(), "certs")

@@ -7,7 +7,8 @@ INSTANCE_IP, SERVICE_ACCOUNT, TRUST_DOMAIN, CA_ADDR, PROXY_CONFIG (JSON or YAML 
 ISTIO_METAJSON_* (node metadata, built by bootstrap.metadata_from_env),
 TERMINATION_DRAIN_DURATION_SECONDS, ISTIO_DELTA_XDS (Delta ADS instead of State of the World),
 ISTIOD_SAN (the name to verify the control plane's certificate against), ISTIO_PROMETHEUS_ANNOTATIONS
-(the app's own scrape settings, merged on the status port).
+(the app's own scrape settings, merged on the status port), ISTIO_META_DNS_CAPTURE (the DNS
+proxy on 15053).
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ class AgentConfig:
     dns_domain: str
     delta: bool
     app_scrape: AppScrape | None = None  # the app's metrics to merge on the status port (sidecars)
+    dns_capture: bool = False  # ISTIO_META_DNS_CAPTURE: serve DNS on 15053 from the NameTable
     istiod_san: str = ""  # ISTIOD_SAN: verify the control plane as this name (e.g. when dialing an IP)
     # node metadata: ISTIO_META_* without the prefix (plus MESHPLANE_LOCALHOST), ISTIO_METAJSON_* parsed
     metadata: Mapping[str, Any] = field(default_factory=dict)
@@ -268,6 +270,7 @@ def from_env(
         delta=env.get("ISTIO_DELTA_XDS", "").lower() == "true",
         istiod_san=env.get("ISTIOD_SAN", ""),
         # Istio merges the app's metrics for sidecars only (status/server.go NewServer)
+        dns_capture=env.get("ISTIO_META_DNS_CAPTURE", "").lower() == "true",
         app_scrape=app_scrape(env.get(PROMETHEUS_ENV), STATS_PORT)
         if proxy_type is ProxyType.SIDECAR
         else None,

@@ -8,6 +8,8 @@ import dataclasses
 import json
 from typing import Any
 
+import pytest
+
 from meshplane.devcluster.api import patch as jsonpatch_apply
 from meshplane.webhooks import inject, settings
 
@@ -83,3 +85,13 @@ def test_opt_outs_leave_the_annotations_alone(
         annotations = out["metadata"]["annotations"]
         assert {k: annotations.get(k) for k in mine} == mine, mine
         assert "ISTIO_PROMETHEUS_ANNOTATIONS" not in _env(out)
+
+
+def test_turning_the_merge_off_mesh_wide_is_refused_at_install() -> None:
+    """meshConfig.enablePrometheusMerge: false would be ignored by the injector: refused, named."""
+    from meshplane.installer import config, errors
+
+    text = "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  meshConfig:\n"
+    with pytest.raises(errors.ConfigError, match=r"spec\.meshConfig\.enablePrometheusMerge"):
+        config.load([("in.yaml", text + "    enablePrometheusMerge: false\n")])
+    config.load([("in.yaml", text + "    enablePrometheusMerge: true\n")])
