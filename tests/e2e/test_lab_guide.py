@@ -380,3 +380,69 @@ def test_control_plane_under_its_service_account_and_proxies_scraped_on_15020(gu
     names = {f.name for f in text_string_to_metric_families(text)}
     assert "istio_agent_num_outgoing_requests" in names and "istio_agent_cert_expiry_seconds" in names
     assert "envoy_server_live" in names
+
+
+ONLY_IN_CLUSTER2 = """
+apiVersion: v1
+kind: Service
+metadata: {name: only2, namespace: sample}
+spec:
+  selector: {app: helloworld}
+  ports: [{name: http, port: 5000}]
+"""
+DNS_CLIENT = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: dnsclient
+  namespace: sample
+  labels: {app: dnsclient}
+  annotations:
+    proxy.istio.io/config: '{"proxyMetadata": {"ISTIO_META_DNS_CAPTURE": "true", "CAPTURE_ALL_DNS": "true"}}'
+spec:
+  containers:
+  - {name: dnsclient, image: curlimages/curl, command: [/bin/sleep, infinity]}
+"""
+
+
+def test_dns_proxy_resolves_a_service_only_in_cluster2(guided: Lab) -> None:
+    """Issue 12: with DNS capture (proxy.istio.io/config proxyMetadata) a cluster1 pod resolves a
+    Service that exists only in cluster2 through its sidecar's DNS proxy (the lab's own hosts file
+    does not list it) and reaches it by that name through the east-west gateway."""
+    if guided.mode != "netns":
+        pytest.skip("DNS capture needs the pod's own network namespace (netns mode)")
+    kc = guided.kubeconfig
+    clusters.kubectl(kc, "--context", "cluster2", "apply", "-f", "-", input_text=ONLY_IN_CLUSTER2)
+    clusters.kubectl(kc, "--context", "cluster1", "apply", "-f", "-", input_text=DNS_CLIENT)
+    try:
+        vip = json.loads(
+            guided.kubectl("cluster2", "-n", "sample", "get", "svc", "only2", "-o", "json").stdout
+        )["spec"]["clusterIP"]
+        # without the DNS proxy the name does not resolve in cluster1
+        plain = guided.in_pod(
+            guided.pod("cluster1", "sample", "sleep"), "sleep", ["getent", "hosts", "only2.sample"]
+        )
+        assert plain.returncode != 0, plain.stdout
+
+        def client_ready() -> bool:
+            pod = json.loads(
+                guided.kubectl("cluster1", "-n", "sample", "get", "pod", "dnsclient", "-o", "json").stdout
+            )
+            conds = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
+            return conds.get("Ready") == "True"
+
+        wait_until(client_ready, 90, interval=1, what="dnsclient ready")
+        client = guided.pod("cluster1", "sample", "dnsclient")
+
+        def resolved() -> str:
+            done = guided.in_pod(client, "dnsclient", ["getent", "hosts", "only2.sample"])
+            return done.stdout.split()[0] if done.returncode == 0 and done.stdout.split() else ""
+
+        assert wait_until(resolved, 60, interval=1, what="only2.sample resolved") == vip
+        curl = guided.in_pod(
+            client, "dnsclient", ["curl", "-sS", "-m", "10", "http://only2.sample:5000/hello"]
+        )
+        assert curl.returncode == 0 and "Hello version: v2" in curl.stdout, curl.stdout + curl.stderr
+    finally:
+        guided.kubectl("cluster1", "-n", "sample", "delete", "pod", "dnsclient", "--wait=false", check=False)
+        guided.kubectl("cluster2", "-n", "sample", "delete", "svc", "only2", check=False)

@@ -95,3 +95,32 @@ def test_turning_the_merge_off_mesh_wide_is_refused_at_install() -> None:
     with pytest.raises(errors.ConfigError, match=r"spec\.meshConfig\.enablePrometheusMerge"):
         config.load([("in.yaml", text + "    enablePrometheusMerge: false\n")])
     config.load([("in.yaml", text + "    enablePrometheusMerge: true\n")])
+
+
+def test_proxy_config_annotation_sets_proxy_metadata_on_both_containers(
+    pod: dict[str, Any], inj_settings: settings.InjectionSettings
+) -> None:
+    mine = {"proxy.istio.io/config": '{"proxyMetadata": {"ISTIO_META_DNS_CAPTURE": "true"}}'}
+    out = _apply(_with(pod, mine), inj_settings)
+    assert _env(out)["ISTIO_META_DNS_CAPTURE"] == "true"
+    (init,) = out["spec"]["initContainers"]
+    assert init["env"] == [{"name": "ISTIO_META_DNS_CAPTURE", "value": "true"}]
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("holdApplicationUntilProxyStarts: true", "proxy.istio.io/config].holdApplicationUntilProxyStarts"),
+        ("proxyMetadata: [1]", "proxyMetadata: expected a mapping"),
+        ('proxyMetadata: {"1BAD": "x"}', "not an environment variable name"),
+        ("{not: [yaml", "not YAML or JSON"),
+    ],
+)
+def test_unsupported_proxy_config_is_refused_with_the_field_named(
+    pod: dict[str, Any], inj_settings: settings.InjectionSettings, value: str, named: str
+) -> None:
+    from meshplane.webhooks import errors
+
+    with pytest.raises(errors.WebhookError) as e:
+        inject.inject(_with(pod, {"proxy.istio.io/config": value}), "sample", inj_settings, "/inject")
+    assert named in str(e.value)
