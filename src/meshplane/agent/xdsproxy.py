@@ -117,7 +117,8 @@ class XdsProxy:
                     if msg is grpc.aio.EOF:
                         break
                     if self._on_name_table is not None and _type_url(msg) == ndsproto.TYPE_URL:
-                        queue.put_nowait(self._name_table(msg, delta))
+                        # decoding and indexing a large table is CPU work: off the event loop
+                        queue.put_nowait(await asyncio.to_thread(self._name_table, msg, delta))
                         continue
                     await context.write(msg)
             except grpc.aio.AioRpcError:
