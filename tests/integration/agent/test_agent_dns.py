@@ -104,8 +104,9 @@ async def plane() -> AsyncIterator[istiod.Istiod]:
         await cp.stop()
 
 
+@pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
 async def test_dns_proxy_answers_a_remote_only_service_and_forwards_the_rest(
-    tmp_path: Path, plane: istiod.Istiod
+    tmp_path: Path, plane: istiod.Istiod, delta: bool
 ) -> None:
     upstream_ip = netaddr.loopback_host()
     transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
@@ -128,7 +129,7 @@ async def test_dns_proxy_answers_a_remote_only_service_and_forwards_the_rest(
         ip=ip,
         discovery=plane.address,
         localhost=localhost,
-        extra={"ISTIO_META_DNS_CAPTURE": "true"},
+        extra={"ISTIO_META_DNS_CAPTURE": "true", "ISTIO_DELTA_XDS": "true" if delta else "false"},
     )
     agent = await agentproc.start(env, root, ip, 15021)
     try:
@@ -155,6 +156,7 @@ async def test_dns_proxy_answers_a_remote_only_service_and_forwards_the_rest(
         # the NameTable was ACKed by the agent: the control plane sees it synced
         assert plane.ads is not None
         (entry,) = plane.ads.syncz()
+        assert entry["delta"] is delta
         nds = entry["xds"]["nds"]
         assert nds["sent_nonce"] and nds["sent_nonce"] == nds["acked_nonce"]
         # the nameserver gone: SERVFAIL rather than silence
