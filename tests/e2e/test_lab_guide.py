@@ -8,6 +8,7 @@ picked free on this host), and `loopback`, the fallback with explicit-proxy side
 
 from __future__ import annotations
 
+import base64
 import collections
 import http.client
 import json
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from meshplane.agent import uds
 from meshplane.lab import addresses, podexec
@@ -343,3 +345,104 @@ def test_a_second_demo_reuses_the_lab(guided: Lab) -> None:
     assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-3000:]
     assert "verified: both clusters reach helloworld v1 and v2" in again.stdout
     assert pids(guided.dir) == before  # nothing restarted
+
+
+def test_control_plane_under_its_service_account_and_proxies_scraped_on_15020(guided: Lab) -> None:
+    """Issue 12: the control plane runs as ServiceAccount istiod (in-cluster config from the pod's
+    projected token, no kubeconfig: the RBAC-enforced path of a real cluster), and a sidecar answers a
+    Prometheus scrape on 15020 with the agent's and Envoy's series, as its annotations advertise."""
+    istiod = str(guided.pod("cluster1", "istio-system", "istiod")["metadata"]["name"])  # type: ignore[index]
+    pid = guided.pid("cluster1", "istio-system", istiod, "discovery")
+    environ = dict(
+        item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item
+    )
+    assert "KUBECONFIG" not in environ and environ.get("KUBERNETES_SERVICE_HOST")
+    sa_dir = guided.pod_dir("cluster1", "istio-system", istiod) / "c" / "discovery"
+    token = (sa_dir / "var/run/secrets/kubernetes.io/serviceaccount/token").read_text()
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["sub"] == "system:serviceaccount:istio-system:istiod"
+
+    target = guided.pod("cluster1", "sample", "helloworld")
+    annotations = target["metadata"]["annotations"]  # type: ignore[index]
+    assert annotations["prometheus.io/port"] == "15020"
+    assert annotations["prometheus.io/path"] == "/stats/prometheus"
+    url = f"http://{target['status']['podIP']}:15020/stats/prometheus"  # type: ignore[index]
+    if guided.mode == "netns":  # scraped from another pod, as an in-mesh Prometheus does
+        done = guided.in_pod(
+            guided.pod("cluster1", "sample", "sleep"), "sleep", ["curl", "-sS", "--fail", url]
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        text = done.stdout
+    else:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            text = r.read().decode()
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert "istio_agent_num_outgoing_requests" in names and "istio_agent_cert_expiry_seconds" in names
+    assert "envoy_server_live" in names
+
+
+ONLY_IN_CLUSTER2 = """
+apiVersion: v1
+kind: Service
+metadata: {name: only2, namespace: sample}
+spec:
+  selector: {app: helloworld}
+  ports: [{name: http, port: 5000}]
+"""
+DNS_CLIENT = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: dnsclient
+  namespace: sample
+  labels: {app: dnsclient}
+  annotations:
+    proxy.istio.io/config: '{"proxyMetadata": {"ISTIO_META_DNS_CAPTURE": "true", "CAPTURE_ALL_DNS": "true"}}'
+spec:
+  containers:
+  - {name: dnsclient, image: curlimages/curl, command: [/bin/sleep, infinity]}
+"""
+
+
+def test_dns_proxy_resolves_a_service_only_in_cluster2(guided: Lab) -> None:
+    """Issue 12: with DNS capture (proxy.istio.io/config proxyMetadata) a cluster1 pod resolves a
+    Service that exists only in cluster2 through its sidecar's DNS proxy (the lab's own hosts file
+    does not list it) and reaches it by that name through the east-west gateway."""
+    if guided.mode != "netns":
+        pytest.skip("DNS capture needs the pod's own network namespace (netns mode)")
+    kc = guided.kubeconfig
+    clusters.kubectl(kc, "--context", "cluster2", "apply", "-f", "-", input_text=ONLY_IN_CLUSTER2)
+    clusters.kubectl(kc, "--context", "cluster1", "apply", "-f", "-", input_text=DNS_CLIENT)
+    try:
+        vip = json.loads(
+            guided.kubectl("cluster2", "-n", "sample", "get", "svc", "only2", "-o", "json").stdout
+        )["spec"]["clusterIP"]
+        # without the DNS proxy the name does not resolve in cluster1
+        plain = guided.in_pod(
+            guided.pod("cluster1", "sample", "sleep"), "sleep", ["getent", "hosts", "only2.sample"]
+        )
+        assert plain.returncode != 0, plain.stdout
+
+        def client_ready() -> bool:
+            pod = json.loads(
+                guided.kubectl("cluster1", "-n", "sample", "get", "pod", "dnsclient", "-o", "json").stdout
+            )
+            conds = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
+            return conds.get("Ready") == "True"
+
+        wait_until(client_ready, 90, interval=1, what="dnsclient ready")
+        client = guided.pod("cluster1", "sample", "dnsclient")
+
+        def resolved() -> str:
+            done = guided.in_pod(client, "dnsclient", ["getent", "hosts", "only2.sample"])
+            return done.stdout.split()[0] if done.returncode == 0 and done.stdout.split() else ""
+
+        assert wait_until(resolved, 60, interval=1, what="only2.sample resolved") == vip
+        curl = guided.in_pod(
+            client, "dnsclient", ["curl", "-sS", "-m", "10", "http://only2.sample:5000/hello"]
+        )
+        assert curl.returncode == 0 and "Hello version: v2" in curl.stdout, curl.stdout + curl.stderr
+    finally:
+        guided.kubectl("cluster1", "-n", "sample", "delete", "pod", "dnsclient", "--wait=false", check=False)
+        guided.kubectl("cluster2", "-n", "sample", "delete", "svc", "only2", check=False)

@@ -9,13 +9,21 @@
 - workloadcert.py the validated key, chain and root, and the store that holds them
 - rotation.py     fetch the workload certificate, rotate it at half its lifetime
 - sds.py          Envoy's SDS on a unix socket (`default`, `ROOTCA`)
-- xdsproxy.py     Envoy's ADS on a unix socket, carried to the discovery address per stream
+- xdsproxy.py     Envoy's ADS on a unix socket, carried to the discovery address per stream (plus
+                  the agent's own NameTable subscription with DNS capture)
 - envoy.py        Envoy as a child process: start, restart with backoff, drain, stop
 - admin.py        a client of Envoy's admin API (readiness, stats, drain)
 - health.py       readiness on INSTANCE_IP:15021 /healthz/ready
-- stats.py        read-only pages on the same port: Envoy's /stats/prometheus, per-host upstream
+- stats.py        the console's read-only JSON pages on the readiness port: per-host upstream
                   counters (/stats/upstreams) and the names Envoy holds (/stats/config)
+- metrics.py      the agent's own Prometheus metrics (istio_agent_*, as pilot-agent names them)
+- statusserver.py the status port INSTANCE_IP:15020: agent + Envoy (+ the app's) metrics merged on
+                  /stats/prometheus, /healthz/ready
 - uds.py          unix-socket addresses shared by grpc, aiohttp and Envoy
+- ndsproto.py     Istio's NameTable message (pkg/dns/proto/nds.proto), built without protoc
+- dnstable.py     the DNS proxy's lookups (NameTable + search path) and DNS messages (pure)
+- dnsproxy.py     DNS on the pod's localhost:15053, UDP and TCP: the table's names, the rest
+                  forwarded to resolv.conf's nameservers (ISTIO_META_DNS_CAPTURE=true)
 - iptables.py     istio-iptables' rules (pure): flags → validated settings → iptables-restore input
 - capture.py      apply / clean those rules in this network namespace (backend detection, restore)
 - errors.py       AgentError, BootstrapError, ConfigError, CredentialError, CertificateError, ...

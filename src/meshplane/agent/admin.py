@@ -51,10 +51,6 @@ class AdminClient:
             raise errors.AgentError(f"envoy admin /stats answered {status}")
         return parse_stats(body)
 
-    async def get(self, path: str, params: dict[str, str] | None = None) -> tuple[int, str]:
-        """A read-only admin page as (status, body) (the status server's /stats pages)."""
-        return await self._request("GET", path, params)
-
     async def get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
         status, body = await self._request("GET", path, params)
         if status != 200:
@@ -63,6 +59,14 @@ class AdminClient:
             return json.loads(body)
         except ValueError as e:
             raise errors.AgentError(f"envoy admin {path} is not JSON: {e}") from e
+
+    async def prometheus(self, query: str = "") -> str:
+        """Envoy's `/stats/prometheus` (Prometheus text), with the scraper's query string."""
+        path = "/stats/prometheus" + (f"?{query}" if query else "")
+        status, body = await self._request("GET", path)
+        if status != 200:
+            raise errors.AgentError(f"envoy admin {path} answered {status}")
+        return body
 
     async def certs(self) -> dict[str, Any]:
         status, body = await self._request("GET", "/certs")

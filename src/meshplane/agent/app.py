@@ -30,11 +30,15 @@ from meshplane.agent import (
     bootstrap,
     certclient,
     config,
+    dnsproxy,
+    dnstable,
     envoy,
     health,
+    metrics,
     rotation,
     sds,
     stats,
+    statusserver,
     uds,
     upstream,
     workloadcert,
@@ -48,6 +52,7 @@ from meshplane.runtime.logging import kv
 log = logging.getLogger(__name__)
 
 STATUS_PORT = 15021
+RESOLV_CONF = "/etc/resolv.conf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,22 @@ def bootstrap_options(cfg: config.AgentConfig, paths: PodPaths) -> bootstrap.Boo
     )
 
 
+def _resolv_conf() -> str:
+    """The pod's resolv.conf (in the lab's pod root when it has one, else the namespace's /etc)."""
+    for p in (podroot.path(RESOLV_CONF), Path(RESOLV_CONF)):
+        try:
+            return p.read_text()
+        except OSError:
+            continue
+    return ""
+
+
+def _nameservers(resolv: str) -> list[str]:
+    return [
+        w[1] for w in (line.split() for line in resolv.splitlines()) if len(w) >= 2 and w[0] == "nameserver"
+    ]
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -115,6 +136,7 @@ class Agent:
         clock: runclock.Clock,
         envoy_binary: str,
         status_port: int = STATUS_PORT,
+        stats_port: int = config.STATS_PORT,
         proxy_log_level: str = "warning",
         proxy_component_log_level: str = "",
     ) -> None:
@@ -130,20 +152,48 @@ class Agent:
         log_id = cfg.node_id
         self.admin = admin.AdminClient(paths.admin)
         self.sds = sds.SdsServer(self.store, paths.sds, log_id=log_id)
+        self.dns: dnsproxy.DnsProxy | None = None
+        search: list[str] = []
+        if cfg.dns_capture:
+            resolv = _resolv_conf()
+            search = dnstable.search_domains(resolv)
+            self.dns = dnsproxy.DnsProxy(cfg.localhost, dnstable.nameservers(resolv), log_id=log_id)
+        dns = self.dns
         self.xds = xdsproxy.XdsProxy(
-            self._upstream(cfg.discovery_address), paths.xds, clock=clock, log_id=log_id
+            self._upstream(cfg.discovery_address),
+            paths.xds,
+            clock=clock,
+            log_id=log_id,
+            on_name_table=(
+                (lambda t: dns.update(dnstable.build(t, cfg.namespace, search))) if dns is not None else None
+            ),
         )
+        self.metrics = metrics.AgentMetrics(self.store, clock)
         self.certs = rotation.CertManager(
             identity=cfg.identity,
             algorithm=cfg.key_algorithm,
             ttl_seconds=cfg.secret_ttl,
-            source=certclient.CertClient(self._upstream(cfg.ca_address)),
+            source=self.metrics.counting(certclient.CertClient(self._upstream(cfg.ca_address))),
             store=self.store,
             clock=clock,
             log_id=log_id,
         )
         self.health = health.HealthServer(
-            self.admin, cfg.instance_ip, status_port, log_id=log_id, routes=stats.routes(self.admin)
+            self.admin,
+            cfg.instance_ip,
+            status_port,
+            log_id=log_id,
+            routes=stats.routes(self.admin),
+            on_ready=self.metrics.ready,
+        )
+        self.status = statusserver.StatusServer(
+            self.admin,
+            self.metrics,
+            cfg.instance_ip,
+            stats_port,
+            app=cfg.app_scrape,
+            app_host=cfg.localhost,
+            log_id=log_id,
         )
         self.envoy = envoy.Supervisor(
             envoy.EnvoyOptions(
@@ -174,11 +224,16 @@ class Agent:
         await asyncio.to_thread(_write_atomic, self.paths.bootstrap, text)
         await self.sds.start()
         self._group.on_stop(self.sds.stop)
+        if self.dns is not None:
+            await self.dns.start()
+            self._group.on_stop(self.dns.stop)
         await self.xds.start()
         self._group.on_stop(self.xds.stop)
         self._group.start(self.certs.run(), "certs")
         await self.health.start()
         self._group.on_stop(self.health.stop)
+        await self.status.start()
+        self._group.on_stop(self.status.stop)
         self._envoy_task = self._group.start(self.envoy.run(), "envoy")
         self._group.on_stop(self._stop_envoy)
         log.info(
@@ -190,6 +245,7 @@ class Agent:
                 discovery=cfg.discovery_address,
                 ca=cfg.ca_address,
                 status=f"{cfg.instance_ip}:{self.health.port}",
+                stats=f"{cfg.instance_ip}:{self.status.port}",
                 localhost=cfg.localhost,
             ),
         )

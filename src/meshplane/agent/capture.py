@@ -22,7 +22,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from meshplane.agent import iptables
+from meshplane.agent import dnstable, iptables
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +78,7 @@ def dns_servers(path: Path | None = None) -> tuple[str, ...]:
         text = path.read_text()
     except OSError as e:
         raise iptables.IptablesError(f"failed to load {path}: {e}") from e
-    out = []
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] == "nameserver":
-            out.append(words[1])
-    return tuple(out)
+    return tuple(dnstable.nameservers(text))
 
 
 def _run(argv: list[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:

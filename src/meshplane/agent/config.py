@@ -6,7 +6,9 @@ INSTANCE_IP, SERVICE_ACCOUNT, TRUST_DOMAIN, CA_ADDR, PROXY_CONFIG (JSON or YAML 
 `proxyMetadata` applied as env overrides), SECRET_TTL, ECC_SIGNATURE_ALGORITHM, ISTIO_META_* and
 ISTIO_METAJSON_* (node metadata, built by bootstrap.metadata_from_env),
 TERMINATION_DRAIN_DURATION_SECONDS, ISTIO_DELTA_XDS (Delta ADS instead of State of the World),
-ISTIOD_SAN (the name to verify the control plane's certificate against).
+ISTIOD_SAN (the name to verify the control plane's certificate against), ISTIO_PROMETHEUS_ANNOTATIONS
+(the app's own scrape settings, merged on the status port), ISTIO_META_DNS_CAPTURE (the DNS
+proxy on 15053).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ SDS_SOCKET = "/var/run/secrets/workload-spiffe-uds/socket"
 ADMIN_SOCKET = "/etc/istio/proxy/admin.sock"
 BOOTSTRAP_PATH = "/etc/istio/proxy/envoy-rev.json"
 LOCALHOST_META = "MESHPLANE_LOCALHOST"
+STATS_PORT = 15020  # Istio's status port: merged metrics (statusserver.py)
+PROMETHEUS_ENV = "ISTIO_PROMETHEUS_ANNOTATIONS"
 
 
 def parse_duration(text: str) -> float:
@@ -90,6 +94,41 @@ def split_host_port(address: str) -> tuple[str, int]:
 
 
 @dataclass(frozen=True, slots=True)
+class AppScrape:
+    port: int
+    path: str
+
+
+def app_scrape(value: str | None, status_port: int) -> AppScrape | None:
+    """ISTIO_PROMETHEUS_ANNOTATIONS (JSON `{"scrape","path","port"}`) → what to scrape, or None.
+
+    As Istio: `scrape: "false"` turns it off, the path defaults to /metrics and the port to 80, and a
+    port equal to the status port is refused (the agent would scrape itself)."""
+    if not value:
+        return None
+    try:
+        raw = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise errors.ConfigError(f"{PROMETHEUS_ENV} is not JSON: {e}") from e
+    if not isinstance(raw, dict) or not all(
+        isinstance(raw.get(k, ""), str) for k in ("scrape", "path", "port")
+    ):
+        raise errors.ConfigError(f'{PROMETHEUS_ENV} must be an object of strings "scrape", "path", "port"')
+    if raw.get("scrape") == "false":
+        return None
+    path = raw.get("path") or "/metrics"
+    port_text = raw.get("port") or "80"
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise errors.ConfigError(f"{PROMETHEUS_ENV}.port {port_text!r} is not a port number")
+    if int(port_text) == status_port:
+        raise errors.ConfigError(
+            f"{PROMETHEUS_ENV}.port is the agent's status port {status_port}: the agent would scrape itself "
+            f"(remove prometheus.io/port={status_port} from the pod, or inject it only once)"
+        )
+    return AppScrape(int(port_text), path if path.startswith("/") else "/" + path)
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     proxy_type: ProxyType
     pod_name: str
@@ -108,6 +147,8 @@ class AgentConfig:
     control_plane_tls: bool
     dns_domain: str
     delta: bool
+    app_scrape: AppScrape | None = None  # the app's metrics to merge on the status port (sidecars)
+    dns_capture: bool = False  # ISTIO_META_DNS_CAPTURE: serve DNS on 15053 from the NameTable
     istiod_san: str = ""  # ISTIOD_SAN: verify the control plane as this name (e.g. when dialing an IP)
     # node metadata: ISTIO_META_* without the prefix (plus MESHPLANE_LOCALHOST), ISTIO_METAJSON_* parsed
     metadata: Mapping[str, Any] = field(default_factory=dict)
@@ -228,5 +269,10 @@ def from_env(
         dns_domain=env.get("DNS_DOMAIN") or "cluster.local",
         delta=env.get("ISTIO_DELTA_XDS", "").lower() == "true",
         istiod_san=env.get("ISTIOD_SAN", ""),
+        # Istio merges the app's metrics for sidecars only (status/server.go NewServer)
+        dns_capture=env.get("ISTIO_META_DNS_CAPTURE", "").lower() == "true",
+        app_scrape=app_scrape(env.get(PROMETHEUS_ENV), STATS_PORT)
+        if proxy_type is ProxyType.SIDECAR
+        else None,
         metadata=metadata,
     )

@@ -52,9 +52,11 @@ class HealthServer:
         port: int,
         log_id: str = "",
         routes: Mapping[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] | None = None,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self._client = client
         self._routes = dict(routes or {})
+        self._on_ready = on_ready
         self._host = host
         self._port = port
         self._log_id = log_id
@@ -66,6 +68,8 @@ class HealthServer:
         if self.last is None or result.ready != self.last.ready:
             log.info("readiness %s", kv(proxy=self._log_id, ready=result.ready, reason=result.reason))
         self.last = result
+        if result.ready and self._on_ready is not None:
+            self._on_ready()
         return web.Response(status=200 if result.ready else 503, text=result.reason + "\n")
 
     async def start(self) -> None:

@@ -1,9 +1,9 @@
-"""Envoy's stats and a summary of its config, read-only, on the agent's status port (for the console).
+"""Envoy's per-host stats and a summary of its config, read-only, on the agent's readiness port
+(the one that answers `/healthz/ready`, 15021 by default here), for the control plane's console.
 
-Istio's agent serves Envoy's Prometheus stats merged with the app's on 15020 `/stats/prometheus`
-(pilot/cmd/pilot-agent/status/server.go `handleStats`); meshplane's agent serves Envoy's on its
-status port (the one that answers `/healthz/ready`, 15021 by default here), without application
-metrics. Two JSON pages are meshplane's own, for the control plane's console:
+Envoy's Prometheus stats are served merged with the agent's and the app's on 15020
+`/stats/prometheus` (statusserver.py, as Istio's pilot-agent `handleStats`). The two JSON pages
+here are meshplane's own:
 
 - `/stats/upstreams`: per Envoy cluster, its hosts with Envoy's per-host counters from admin
   `/clusters?format=json` (`rq_total`, `rq_error` = 5xx and connection failures, `rq_success`,
@@ -30,7 +30,6 @@ from meshplane.agent import admin, errors
 
 log = logging.getLogger(__name__)
 
-PROMETHEUS_PATH = "/stats/prometheus"
 UPSTREAMS_PATH = "/stats/upstreams"
 CONFIG_PATH = "/stats/config"
 
@@ -154,13 +153,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def routes(client: admin.AdminClient) -> dict[str, Handler]:
     """The pages above, for the agent's status server."""
 
-    async def prometheus(_: web.Request) -> web.Response:
-        try:
-            status, body = await client.get(PROMETHEUS_PATH)
-        except errors.AgentError as e:
-            return web.Response(status=503, text=f"{e}\n")
-        return web.Response(status=status, text=body, content_type="text/plain", charset="utf-8")
-
     async def upstreams_page(request: web.Request) -> web.Response:
         try:
             clusters = await client.get_json("/clusters", {"format": "json"})
@@ -184,4 +176,4 @@ def routes(client: admin.AdminClient) -> dict[str, Handler]:
             return web.json_response({"error": str(e)}, status=503)
         return web.json_response(config_summary(dump))
 
-    return {PROMETHEUS_PATH: prometheus, UPSTREAMS_PATH: upstreams_page, CONFIG_PATH: config_page}
+    return {UPSTREAMS_PATH: upstreams_page, CONFIG_PATH: config_page}

@@ -177,6 +177,12 @@ def semantic(final: Mapping[str, Any]) -> list[errors.Issue]:
     td = _get(final, "meshConfig", "trustDomain") or glob.get("trustDomain") or ""
     if td and not is_hostname(td):
         c.add("spec.meshConfig.trustDomain", f"{td!r} is not a valid trust domain")
+    if _get(final, "meshConfig", "enablePrometheusMerge") is False:
+        # the injector always applies Istio's default (on); pods opt out with an annotation
+        c.add(
+            "spec.meshConfig.enablePrometheusMerge",
+            'meshplane supports only true (opt a pod out with prometheus.istio.io/merge-metrics: "false")',
+        )
     if glob.get("jwtPolicy") not in (None, "third-party-jwt"):
         c.add("spec.values.global.jwtPolicy", "meshplane supports only 'third-party-jwt'")
     if glob.get("pilotCertProvider") not in (None, "istiod"):

@@ -1,65 +1,24 @@
-"""Service accounts and RBAC: istiod's own (what `meshplane discovery` calls) and the reader's (SPEC §1)."""
+"""Service accounts and RBAC: istiod's own (what `meshplane discovery` calls) and the reader's (SPEC §1),
+rendered from the list of API calls the control plane makes (kube/apicalls.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from meshplane.kube import apicalls
+
 READER_SA = "istio-reader-service-account"
-ISTIO_GROUPS = [
-    "config.istio.io",
-    "security.istio.io",
-    "networking.istio.io",
-    "authentication.istio.io",
-    "rbac.istio.io",
-    "telemetry.istio.io",
-    "extensions.istio.io",
-]
-READ = ["get", "list", "watch"]
-
-
-def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str, Any]:
-    return {"apiGroups": groups, "resources": resources, "verbs": verbs}
 
 
 def reader_rules(remote: bool) -> list[dict[str, Any]]:
-    """Istio's reader ClusterRole; `remote` adds the write rules a managing control plane needs there."""
-    rules = [
-        _rule(ISTIO_GROUPS, ["*"], READ),
-        _rule(
-            [""],
-            [
-                "endpoints",
-                "pods",
-                "services",
-                "nodes",
-                "replicationcontrollers",
-                "namespaces",
-                "secrets",
-                "configmaps",
-            ],
-            READ,
-        ),
-        _rule(["networking.istio.io"], ["workloadentries"], READ),
-        _rule(["networking.x-k8s.io", "gateway.networking.k8s.io"], ["gateways"], READ),
-        _rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], READ),
-        _rule(["discovery.k8s.io"], ["endpointslices"], READ),
-        _rule(["multicluster.x-k8s.io"], ["serviceexports"], [*READ, "create", "delete"]),
-        _rule(["multicluster.x-k8s.io"], ["serviceimports"], READ),
-        _rule(["apps"], ["replicasets"], READ),
-        _rule(["authentication.k8s.io"], ["tokenreviews"], ["create"]),
-        _rule(["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),
-    ]
-    if remote:
-        rules += [
-            _rule([""], ["configmaps"], ["create", "get", "list", "watch", "update"]),
-            _rule(
-                ["admissionregistration.k8s.io"],
-                ["mutatingwebhookconfigurations"],
-                [*READ, "update", "patch"],
-            ),
-            _rule(["admissionregistration.k8s.io"], ["validatingwebhookconfigurations"], [*READ, "update"]),
-        ]
-    return rules
+    """The reader ClusterRole: what the control plane calls in a cluster it reads through a remote
+    secret; `remote` (the remote profile) adds what it calls in a cluster it manages there.
+
+    Rendered from kube/apicalls.py; it grants less than Istio's reader role (docs/architecture.md,
+    "RBAC"). A ClusterRole: the system-namespace calls (the leader lock) are granted cluster-wide,
+    as the reader has no Role."""
+    clusters = [apicalls.Cluster.REMOTE, apicalls.Cluster.MANAGED] if remote else [apicalls.Cluster.REMOTE]
+    return apicalls.rules(apicalls.grants(apicalls.CALLS, clusters))
 
 
 def _suffix(revision: str, namespace: str) -> str:
@@ -99,36 +58,24 @@ def reader_cluster_role(namespace: str, revision: str, remote: bool) -> list[dic
     ]
 
 
+def _istiod_grants() -> tuple[set[apicalls.Grant], set[apicalls.Grant]]:
+    """istiod's calls in its own cluster: (cluster-wide, system namespace only)."""
+    calls = apicalls.grants(apicalls.CALLS, [apicalls.Cluster.CONFIG, apicalls.Cluster.MANAGED])
+    wide = {g for g in calls if g.scope is not apicalls.Scope.SYSTEM_NAMESPACE}
+    covered = {(g.group, g.resource, g.verb) for g in wide}
+    local = {g for g in calls if g.scope is apicalls.Scope.SYSTEM_NAMESPACE}
+    return wide, {g for g in local if (g.group, g.resource, g.verb) not in covered}
+
+
 def istiod_cluster_rules() -> list[dict[str, Any]]:
-    """What `meshplane discovery` needs cluster-wide (watches, TokenReview, webhook patching, root certs)."""
-    return [
-        _rule(
-            ["admissionregistration.k8s.io"], ["mutatingwebhookconfigurations"], [*READ, "update", "patch"]
-        ),
-        _rule(["admissionregistration.k8s.io"], ["validatingwebhookconfigurations"], [*READ, "update"]),
-        _rule(ISTIO_GROUPS, ["*"], READ),
-        _rule(ISTIO_GROUPS, ["*/status"], ["update", "patch"]),
-        # the validation webhook controller's readiness check: a dry-run create of an invalid Gateway
-        _rule(["networking.istio.io"], ["gateways"], ["create"]),
-        _rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], READ),
-        _rule([""], ["pods", "nodes", "services", "namespaces", "endpoints"], READ),
-        _rule(["discovery.k8s.io"], ["endpointslices"], READ),
-        _rule(["authentication.k8s.io"], ["tokenreviews"], ["create"]),
-        _rule(["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),
-        _rule([""], ["configmaps"], ["create", "get", "list", "watch", "update"]),
-        _rule([""], ["secrets"], READ),
-        _rule([""], ["serviceaccounts"], READ),
-        _rule(["apps"], ["replicasets"], READ),
-    ]
+    """What `meshplane discovery` calls cluster-wide or in every namespace (kube/apicalls.py)."""
+    return apicalls.rules(_istiod_grants()[0])
 
 
 def istiod_role_rules() -> list[dict[str, Any]]:
-    """In its own namespace: the CA secret, remote secrets, leader-election ConfigMaps and Leases."""
-    return [
-        _rule([""], ["configmaps"], ["create", "get", "list", "watch", "update", "delete"]),
-        _rule([""], ["secrets"], ["create", "get", "watch", "list", "update", "delete"]),
-        _rule(["coordination.k8s.io"], ["leases"], ["get", "list", "watch", "create", "update", "patch"]),
-    ]
+    """What it calls only in its own namespace and the ClusterRole does not already grant: the CA
+    secrets, remote secrets, the leader-election lock (kube/apicalls.py)."""
+    return apicalls.rules(_istiod_grants()[1])
 
 
 def istiod_objects(namespace: str, revision: str, service_account: str) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ SHORT = {
     resources.TYPE_EDS: "eds",
     resources.TYPE_LDS: "lds",
     resources.TYPE_RDS: "rds",
+    resources.TYPE_NDS: "nds",
 }
 # Istio's syncz field prefixes per type
 _SYNCZ = {"cds": "cluster", "lds": "listener", "rds": "route", "eds": "endpoint"}

@@ -18,7 +18,7 @@ from meshplane.model import proxy as proxy_mod
 from meshplane.model.ids import Hostname
 from meshplane.push import context
 from meshplane.server import watch, wire
-from meshplane.xds import naming, resources
+from meshplane.xds import naming, nds, resources
 
 
 class Generator(Protocol):
@@ -94,11 +94,21 @@ def plan_push(
         return full
     if last_signature is not None and gen.inbound_signature(proxy, ctx) != last_signature:
         return full
+    steps: list[Step] = []
     eds = states.get(resources.TYPE_EDS)
-    if eds is None or eds.version_sent == ctx.version:
-        return []
-    affected = affected_clusters(eds.names, request.eds_hosts, ctx)
-    return [Step(resources.TYPE_EDS, scope=affected, incremental=True)] if affected else []
+    if eds is not None and eds.version_sent != ctx.version:
+        affected = affected_clusters(eds.names, request.eds_hosts, ctx)
+        if affected:
+            steps.append(Step(resources.TYPE_EDS, scope=affected, incremental=True))
+    # a headless Service's name resolves to its endpoints: their change is a new name table
+    nds_state = states.get(resources.TYPE_NDS)
+    if (
+        nds_state is not None
+        and nds_state.version_sent != ctx.version
+        and any(nds.is_headless(ctx.services.get(h)) for h in request.eds_hosts)
+    ):
+        steps.append(Step(resources.TYPE_NDS))
+    return steps
 
 
 def affected_clusters(

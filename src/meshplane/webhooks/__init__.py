@@ -8,6 +8,9 @@
 - settings.py   what sidecars are rendered with: the injector ConfigMap's values
 - inject.py     one pod: policy, env overrides, template merge, status annotation, patch
 - sidecar.py    the injected parts: istio-init, istio-proxy, volumes, labels, annotations
+- proxyconfig.py the pod's proxy.istio.io/config: proxyMetadata as env of istio-proxy and istio-init
+- prometheus.py Istio's Prometheus merge: scrape annotations point at the agent (15020), the pod's own
+                move into ISTIO_PROMETHEUS_ANNOTATIONS
 - jsonpatch.py  RFC 6902 patch from the old pod to the new one
 - json_util.py  reading untrusted JSON without crashing on unexpected types
 - errors.py     WebhookError, BadReview

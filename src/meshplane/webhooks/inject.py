@@ -13,7 +13,7 @@ from typing import Any
 from meshplane.model import injection
 from meshplane.runtime import jsonobj
 from meshplane.runtime import logging as rlog
-from meshplane.webhooks import injectpath, jsonpatch, policy, sidecar
+from meshplane.webhooks import injectpath, jsonpatch, policy, prometheus, sidecar
 from meshplane.webhooks.settings import InjectionSettings
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,14 @@ def _merge_named(existing: list[Any], added: list[dict[str, Any]], user_wins: bo
     return out
 
 
+def _add_env(containers: list[Any], name: str, key: str, value: str) -> None:
+    """Append env `key` to container `name` (Istio appends it after templating, as here)."""
+    for c in containers:
+        if isinstance(c, dict) and c.get("name") == name:
+            env = [e for e in c.get("env") or [] if not (isinstance(e, dict) and e.get("name") == key)]
+            c["env"] = [*env, {"name": key, "value": value}]
+
+
 def inject(pod: Mapping[str, Any], namespace: str, s: InjectionSettings, path: str = "/inject") -> Result:
     """Decide and, when injecting, build the patched pod and its JSON patch (pure)."""
     meta = jsonobj.as_mapping(pod.get("metadata"))
@@ -106,6 +114,9 @@ def inject(pod: Mapping[str, Any], namespace: str, s: InjectionSettings, path: s
         injection.STATUS_ANNOTATION: _status(injected, s),
         injection.REV_LABEL: s.revision or "default",
     }
+    new_meta["annotations"], scrape_env = prometheus.merge(new_meta["annotations"], s.status_port)
+    if scrape_env is not None:
+        _add_env(spec["containers"], sidecar.PROXY_CONTAINER, prometheus.ENV, scrape_env)
     if managed is not None:
         new_meta["managedFields"] = managed  # untouched: never part of the patch
     patch = jsonpatch.diff(original, new)

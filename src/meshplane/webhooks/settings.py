@@ -46,6 +46,13 @@ class InjectionSettings:
         return f"{name}.{self.istio_namespace}.svc:15012"
 
     @property
+    def proxy_version(self) -> str:
+        """The proxy image's tag ("" without one): what the image's ISTIO_META_ISTIO_VERSION says in
+        Istio's own proxyv2 (pilot/docker/Dockerfile.proxyv2 sets it from the build's version)."""
+        name = self.proxy_image.split("@", 1)[0].rsplit("/", 1)[-1]
+        return name.split(":", 1)[1] if ":" in name else ""
+
+    @property
     def ca_addr(self) -> str:
         return self.ca_address or self.istiod_address
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshplane.model import injection
-from meshplane.webhooks import errors
+from meshplane.webhooks import errors, proxyconfig
 from meshplane.webhooks.settings import DEFAULT_CLUSTER_ID, InjectionSettings
 
 PROXY_CONTAINER = "istio-proxy"
@@ -123,6 +123,10 @@ def proxy_env(
         _field("ISTIO_META_NODE_NAME", "spec.nodeName"),
         {"name": "ISTIO_META_INTERCEPTION_MODE", "value": interception_mode(pod)},
     ]
+    if s.proxy_version:
+        # Istio's proxyv2 image carries this as ENV; injecting it gives every proxy image (meshplane's,
+        # the lab's) the version istiod reads from node metadata (ISTIO_VERSION) and proxy-status shows
+        env.append({"name": "ISTIO_META_ISTIO_VERSION", "value": s.proxy_version})
     if s.network:
         env.append({"name": "ISTIO_META_NETWORK", "value": s.network})
     if dm.name:
@@ -136,12 +140,17 @@ def proxy_env(
         )
     env.append({"name": "ISTIO_META_MESH_ID", "value": s.mesh_id or s.trust_domain})
     env.append({"name": "TRUST_DOMAIN", "value": s.trust_domain})
+    # the pod's proxy.istio.io/config proxyMetadata, after the template's own (Istio's order)
+    metadata = proxyconfig.metadata(pod)
+    env = [e for e in env if e["name"] not in metadata] + [
+        {"name": k, "value": v} for k, v in metadata.items()
+    ]
     env = [e for e in env if e["name"] not in overrides]
     env += [{"name": k, "value": overrides[k]} for k in sorted(overrides)]
     return env
 
 
-def _init_container(s: InjectionSettings) -> dict[str, Any]:
+def _init_container(s: InjectionSettings, pod: Mapping[str, Any]) -> dict[str, Any]:
     excluded = f"15090,15021,{s.status_port}" if s.status_port else "15090,15021"
     c: dict[str, Any] = {
         "name": INIT_CONTAINER,
@@ -179,6 +188,9 @@ def _init_container(s: InjectionSettings) -> dict[str, Any]:
     }
     if s.image_pull_policy:
         c["imagePullPolicy"] = s.image_pull_policy
+    metadata = proxyconfig.metadata(pod)
+    if metadata:  # e.g. ISTIO_META_DNS_CAPTURE: istio-iptables' --redirect-dns
+        c["env"] = [{"name": k, "value": v} for k, v in metadata.items()]
     return c
 
 
@@ -297,7 +309,7 @@ def render(
             if key not in annotations:
                 add_annotations[key] = first
     return Injected(
-        init_containers=[] if interception_mode(pod) == "NONE" else [_init_container(s)],
+        init_containers=[] if interception_mode(pod) == "NONE" else [_init_container(s, pod)],
         containers=[_proxy_container(pod, s, dm, overrides)],
         volumes=volumes(s),
         labels=add_labels,

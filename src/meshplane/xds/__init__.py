@@ -16,6 +16,8 @@
                 detection) and the route's hash policy
 - gateways.py   router mode: listeners, routes and clusters a Gateway config asks for
 - inbound.py    a sidecar's own service ports (index built once per push)
+- nds.py        Istio's NDS: the NameTable (hostname → ClusterIPs, headless endpoints) a proxy's DNS
+                proxy answers from, per proxy cluster and network
 - mtls.py, filters.py, protos.py  shared TLS contexts, filters and protobuf constructors
 - naming.py     Istio's names for clusters, SNI, listeners and routes
 - cache.py      each resource built and serialized once per (push version, name, proxy view)
@@ -23,5 +25,6 @@
 - errors.py     XdsError, UnsupportedTypeError, ResourceNameError
 
 Flow: server.respond → generator.generate(type_url, proxy, ctx, names) → cache hit, or the
-type's builder (cds/eds/transparent|lds/rds/gateways) over the snapshot → resources.Resource (packed once).
+type's builder (cds/eds/transparent|lds/rds/gateways/nds) over the snapshot →
+resources.Resource (packed once).
 """

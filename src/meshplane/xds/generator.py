@@ -29,6 +29,7 @@ from meshplane.xds import (
     inbound,
     lds,
     naming,
+    nds,
     proxyview,
     rbac,
     rds,
@@ -79,6 +80,8 @@ class Generator:
             return _only(self._listeners(proxy, ctx), names)
         if type_url == resources.TYPE_RDS:
             return self._routes(proxy, ctx, names)
+        if type_url == resources.TYPE_NDS:
+            return _only(self._name_table(proxy, ctx), names)
         raise errors.UnsupportedTypeError(f"no generator for type {type_url!r} (proxy={proxy.id})")
 
     def inbound_signature(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> tuple[object, ...]:
@@ -90,6 +93,20 @@ class Generator:
         if proxy.type is proxy_model.ProxyType.ROUTER:
             return ()
         return self._own_ports(proxyview.inbound_view(proxy), ctx)
+
+    # ---- NDS
+
+    def _name_table(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> resources.Generated:
+        """One NameTable per (cluster, network): what it holds depends on nothing else of the proxy."""
+        key = ("nds", proxy.cluster_id, proxy.network)
+        return self.cache.derived(
+            ctx.version,
+            key,
+            lambda: resources.generated(
+                resources.TYPE_NDS,
+                (resources.pack(nds.RESOURCE_NAME, nds.build(proxy, ctx.services, ctx.endpoints)),),
+            ),
+        )
 
     # ---- CDS
 

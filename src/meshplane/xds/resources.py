@@ -19,13 +19,22 @@ TYPE_EDS = _PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
 TYPE_LDS = _PREFIX + "envoy.config.listener.v3.Listener"
 TYPE_RDS = _PREFIX + "envoy.config.route.v3.RouteConfiguration"
 TYPE_SDS = _PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
+# Istio's DNS name table (NDS), asked for by agents with DNS capture (xds/nds.py)
+TYPE_NDS = _PREFIX + "istio.networking.nds.v1.NameTable"
 
 # Types Envoy subscribes to with a wildcard (all resources); EDS and RDS are requested by name.
-WILDCARD_TYPES = frozenset({TYPE_CDS, TYPE_LDS})
+WILDCARD_TYPES = frozenset({TYPE_CDS, TYPE_LDS, TYPE_NDS})
 # Envoy's order for a full push: clusters before their endpoints, listeners before their routes.
-PUSH_ORDER: tuple[str, ...] = (TYPE_CDS, TYPE_EDS, TYPE_LDS, TYPE_RDS)
+PUSH_ORDER: tuple[str, ...] = (TYPE_CDS, TYPE_EDS, TYPE_LDS, TYPE_RDS, TYPE_NDS)
 GENERATED_TYPES = frozenset(PUSH_ORDER)
-SHORT_NAMES = {TYPE_CDS: "CDS", TYPE_EDS: "EDS", TYPE_LDS: "LDS", TYPE_RDS: "RDS", TYPE_SDS: "SDS"}
+SHORT_NAMES = {
+    TYPE_CDS: "CDS",
+    TYPE_EDS: "EDS",
+    TYPE_LDS: "LDS",
+    TYPE_RDS: "RDS",
+    TYPE_SDS: "SDS",
+    TYPE_NDS: "NDS",
+}
 
 
 def short_hash(data: bytes) -> str:
