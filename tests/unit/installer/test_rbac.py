@@ -120,12 +120,14 @@ def test_rendered_roles_grant_nothing_no_call_needs(
 
 
 def test_no_wildcards_and_no_writes_to_istio_config(primary: list[dict[str, Any]]) -> None:
-    """Unlike Istio's chart (`*` on its config groups, status writes): read only what is watched."""
+    """Unlike Istio's chart (`*` on its config groups, status writes): read only what is watched,
+    plus the validation controller's dry-run create of a Gateway (never stored)."""
     for _, rules in _sa_rules(primary, "istiod"):
         for rule in rules:
             assert "*" not in rule["resources"] and "*" not in rule["verbs"], rule
             if any(g.endswith("istio.io") for g in rule["apiGroups"]):
-                assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+                writes = set(rule["verbs"]) - {"get", "list", "watch"}
+                assert not writes or (rule["resources"] == ["gateways"] and writes == {"create"}), rule
 
 
 def test_docs_table_is_the_list() -> None:
