@@ -12,6 +12,7 @@
                 filter chains both layouts share
 - rds.py        outbound route configurations: `PORT` per port (captured), one table (explicit)
 - httproute.py  VirtualService `http` routes as Envoy routes: the one builder sidecars and gateways use
+- tcproute.py   VirtualService `tcp` routes of a sidecar's TCP service ports (VIP_PORT listeners)
 - trafficpolicy.py  a DestinationRule's policy as cluster settings (LB, circuit breakers, outlier
                 detection) and the route's hash policy
 - gateways.py   router mode: listeners, routes and clusters a Gateway config asks for

@@ -32,6 +32,7 @@ from meshplane.xds import (
     rds,
     resources,
     snapshot,
+    tcproute,
     transparent,
 )
 
@@ -282,18 +283,25 @@ class Generator:
                 ),
             )
         iv = proxyview.inbound_view(proxy)
-        return self.cache.derived(v, ("lds-sidecar", iv), lambda: self._sidecar_listeners(iv, ctx))
+        ns = proxy.namespace  # VirtualService tcp routes are per proxy namespace (exportTo)
+        return self.cache.derived(v, ("lds-sidecar", iv, ns), lambda: self._sidecar_listeners(iv, ctx, ns))
 
-    def _sidecar_listeners(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
+    def _sidecar_listeners(
+        self, iv: proxyview.InboundView, ctx: snapshot.Snapshot, namespace: str = ""
+    ) -> resources.Generated:
         if iv.interception is proxyview.Interception.REDIRECT:
-            return self._captured_listeners(iv, ctx)
+            return self._captured_listeners(iv, ctx, namespace)
         return self._explicit_listeners(iv, ctx)
 
-    def _captured_listeners(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
+    def _captured_listeners(
+        self, iv: proxyview.InboundView, ctx: snapshot.Snapshot, namespace: str = ""
+    ) -> resources.Generated:
         v = ctx.version
         policy = ctx.mesh.outbound_traffic_policy
         outbound = self.cache.derived(
-            v, ("lds-capture-out", iv.cluster_id, policy), lambda: self._captured_outbound(iv, ctx)
+            v,
+            ("lds-capture-out", iv.cluster_id, policy, namespace),
+            lambda: self._captured_outbound(iv, ctx, namespace),
         )
         ports = self._own_ports(iv, ctx)
         mode = ctx.mesh.mtls_mode
@@ -306,7 +314,9 @@ class Generator:
         )
         return _combine(resources.TYPE_LDS, (outbound, resources.generated(resources.TYPE_LDS, [vin])))
 
-    def _captured_outbound(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
+    def _captured_outbound(
+        self, iv: proxyview.InboundView, ctx: snapshot.Snapshot, namespace: str = ""
+    ) -> resources.Generated:
         v = ctx.version
         policy = ctx.mesh.outbound_traffic_policy
         http_ports, vips = transparent.outbound_ports(ctx.services, iv.cluster_id)
@@ -327,13 +337,18 @@ class Generator:
             out.append(self.cache.resource(v, ("lds-http-port", port, policy), (), _builder(name, make_http)))
         for vip, host, sp in vips:
             name = naming.listener(vip, sp.port)
+            routed = tcproute.clusters(host, sp.port, namespace, ctx.services, ctx.networking)
 
             def make_vip(
-                vip: str = vip, host: Hostname = host, sp: service.ServicePort = sp
+                vip: str = vip,
+                host: Hostname = host,
+                sp: service.ServicePort = sp,
+                routed: tcproute.Clusters = routed,
             ) -> message.Message:
-                return transparent.vip_port(vip, host, sp)
+                return transparent.vip_port(vip, host, sp, routed)
 
-            out.append(self.cache.resource(v, ("lds-vip", vip, host, sp), (), _builder(name, make_vip)))
+            key = ("lds-vip", vip, host, sp, routed)
+            out.append(self.cache.resource(v, key, (), _builder(name, make_vip)))
         return resources.generated(resources.TYPE_LDS, out)
 
     def _explicit_listeners(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
