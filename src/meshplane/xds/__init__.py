@@ -3,9 +3,8 @@
 - generator.py  the entry point the ADS server calls: picks the generators for the proxy's type
 - snapshot.py   the protocol generators read (push.context.PushContext satisfies it)
 - proxyview.py  facts about a proxy read from its node metadata (localhost address, SDS, ...)
-- cds.py        clusters: outbound EDS clusters (and DestinationRule subsets), inbound clusters, SNI-DNAT
-                clusters, Passthrough-,
-                BlackHole- and InboundPassthroughCluster
+- cds.py        clusters: outbound EDS clusters (and DestinationRule subsets), inbound clusters,
+                SNI-DNAT clusters, Passthrough-, BlackHole- and InboundPassthroughCluster
 - eds.py        ClusterLoadAssignments per `outbound|PORT|SUBSET|HOST` from every cluster's shard
 - transparent.py  a captured sidecar's listeners (INTERCEPTION_MODE REDIRECT, the default):
                 virtualOutbound 15001, 0.0.0.0_PORT, VIP_PORT, virtualInbound 15006
