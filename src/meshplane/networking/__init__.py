@@ -11,7 +11,9 @@
 
 Typed field reads and ConfigError live in model/crfields.py, shared with policy/.
 
-Flow: discovery/config.py lists the objects from the config cluster → gateway / virtualservice
-parse each (model/crfields, hosts), a bad one is logged and skipped → config.NetworkingConfig goes into
-the push context → xds/gateways.py builds a router's listeners and routes from it.
+Flow: discovery/config.py lists the objects from the config cluster → gateway / virtualservice /
+destinationrule parse each (model/crfields, hosts), a bad one is logged and skipped → config.NetworkingConfig
+(indexed by host) goes into the push context → xds/gateways.py builds a router's listeners and
+routes from it; xds/cds.py, eds.py, rds.py (httproute.py) and tcproute.py a sidecar's subsets,
+traffic policies and routes.
 """

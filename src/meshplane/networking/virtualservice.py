@@ -7,8 +7,9 @@ withoutHeaders with exact/prefix/regex, ignoreUriCase, port, sourceLabels, sourc
 gateways), weighted destinations with per-destination header operations, `redirect`,
 `directResponse`, `rewrite` (uri, authority, uriRegexRewrite), `timeout`, `retries`, `fault`
 (fixed delay, HTTP abort, percentages), `mirror`/`mirrors` with `mirrorPercentage`, `headers` and
-`corsPolicy`; `tls` (sniHosts/port) and `tcp` (port) routes for gateways. Fields meshplane does not
-generate (delegate, exponential delays, gRPC aborts, TCP/TLS routes for sidecars, ...) are refused
+`corsPolicy`; `tcp` (port) routes for sidecars and gateways, `tls` (sniHosts/port) routes for
+gateways. Fields meshplane does not generate (delegate, exponential delays, gRPC aborts, TLS
+routes for sidecars, ...) are refused
 naming their path. Destination hosts are resolved the way Istio does (`ResolveShortnameToFQDN`):
 a name without dots gets `.NAMESPACE.svc.DOMAIN` appended.
 """
@@ -328,13 +329,11 @@ def parse(
                 f"spec.hosts[{i}]",
                 "wildcard host * is not allowed for virtual services bound to the mesh gateway",
             )
-        for kind, routes in (("tls", tls), ("tcp", tcp)):
-            if routes:
-                raise p.r.fail(
-                    f"spec.{kind}",
-                    f"{kind.upper()} routes for sidecars (gateways empty or 'mesh') "
-                    "are not supported by meshplane",
-                )
+        if tls:
+            raise p.r.fail(
+                "spec.tls",
+                "TLS routes for sidecars (gateways empty or 'mesh') are not supported by meshplane",
+            )
     return VirtualService(meta.name, meta.namespace, host_list, gateways, http, tls, tcp, export_to, domain)
 
 

@@ -3,15 +3,16 @@
 - generator.py  the entry point the ADS server calls: picks the generators for the proxy's type
 - snapshot.py   the protocol generators read (push.context.PushContext satisfies it)
 - proxyview.py  facts about a proxy read from its node metadata (localhost address, SDS, ...)
-- cds.py        clusters: outbound EDS clusters, inbound clusters, SNI-DNAT clusters, Passthrough-,
-                BlackHole- and InboundPassthroughCluster
-- eds.py        ClusterLoadAssignments per `outbound|PORT||HOST` from every cluster's shard
+- cds.py        clusters: outbound EDS clusters (and DestinationRule subsets), inbound clusters,
+                SNI-DNAT clusters, Passthrough-, BlackHole- and InboundPassthroughCluster
+- eds.py        ClusterLoadAssignments per `outbound|PORT|SUBSET|HOST` from every cluster's shard
 - transparent.py  a captured sidecar's listeners (INTERCEPTION_MODE REDIRECT, the default):
                 virtualOutbound 15001, 0.0.0.0_PORT, VIP_PORT, virtualInbound 15006
 - lds.py        an explicit-proxy sidecar's listeners (INTERCEPTION_MODE NONE) and the inbound
                 filter chains both layouts share
 - rds.py        outbound route configurations: `PORT` per port (captured), one table (explicit)
 - httproute.py  VirtualService `http` routes as Envoy routes: the one builder sidecars and gateways use
+- tcproute.py   VirtualService `tcp` routes of a sidecar's TCP service ports (VIP_PORT listeners)
 - trafficpolicy.py  a DestinationRule's policy as cluster settings (LB, circuit breakers, outlier
                 detection) and the route's hash policy
 - gateways.py   router mode: listeners, routes and clusters a Gateway config asks for

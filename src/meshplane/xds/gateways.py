@@ -119,14 +119,7 @@ def _gateway_matches(match_gateways: Sequence[str], gw: gw_model.Gateway) -> boo
 def _weighted(
     routes: Sequence[vs_model.RouteDestination], services: Services, where: str
 ) -> list[tuple[str, int]]:
-    out = []
-    for rd in routes:
-        name = httproute.destination_cluster(rd.destination, services)
-        if name is None:
-            log.warning("route destination has no port and not exactly one service port, skipped %s", where)
-            continue
-        out.append((name, rd.weight if rd.weight is not None else 100 // max(len(routes), 1)))
-    return [(n, w) for n, w in out if w > 0]
+    return [(name, weight) for _, name, weight in httproute.weighted(routes, services, 0, where)]
 
 
 def _passthrough_chains(

@@ -35,6 +35,7 @@ from meshplane.xds import (
     rds,
     resources,
     snapshot,
+    tcproute,
     transparent,
 )
 
@@ -324,8 +325,11 @@ class Generator:
         iv = proxyview.inbound_view(proxy)
         peer = self._peer_mtls(proxy, ctx)
         authz = ctx.policy.authorization(ctx.mesh.root_namespace, proxy.namespace, proxy.labels)
+        ns = proxy.namespace  # VirtualService tcp routes are per proxy namespace (exportTo)
         return self.cache.derived(
-            v, ("lds-sidecar", iv, peer, authz), lambda: self._sidecar_listeners(iv, ctx, peer, authz)
+            v,
+            ("lds-sidecar", iv, peer, authz, ns),
+            lambda: self._sidecar_listeners(iv, ctx, peer, authz, ns),
         )
 
     def _sidecar_listeners(
@@ -334,9 +338,10 @@ class Generator:
         ctx: snapshot.Snapshot,
         peer: peerauthn.Effective,
         authz: rbac.Policies,
+        namespace: str = "",
     ) -> resources.Generated:
         if iv.interception is proxyview.Interception.REDIRECT:
-            return self._captured_listeners(iv, ctx, peer, authz)
+            return self._captured_listeners(iv, ctx, peer, authz, namespace)
         return self._explicit_listeners(iv, ctx, peer, authz)
 
     def _captured_listeners(
@@ -345,11 +350,14 @@ class Generator:
         ctx: snapshot.Snapshot,
         peer: peerauthn.Effective,
         authz: rbac.Policies,
+        namespace: str = "",
     ) -> resources.Generated:
         v = ctx.version
         policy = ctx.mesh.outbound_traffic_policy
         outbound = self.cache.derived(
-            v, ("lds-capture-out", iv.cluster_id, policy), lambda: self._captured_outbound(iv, ctx)
+            v,
+            ("lds-capture-out", iv.cluster_id, policy, namespace),
+            lambda: self._captured_outbound(iv, ctx, namespace),
         )
         ports = self._own_ports(iv, ctx)
         name = naming.VIRTUAL_INBOUND
@@ -361,7 +369,9 @@ class Generator:
         )
         return _combine(resources.TYPE_LDS, (outbound, resources.generated(resources.TYPE_LDS, [vin])))
 
-    def _captured_outbound(self, iv: proxyview.InboundView, ctx: snapshot.Snapshot) -> resources.Generated:
+    def _captured_outbound(
+        self, iv: proxyview.InboundView, ctx: snapshot.Snapshot, namespace: str = ""
+    ) -> resources.Generated:
         v = ctx.version
         policy = ctx.mesh.outbound_traffic_policy
         http_ports, vips = transparent.outbound_ports(ctx.services, iv.cluster_id)
@@ -382,13 +392,18 @@ class Generator:
             out.append(self.cache.resource(v, ("lds-http-port", port, policy), (), _builder(name, make_http)))
         for vip, host, sp in vips:
             name = naming.listener(vip, sp.port)
+            routed = tcproute.clusters(host, sp.port, namespace, ctx.services, ctx.networking)
 
             def make_vip(
-                vip: str = vip, host: Hostname = host, sp: service.ServicePort = sp
+                vip: str = vip,
+                host: Hostname = host,
+                sp: service.ServicePort = sp,
+                routed: tcproute.Clusters = routed,
             ) -> message.Message:
-                return transparent.vip_port(vip, host, sp)
+                return transparent.vip_port(vip, host, sp, routed)
 
-            out.append(self.cache.resource(v, ("lds-vip", vip, host, sp), (), _builder(name, make_vip)))
+            key = ("lds-vip", vip, host, sp, routed)
+            out.append(self.cache.resource(v, key, (), _builder(name, make_vip)))
         return resources.generated(resources.TYPE_LDS, out)
 
     def _explicit_listeners(

@@ -127,6 +127,28 @@ def destination_cluster(dest: vs_model.Destination, services: Services, request_
     return naming.outbound_cluster(dest.host, port, dest.subset)
 
 
+def weighted(
+    routes: Iterable[vs_model.RouteDestination], services: Services, request_port: int, where: str
+) -> list[tuple[vs_model.RouteDestination, str, int]]:
+    """(destination, cluster, weight) of each destination with a weight above 0; a destination without weight
+    gets an equal share; one whose port cannot be decided is skipped (and logged)."""
+    items = list(routes)
+    out = []
+    for rd in items:
+        name = destination_cluster(rd.destination, services, request_port)
+        if name is None:
+            log.warning(
+                "route destination skipped: no port given and not one the service has host=%s %s",
+                rd.destination.host,
+                where,
+            )
+            continue
+        weight = rd.weight if rd.weight is not None else 100 // max(len(items), 1)
+        if weight > 0:
+            out.append((rd, name, weight))
+    return out
+
+
 def _applies(m: vs_model.HTTPMatch, vs: vs_model.VirtualService, scope: Scope) -> bool:
     if m.port and m.port != scope.port:
         return False
@@ -245,19 +267,7 @@ def _hash_policy(
 
 
 def _action(route: vs_model.HTTPRoute, scope: Scope, where: str) -> rc.RouteAction | None:
-    dests = []
-    for rd in route.routes:
-        name = destination_cluster(rd.destination, scope.services, scope.port)
-        if name is None:
-            log.warning(
-                "route destination skipped: no port given and not one the service has host=%s %s",
-                rd.destination.host,
-                where,
-            )
-            continue
-        weight = rd.weight if rd.weight is not None else 100 // max(len(route.routes), 1)
-        if weight > 0:
-            dests.append((rd, name, weight))
+    dests = weighted(route.routes, scope.services, scope.port, where)
     if not dests:
         return None
     action = rc.RouteAction(

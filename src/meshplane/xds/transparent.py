@@ -29,7 +29,7 @@ Not built (as in the explicit layout): headless and ExternalName services get no
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
@@ -118,9 +118,13 @@ def http_port(port: int, policy: mesh.OutboundTrafficPolicy) -> listener_pb2.Lis
     )
 
 
-def vip_port(vip: str, host: Hostname, port: service.ServicePort) -> listener_pb2.Listener:
-    """`VIP_PORT`: one service's TCP port; a sniffed port sends HTTP through route table `PORT`."""
+def vip_port(
+    vip: str, host: Hostname, port: service.ServicePort, routed: Sequence[tuple[str, int]] = ()
+) -> listener_pb2.Listener:
+    """`VIP_PORT`: one service's TCP port, to `routed` (a VirtualService's tcp route,
+    tcproute.py) or the service's cluster; a sniffed port sends HTTP through route table `PORT`."""
     cluster = naming.outbound_cluster(host, port.port)
+    clusters = list(routed) or [(cluster, 1)]
     listener = listener_pb2.Listener(
         name=naming.listener(vip, port.port),
         address=protos.socket_address(vip, port.port),
@@ -130,10 +134,12 @@ def vip_port(vip: str, host: Hostname, port: service.ServicePort) -> listener_pb
     if port.protocol is service.Protocol.UNSUPPORTED:
         listener.filter_chains.append(_http_chain(port.port))
         listener.default_filter_chain.CopyFrom(
-            listener_components_pb2.FilterChain(name=cluster, filters=[_tcp(cluster)])
+            listener_components_pb2.FilterChain(name=cluster, filters=[filters.tcp_proxy(cluster, clusters)])
         )
         return _sniffing(listener)
-    listener.filter_chains.append(listener_components_pb2.FilterChain(name=cluster, filters=[_tcp(cluster)]))
+    listener.filter_chains.append(
+        listener_components_pb2.FilterChain(name=cluster, filters=[filters.tcp_proxy(cluster, clusters)])
+    )
     return listener
 
 
