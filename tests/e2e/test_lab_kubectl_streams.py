@@ -23,7 +23,7 @@ from meshplane.lab.network import plan as netplan
 from tests.e2e.test_lab_guide import demo
 from tests.integration.lab.test_lab_cli import lab, pids
 from tests.support import clusters, labnode, podnet
-from tests.support.wait import wait_until
+from tests.support.wait import WaitTimeout, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.envoy]
 VERSION = re.compile(r"Hello version: (v\d), instance: (\S+)")
@@ -100,7 +100,10 @@ def _verify_until_both_versions(d: Path, ctx: str) -> None:
         seen[m.group(1) if m else f"rc={run.returncode} {run.stderr.strip()[-200:]}"] += 1
         return {"v1", "v2"} <= set(seen)
 
-    wait_until(both_versions, timeout=60, what=lambda: f"{ctx}: {seen}")
+    try:
+        wait_until(both_versions, timeout=60)
+    except WaitTimeout as e:
+        raise AssertionError(f"{ctx}: {seen}") from e
 
 
 def test_the_guides_verify_step_with_kubectl_exec_from_both_clusters(lab_dir: Path) -> None:
@@ -137,6 +140,18 @@ def test_exec_exit_code_stdin_and_tty(lab_dir: Path) -> None:
         capture_output=True, text=True, env=_env(lab_dir), timeout=60, check=False,
     )  # fmt: skip
     assert "/dev/pts/" in tty.stdout and tty.returncode == 4, (tty.stdout, tty.stderr)
+    # a client that goes away ends the command it started (its process group), as a runtime does
+    held = subprocess.Popen(
+        ["kubectl", "--context", "cluster1", "exec", "-n", "sample", "-c", "curl", curl, "--",
+         "sh", "-c", "echo $$; sleep 300 & wait"],
+        stdout=subprocess.PIPE, env=_env(lab_dir),
+    )  # fmt: skip
+    assert held.stdout is not None
+    pid = int(held.stdout.readline())
+    assert labnode.alive(pid)
+    held.terminate()
+    held.wait(10)
+    wait_until(lambda: not labnode.alive(pid), timeout=20, what="the exec'd shell ended")
     # what is refused says why
     bad = kubectl(lab_dir, "cluster1", "exec", "-n", "sample", "-c", "nope", curl, "--", "true", check=False)
     assert "container nope is not valid for pod" in bad.stderr
@@ -186,7 +201,10 @@ def test_logs_follow_shows_the_requests_and_attach_streams_output(lab_dir: Path)
                 b"GET /hello" in ln and b"spiffe://cluster.local/ns/sample/sa/curl" in ln for ln in seen
             )
 
-        wait_until(logged, timeout=60, what=lambda: f"followed: {seen[-5:]}")
+        try:
+            wait_until(logged, timeout=60)
+        except WaitTimeout as e:
+            raise AssertionError(f"followed: {seen[-5:]}") from e
     finally:
         follow.terminate()
         follow.wait(10)
@@ -219,7 +237,10 @@ def test_logs_follow_shows_the_requests_and_attach_streams_output(lab_dir: Path)
             )
             return any(b"GET /hello" in ln for ln in attached)
 
-        wait_until(streamed, timeout=60, what=lambda: f"attached: {attached[-5:]}")
+        try:
+            wait_until(streamed, timeout=60)
+        except WaitTimeout as e:
+            raise AssertionError(f"attached: {attached[-5:]}") from e
     finally:
         attach.terminate()
         attach.wait(10)

@@ -17,6 +17,7 @@ import pytest
 
 from tests.support import clusters, wait
 from tests.support.labnode import LabNode, ready
+from tests.support.wait import WaitTimeout
 
 ROOT = clusters.ROOT
 SAMPLES = ROOT / "samples"
@@ -84,7 +85,10 @@ def test_kubectl_logs_and_follow_show_the_containers_output(node: LabNode, ns: s
             _get(f"http://{ip}:5000/hello")  # until one arrives after kubectl started following
             return any(b"GET /hello" in ln for ln in seen)
 
-        wait.wait_until(followed, timeout=20, what=lambda: f"followed lines {seen}")
+        try:
+            wait.wait_until(followed, timeout=20)
+        except WaitTimeout as e:
+            raise AssertionError(f"followed lines {seen}") from e
     finally:
         follow.terminate()
         follow.wait(10)

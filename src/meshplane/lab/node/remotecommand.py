@@ -18,6 +18,7 @@ import fcntl
 import json
 import logging
 import os
+import signal
 import struct
 import termios
 from collections.abc import AsyncIterator, Sequence
@@ -162,9 +163,9 @@ async def exec_session(
         inputs.cancel()
         for t in copies:
             t.cancel()
-        if proc.returncode is None:  # the client went away: end what it started, by PID
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+        if proc.returncode is None:  # the client went away: end what it started (its own
+            with contextlib.suppress(ProcessLookupError):  # process group, by the leader's PID)
+                os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
         if master >= 0:
             os.close(master)
