@@ -267,3 +267,13 @@ async def test_access_reviews(cluster: clusters.ThreadedCluster, client: Any, ns
         assert e.value.status.code == 403
     finally:
         await sa_client.close()
+
+
+def test_impersonation_is_refused_not_ignored(kubeconfig_path: Path, ns: str) -> None:
+    """`kubectl --as` must not run the request as the caller (the admin here): the dev cluster does
+    not implement impersonation, so it refuses with the header named."""
+    out = kubectl(kubeconfig_path, "get", "pods", "-n", ns, "--as", "someone", check=False)
+    assert out.returncode == 1
+    assert "does not support impersonation (Impersonate-User)" in out.stderr, out.stderr
+    plain = kubectl(kubeconfig_path, "get", "pods", "-n", ns, check=False)
+    assert plain.returncode == 0, plain.stderr

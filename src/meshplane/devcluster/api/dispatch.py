@@ -104,6 +104,7 @@ class Dispatcher:
         user = await self.ctx.authenticator.authenticate(_bearer(request))
         if user is None:
             raise errors.ApiError(401, "Unauthorized", "Unauthorized")
+        _refuse_impersonation(request, user)
         t = routing.parse(path, self.ctx.registry)
         if t is None:
             await self._authorize(
@@ -276,3 +277,18 @@ def _aggregated(doc: Obj) -> web.Response:
     return web.Response(
         body=bodies.dumps(doc), headers={"Content-Type": discovery.AGGREGATED, "Vary": "Accept"}
     )
+
+
+def _refuse_impersonation(request: web.Request, user: seams.UserInfo) -> None:
+    """The dev cluster does not implement impersonation (`kubectl --as`, `Impersonate-*` headers):
+    the request is refused naming the header, never run as the caller instead (k8s.io/apiserver
+    pkg/endpoints/filters/impersonation.go would check the `impersonate` verb and switch users)."""
+    headers = sorted({h for h in request.headers if h.lower().startswith("impersonate-")})
+    if headers:
+        raise errors.forbidden(
+            "users",
+            "",
+            request.headers.get("Impersonate-User", ""),
+            f'user "{user.username}" cannot impersonate: the dev cluster does not support impersonation '
+            f"({', '.join(headers)})",
+        )
