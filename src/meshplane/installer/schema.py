@@ -213,10 +213,11 @@ MESH_CONFIG = _obj(
     defaultConfig=_obj(
         "tracing concurrency drainDuration terminationDrainDuration parentShutdownDuration "
         "proxyStatsMatcher holdApplicationUntilProxyStarts image privateKeyProvider "
-        "gatewayTopology extraStatTags readinessProbe statusPort",
+        # proxyMetadata: the injector does not read the mesh-wide ProxyConfig (it applies the pod's
+        # proxy.istio.io/config annotation), so the mesh-wide one is refused rather than ignored
+        "gatewayTopology extraStatTags readinessProbe statusPort proxyMetadata",
         discoveryAddress=STR,
         meshId=STR,
-        proxyMetadata=MapOf(SCALAR),
     ),
     serviceSettings=ListOf(_obj(settings=_obj(clusterLocal=BOOL), hosts=ListOf(STR))),
 )

@@ -97,6 +97,19 @@ def test_turning_the_merge_off_mesh_wide_is_refused_at_install() -> None:
     config.load([("in.yaml", text + "    enablePrometheusMerge: true\n")])
 
 
+def test_mesh_wide_proxy_metadata_is_refused_at_install() -> None:
+    """meshConfig.defaultConfig.proxyMetadata never reaches the injector: refused, named, with the
+    per-pod annotation as the way that works."""
+    from meshplane.installer import config, errors
+
+    text = (
+        "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  meshConfig:\n"
+        "    defaultConfig:\n      proxyMetadata:\n        ISTIO_META_DNS_CAPTURE: 'true'\n"
+    )
+    with pytest.raises(errors.ConfigError, match=r"spec\.meshConfig\.defaultConfig\.proxyMetadata"):
+        config.load([("in.yaml", text)])
+
+
 def test_proxy_config_annotation_sets_proxy_metadata_on_both_containers(
     pod: dict[str, Any], inj_settings: settings.InjectionSettings
 ) -> None:
