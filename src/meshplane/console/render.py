@@ -144,9 +144,10 @@ def services(s: Mapping[str, Any]) -> str:
         ]  # fmt: skip
         ports = ", ".join(f"{esc(p['name'])} {p['port']}/{esc(p['protocol'])}" for p in svc["ports"])
         vss = ", ".join(esc(v) for v in svc["virtual_services"]) or "none"
+        drs = ", ".join(esc(d) for d in svc["destination_rules"]) or "none"
         blocks.append(
             f'<section class=service id="{esc(svc["hostname"])}"><h2>{esc(svc["hostname"])}</h2>'
-            f"<p>ports: {ports} · VirtualServices: {vss}</p>"
+            f"<p>ports: {ports} · VirtualServices: {vss} · DestinationRules: {drs}</p>"
             + table(
                 ("cluster", "address", "pod", "workload", "locality", "health", "network"), eps, "endpoints"
             )

@@ -206,6 +206,7 @@ def services(state: State) -> dict[str, Any]:
     rows = []
     if ctx is not None:
         virtual_services = ctx.networking.virtual_services
+        destination_rules = ctx.networking.destination_rules
         for host in sorted(ctx.services):
             svc = ctx.services[host]
             per_cluster = {
@@ -227,6 +228,12 @@ def services(state: State) -> dict[str, Any]:
                     # the VirtualServices whose hosts name (or wildcard-cover) this service
                     "virtual_services": sorted(
                         vs.key for vs in virtual_services if any(hosts.matches(h, host) for h in vs.hosts)
+                    ),
+                    # the DestinationRules whose host names (or wildcard-covers) it, with their subsets
+                    "destination_rules": sorted(
+                        f"{d.key} ({', '.join(s.name for s in d.subsets)})" if d.subsets else d.key
+                        for d in destination_rules
+                        if hosts.matches(d.host, host)
                     ),
                 }
             )

@@ -94,7 +94,11 @@ def test_services_list_endpoints_per_cluster_and_the_virtual_services_naming_the
           "metadata": {"name": "hw", "namespace": "sample"},
           "spec": {"hosts": ["*.sample.svc.cluster.local"], "gateways": ["mesh"],
                    "http": [{"route": [{"destination": {"host": HOST}}]}]}}  # fmt: skip
-    networking, problems = net_config.build([vs])
+    dr = {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+          "metadata": {"name": "hw", "namespace": "sample"},
+          "spec": {"host": HOST, "subsets": [{"name": "v1", "labels": {"version": "v1"}}]}}  # fmt: skip
+    other = {**dr, "metadata": {"name": "other", "namespace": "sample"}, "spec": {"host": "other.sample"}}
+    networking, problems = net_config.build([vs, dr, other])
     assert problems == []
     v1 = meshdata.ep(
         "198.18.1.5", "cluster1", workload="helloworld-v1-1", labels={"app": "helloworld", "version": "v1"}
@@ -103,6 +107,8 @@ def test_services_list_endpoints_per_cluster_and_the_virtual_services_naming_the
     st = views.State(connections=lambda: [], push_context=lambda: ctx, propagation=lambda: {})
     (svc,) = views.services(st)["services"]
     assert svc["virtual_services"] == ["sample/hw"]
+    assert svc["destination_rules"] == ["sample/hw (v1)"]  # not the rule for another host
+    assert "DestinationRules: sample/hw (v1)" in render.services(views.services(st))
     assert svc["endpoints"] == {
         "cluster1": [{"address": "198.18.1.5", "pod": "helloworld-v1-1", "locality": "", "health": "HEALTHY",
                       "network": "", "workload": "cluster1/sample/helloworld-v1"}]
