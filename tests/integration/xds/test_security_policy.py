@@ -264,7 +264,9 @@ async def test_authorization_policy_http_and_tcp_with_real_traffic(
     await plane.push("startup")
     apps = [_path_app(server_net.netns), podnet.start_echo(server_net.netns, "0.0.0.0", TCP)]
     try:
-        await _sidecar(net, plane, started, "sample", "helloworld-1", "helloworld", server_net, labels)
+        server = await _sidecar(
+            net, plane, started, "sample", "helloworld-1", "helloworld", server_net, labels
+        )
         await _sidecar(net, plane, started, "sample", "sleep-1", "sleep", sleep1_net, {"app": "sleep"})
         await _sidecar(net, plane, started, "sample", "sleep-2", "sleep", sleep2_net, {"app": "sleep"},
                        cluster_id="cluster2")  # fmt: skip
@@ -280,6 +282,21 @@ async def test_authorization_policy_http_and_tcp_with_real_traffic(
             await wait_for(
                 lambda pn=pn, url=url: _status(pn.netns, url, 200), 30, message=f"{pn.netns} no policy"
             )
+
+        # AUDIT changes nothing a caller sees; its RBAC filter (action LOG, the only one so far)
+        # evaluates every request and marks matches with Envoy's access-log hint
+        audit = _ap(
+            "audit-ok", "sample", {"action": "AUDIT", "rules": [{"to": [{"operation": {"paths": ["/ok"]}}]}]}
+        )
+        await _apply(plane, audit)
+        evaluated = "http.inbound_0.0.0.0_5000.rbac.allowed"
+
+        async def audited() -> bool:
+            before = await server.stat(evaluated)
+            status = (await asyncio.to_thread(_get, outside_net.netns, f"{direct}/ok"))[0]
+            return status == 200 and await server.stat(evaluated) > before
+
+        await wait_for(audited, 30, message="the AUDIT filter evaluates requests and lets them through")
 
         # DENY /admin: enforced on the path Envoy normalises (RFC 3986 dot segments, percent-decoded
         # unreserved characters), from a plaintext client straight to the pod (no client sidecar
