@@ -14,6 +14,9 @@ that needs a verified JWT (`requestPrincipals`, `notRequestPrincipals`, `request
 RequestAuthentication is not implemented yet), path templates (`{*}`, `{**}`), and the
 experimental `experimental.envoy.filters.*` keys.
 
+An invalid DENY policy fails closed: `deny_all_stand_in` denies everything for the workloads it
+selects (policy/config.py puts it in place of the policy and still reports the error).
+
 Which policies apply to a workload is Istio's getConfigsForWorkload: those in the root namespace
 and those in the workload's namespace whose selector (empty: all) picks the workload's labels.
 """
@@ -272,6 +275,27 @@ def parse(obj: Mapping[str, Any], default_namespace: str = "default") -> Authori
         raise r.fail("spec.action", f"unknown action {text!r:.40}; want ALLOW, DENY or AUDIT") from None
     rules = tuple(_rule(r, x, f"spec.rules[{i}]") for i, x in enumerate(r.items(spec, "rules", "spec")))
     return AuthorizationPolicy(meta.name, meta.namespace, sel, action, rules, meta.created)
+
+
+def deny_all_stand_in(obj: Mapping[str, Any]) -> AuthorizationPolicy | None:
+    """For a DENY policy that cannot be understood: a DENY of everything for the workloads it
+    selects (its whole namespace when even the selector is invalid), so an invalid DENY fails
+    closed instead of silently allowing what it meant to deny. None when the object is not a DENY
+    policy or has no usable namespace/name."""
+    spec = obj.get("spec") if isinstance(obj, Mapping) else None
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if not isinstance(spec, Mapping) or not isinstance(meta, Mapping) or spec.get("action") != "DENY":
+        return None
+    name, namespace = meta.get("name"), meta.get("namespace") or "default"
+    if not isinstance(name, str) or not name or not isinstance(namespace, str):
+        return None
+    r = crfields.Reader(f"{KIND} {namespace}/{name}")
+    try:
+        sel = selector.parse(r, spec)
+    except crfields.ConfigError:
+        sel = {}
+    created = meta.get("creationTimestamp")
+    return AuthorizationPolicy(name, namespace, sel, Action.DENY, (Rule(),), str(created) if created else "")
 
 
 def for_workload(

@@ -62,6 +62,9 @@ def build(objects: Iterable[Mapping[str, Any]]) -> tuple[PolicyConfig, list[crfi
             parsed = parse(obj)
         except crfields.ConfigError as e:
             problems.append(e)
+            stand_in = authz.deny_all_stand_in(obj) if obj.get("kind") == authz.KIND else None
+            if stand_in is not None:  # an invalid DENY denies everything it selects (fails closed)
+                allow.append(stand_in)
             continue
         if isinstance(parsed, peerauthn.PeerAuthentication):
             peer.append(parsed)
