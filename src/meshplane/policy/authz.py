@@ -9,10 +9,9 @@ not be empty, every value must be non-empty, and a `*` wildcard is only allowed 
 suffix (Istio's validateWildcard).
 
 Refused with the field named, because meshplane does not implement them: `action: CUSTOM`
-(external authorization), `provider`, `targetRef`/`targetRefs` (use `selector`), and everything
-that needs a verified JWT (`requestPrincipals`, `notRequestPrincipals`, `request.auth.*` keys:
-RequestAuthentication is not implemented yet), path templates (`{*}`, `{**}`), and the
-experimental `experimental.envoy.filters.*` keys.
+(external authorization), `provider`, `targetRef`/`targetRefs` (use `selector`), the
+`request.auth.*` keys of `when` (requestPrincipals are supported), path templates (`{*}`, `{**}`),
+and the experimental `experimental.envoy.filters.*` keys.
 
 An invalid DENY policy fails closed: `deny_all_stand_in` denies everything for the workloads it
 selects (policy/config.py puts it in place of the policy and still reports the error).
@@ -42,9 +41,8 @@ class Action(StrEnum):
     AUDIT = "AUDIT"
 
 
-SOURCE_FIELDS = ("principals", "namespaces", "ipBlocks", "remoteIpBlocks")
+SOURCE_FIELDS = ("principals", "namespaces", "ipBlocks", "remoteIpBlocks", "requestPrincipals")
 OPERATION_FIELDS = ("hosts", "ports", "methods", "paths")
-_UNSUPPORTED_SOURCE = ("requestPrincipals", "notRequestPrincipals")
 # `when` keys (pilot/pkg/security/authz/model/model.go) meshplane generates
 WHEN_KEYS = (
     "source.ip",
@@ -76,6 +74,7 @@ class Source:
     namespaces: Values = Values()
     ip_blocks: Values = Values()
     remote_ip_blocks: Values = Values()
+    request_principals: Values = Values()  # `ISSUER/SUBJECT` of a JWT RequestAuthentication verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +143,7 @@ _CHECKS = {
     "namespaces": _check_wildcard,
     "ipBlocks": _check_ip,
     "remoteIpBlocks": _check_ip,
+    "requestPrincipals": _check_wildcard,
     "hosts": _check_wildcard,
     "ports": _check_port,
     "methods": _check_wildcard,
@@ -169,10 +169,6 @@ def _known(r: crfields.Reader, raw: Mapping[str, Any], path: str, fields: Iterab
     for key in sorted(raw):
         if key in allowed:
             continue
-        if key in _UNSUPPORTED_SOURCE:
-            raise r.fail(
-                f"{path}.{key}", "needs RequestAuthentication (JWT), which meshplane does not implement yet"
-            )
         raise r.fail(f"{path}.{key}", "unknown field")
 
 
@@ -185,7 +181,7 @@ def _source(r: crfields.Reader, raw: object, path: str) -> Source:
     names = [*SOURCE_FIELDS, *("not" + n[0].upper() + n[1:] for n in SOURCE_FIELDS)]
     _known(r, src, spath, names)
     out = Source(*(_values(r, src, n, spath) for n in SOURCE_FIELDS))
-    if not any((out.principals, out.namespaces, out.ip_blocks, out.remote_ip_blocks)):
+    if not any((out.principals, out.namespaces, out.ip_blocks, out.remote_ip_blocks, out.request_principals)):
         raise r.fail(spath, "must not be empty")
     return out
 
@@ -212,7 +208,7 @@ def _condition(r: crfields.Reader, raw: object, path: str) -> Condition:
     if key.startswith("request.auth."):
         raise r.fail(
             f"{path}.key",
-            f"{key!r:.60} needs RequestAuthentication (JWT), which meshplane does not implement yet",
+            f"{key!r:.60} is not implemented by meshplane (from.source.requestPrincipals is)",
         )
     if key.startswith(WHEN_HEADER):
         if not _HEADER_KEY.match(key):

@@ -13,6 +13,8 @@
 - rds.py        outbound route configurations: `PORT` per port (captured), one table (explicit)
 - gateways.py   router mode: listeners, routes and clusters a Gateway config asks for
 - inbound.py    a sidecar's own service ports (index built once per push)
+- rbac.py       AuthorizationPolicy → Envoy RBAC filters (HTTP and network) of the inbound chains
+- jwt.py        RequestAuthentication → the jwt_authn HTTP filter of the inbound chains
 - mtls.py, filters.py, protos.py  shared TLS contexts, filters and protobuf constructors
 - naming.py     Istio's names for clusters, SNI, listeners and routes
 - cache.py      each resource built and serialized once per (push version, name, proxy view)

@@ -18,6 +18,7 @@ from google.protobuf import message
 from meshplane.model import endpoint, mesh, service
 from meshplane.model import proxy as proxy_model
 from meshplane.model.ids import Hostname
+from meshplane.policy import config as policy_config
 from meshplane.policy import peerauthn
 from meshplane.xds import (
     cache,
@@ -29,7 +30,6 @@ from meshplane.xds import (
     lds,
     naming,
     proxyview,
-    rbac,
     rds,
     resources,
     snapshot,
@@ -278,7 +278,7 @@ class Generator:
             )
         iv = proxyview.inbound_view(proxy)
         peer = self._peer_mtls(proxy, ctx)
-        authz = ctx.policy.authorization(ctx.mesh.root_namespace, proxy.namespace, proxy.labels)
+        authz = ctx.policy.workload(ctx.mesh.root_namespace, proxy.namespace, proxy.labels)
         return self.cache.derived(
             v, ("lds-sidecar", iv, peer, authz), lambda: self._sidecar_listeners(iv, ctx, peer, authz)
         )
@@ -288,7 +288,7 @@ class Generator:
         iv: proxyview.InboundView,
         ctx: snapshot.Snapshot,
         peer: peerauthn.Effective,
-        authz: rbac.Policies,
+        authz: policy_config.WorkloadPolicy,
     ) -> resources.Generated:
         if iv.interception is proxyview.Interception.REDIRECT:
             return self._captured_listeners(iv, ctx, peer, authz)
@@ -299,7 +299,7 @@ class Generator:
         iv: proxyview.InboundView,
         ctx: snapshot.Snapshot,
         peer: peerauthn.Effective,
-        authz: rbac.Policies,
+        authz: policy_config.WorkloadPolicy,
     ) -> resources.Generated:
         v = ctx.version
         policy = ctx.mesh.outbound_traffic_policy
@@ -351,7 +351,7 @@ class Generator:
         iv: proxyview.InboundView,
         ctx: snapshot.Snapshot,
         peer: peerauthn.Effective,
-        authz: rbac.Policies,
+        authz: policy_config.WorkloadPolicy,
     ) -> resources.Generated:
         v = ctx.version
         out_name = naming.listener(iv.localhost, naming.OUTBOUND_LISTENER_PORT)
