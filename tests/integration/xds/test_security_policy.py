@@ -355,7 +355,10 @@ async def test_authorization_policy_http_and_tcp_with_real_traffic(
                                                   "rules": [http_admin]})  # fmt: skip
         await _apply(plane, deny_admin, allow_sleep)
         await wait_for(tcp_answered, 30, message="ALLOW by principal on TCP")
-        assert _get(sleep1_net.netns, f"{hello}/admin")[0] == 403
+        # (each worker of sleep's Envoy may hold a connection pooled before the DENY: wait them out)
+        await wait_for(
+            lambda: _status(sleep1_net.netns, f"{hello}/admin", 403), 30, message="DENY /admin (sleep)"
+        )
         # a DENY by source namespace on the TCP port refuses the connection
         by_ns = {
             "from": [{"source": {"namespaces": ["sample"]}}],
