@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from hypothesis import strategies as st
@@ -125,5 +126,48 @@ def peer_authentications(namespace: str = "sample") -> st.SearchStrategy[dict[st
             "kind": "PeerAuthentication",
             "metadata": {"name": t[1], "namespace": t[0]},
             "spec": t[2],
+        }
+    )
+
+
+@functools.cache
+def _jwks() -> str:
+    """A real JWKS (one RSA key), made once."""
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    nums = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_numbers()
+
+    def b64(n: int) -> str:
+        return base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+    return json.dumps(
+        {"keys": [{"kty": "RSA", "alg": "RS256", "kid": "k1", "n": b64(nums.n), "e": b64(nums.e)}]}
+    )
+
+
+def request_authentications(namespace: str = "sample") -> st.SearchStrategy[dict[str, Any]]:
+    """A valid RequestAuthentication: one or two JWT rules with a real (inline) JWKS."""
+    jwks = st.just(None).map(lambda _: _jwks())
+    rule = st.tuples(st.sampled_from(["https://issuer.test", "issuer.test"]), jwks, st.booleans()).map(
+        lambda t: {
+            "issuer": t[0],
+            "jwks": t[1],
+            "forwardOriginalToken": t[2],
+            "audiences": ["helloworld"],
+            "fromHeaders": [{"name": "x-jwt", "prefix": "Bearer "}],
+        }
+    )
+    spec = st.lists(rule, min_size=1, max_size=2, unique_by=lambda r: r["issuer"]).map(
+        lambda rules: {"jwtRules": rules, "selector": {"matchLabels": {"app": "helloworld"}}}
+    )
+    return st.tuples(_NAME, spec).map(
+        lambda t: {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "RequestAuthentication",
+            "metadata": {"name": t[0], "namespace": namespace},
+            "spec": t[1],
         }
     )

@@ -14,6 +14,7 @@ and prints. No logic lives here.
 - devcluster.py       `devcluster serve` → devcluster/
 - lab.py              `lab ...` → lab/
 - demo.py             `demo`: the lab, the guide and its verification
+- authz.py            `x authz check POD` → ctl.authzcheck
 
 Flow: `meshplane ARGS` → main registers the groups → typer parses the flags → the command calls
 its package → output on stdout, errors on stderr as `Error: <message>` with exit code 1.

@@ -53,6 +53,7 @@ def _register() -> None:
     # Command groups are imported here so that importing meshplane.cli.main stays cheap.
     from meshplane.cli import (
         agent,
+        authz,
         dashboard,
         demo,
         devcluster,
@@ -68,6 +69,7 @@ def _register() -> None:
     app.add_typer(agent.app, name="agent")
     app.add_typer(devcluster.app, name="devcluster")
     app.add_typer(lab.app, name="lab")
+    app.add_typer(authz.app, name="x")
     app.command("discovery", help="Run the control plane (pilot-discovery).")(discovery_cli.discovery)
     app.command(name="demo")(demo.demo)
     app.command("proxy-status")(proxy_status.proxy_status)

@@ -5,6 +5,8 @@
 - dashboard.py    finds a control plane whose console (/console/ on 15014) answers, for `meshplane dashboard`
 - proxystatus.py  turns `/debug/syncz` entries into istioctl's sync table (SYNCED, STALE, NOT SENT)
                   and lays tables out as Go's tabwriter does
+- authzcheck.py   `x authz check POD`: the AuthorizationPolicies that apply to a pod and the Envoy
+                  RBAC they become (policy/ selection, xds/rbac.py)
 - errors.py       CtlError and SyncStatusError (a server that cannot be found, reached or read)
 
 Flow: cli → debugclient.targets → debugclient.collect (one page per server, errors per server) →

@@ -1,6 +1,6 @@
 """Config from the config (primary) cluster: the mesh ConfigMap, PeerAuthentication (mesh-wide for
-the mesh config, every level for the policy config), AuthorizationPolicy, and the Istio networking
-objects (Gateway, VirtualService, DestinationRule) the proxies are built from.
+the mesh config, every level for the policy config), AuthorizationPolicy, RequestAuthentication,
+and the Istio networking objects (Gateway, VirtualService, DestinationRule) the proxies are built from.
 
 Istio reads this config from the config cluster only. A bad document is logged with its name and
 reason and left out; the last good mesh config stays in force.
@@ -42,6 +42,9 @@ PeerAuthentication = create_namespaced_resource(
 AuthorizationPolicy = create_namespaced_resource(
     "security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"
 )
+RequestAuthentication = create_namespaced_resource(
+    "security.istio.io", "v1", "RequestAuthentication", "requestauthentications"
+)
 
 
 class ConfigWatcher:
@@ -75,6 +78,7 @@ class ConfigWatcher:
         )
         self.peer_auth = inf.Informer(client, PeerAuthentication, missing_ok=True, **common)
         self.authz = inf.Informer(client, AuthorizationPolicy, missing_ok=True, **common)
+        self.request_authn = inf.Informer(client, RequestAuthentication, missing_ok=True, **common)
         self.gateways = inf.Informer(client, Gateway, missing_ok=True, **common)
         self.virtual_services = inf.Informer(client, VirtualService, missing_ok=True, **common)
         self.destination_rules = inf.Informer(client, DestinationRule, missing_ok=True, **common)
@@ -82,6 +86,7 @@ class ConfigWatcher:
         self.peer_auth.add_handler(lambda _: self._mesh_changed())
         self.peer_auth.add_handler(lambda _: self._policy_changed())
         self.authz.add_handler(lambda _: self._policy_changed())
+        self.request_authn.add_handler(lambda _: self._policy_changed())
         self.gateways.add_handler(lambda _: self._networking_changed())
         self.virtual_services.add_handler(lambda _: self._networking_changed())
         self.destination_rules.add_handler(lambda _: self._networking_changed())
@@ -93,6 +98,7 @@ class ConfigWatcher:
             self.configmaps,
             self.peer_auth,
             self.authz,
+            self.request_authn,
             self.gateways,
             self.virtual_services,
             self.destination_rules,
@@ -140,7 +146,7 @@ class ConfigWatcher:
                 self._networking_changed()
 
     def _policy_changed(self) -> None:
-        objects = [_raw(o) for o in self.peer_auth.items()] + [_raw(o) for o in self.authz.items()]
+        objects = [_raw(o) for i in (self.peer_auth, self.authz, self.request_authn) for o in i.items()]
         cfg, problems = policy_config.build(objects)
         self.policy_problems = [str(p) for p in problems]
         for p in problems:

@@ -152,6 +152,7 @@ AUTHORIZATION_POLICY_SPEC = s_open(
     provider=s_open(name=s_str()),
     rules=s_arr(s_open()),
 )
+REQUEST_AUTHENTICATION_SPEC = s_open(selector=s_obj(matchLabels=s_map()), jwtRules=s_arr(s_open()))
 
 # (group, kind, plural, shortNames, printer columns, spec schema)
 KINDS: tuple[tuple[str, str, str, tuple[str, ...], tuple[tuple[str, str, str], ...], Schema], ...] = (
@@ -204,6 +205,14 @@ KINDS: tuple[tuple[str, str, str, tuple[str, ...], tuple[tuple[str, str, str], .
         ("ap",),
         (("Action", "string", ".spec.action"),),
         AUTHORIZATION_POLICY_SPEC,
+    ),
+    (
+        "security.istio.io",
+        "RequestAuthentication",
+        "requestauthentications",
+        ("ra",),
+        (),
+        REQUEST_AUTHENTICATION_SPEC,
     ),
 )
 

@@ -164,6 +164,15 @@ CALLS: tuple[ApiCall, ...] = (
         frozenset({_C}),
         "ALLOW/DENY/AUDIT policies → Envoy RBAC",
     ),
+    ApiCall(
+        "discovery/config.py",
+        "security.istio.io",
+        "requestauthentications",
+        _WATCH,
+        Scope.ALL_NAMESPACES,
+        frozenset({_C}),
+        "JWT rules → Envoy jwt_authn",
+    ),
     # the validation webhook controller (security/webhookpatch.py ValidationPatcher, config cluster)
     ApiCall(
         "security/webhookpatch.py",

@@ -9,10 +9,12 @@ not be empty, every value must be non-empty, and a `*` wildcard is only allowed 
 suffix (Istio's validateWildcard).
 
 Refused with the field named, because meshplane does not implement them: `action: CUSTOM`
-(external authorization), `provider`, `targetRef`/`targetRefs` (use `selector`), and everything
-that needs a verified JWT (`requestPrincipals`, `notRequestPrincipals`, `request.auth.*` keys:
-RequestAuthentication is not implemented yet), path templates (`{*}`, `{**}`), and the
-experimental `experimental.envoy.filters.*` keys.
+(external authorization), `provider`, `targetRef`/`targetRefs` (use `selector`), the
+`request.auth.*` keys of `when` (requestPrincipals are supported), path templates (`{*}`, `{**}`),
+and the experimental `experimental.envoy.filters.*` keys.
+
+An invalid DENY policy fails closed: `deny_all_stand_in` denies everything for the workloads it
+selects (policy/config.py puts it in place of the policy and still reports the error).
 
 Which policies apply to a workload is Istio's getConfigsForWorkload: those in the root namespace
 and those in the workload's namespace whose selector (empty: all) picks the workload's labels.
@@ -39,9 +41,8 @@ class Action(StrEnum):
     AUDIT = "AUDIT"
 
 
-SOURCE_FIELDS = ("principals", "namespaces", "ipBlocks", "remoteIpBlocks")
+SOURCE_FIELDS = ("principals", "namespaces", "ipBlocks", "remoteIpBlocks", "requestPrincipals")
 OPERATION_FIELDS = ("hosts", "ports", "methods", "paths")
-_UNSUPPORTED_SOURCE = ("requestPrincipals", "notRequestPrincipals")
 # `when` keys (pilot/pkg/security/authz/model/model.go) meshplane generates
 WHEN_KEYS = (
     "source.ip",
@@ -73,6 +74,7 @@ class Source:
     namespaces: Values = Values()
     ip_blocks: Values = Values()
     remote_ip_blocks: Values = Values()
+    request_principals: Values = Values()  # `ISSUER/SUBJECT` of a JWT RequestAuthentication verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,7 @@ _CHECKS = {
     "namespaces": _check_wildcard,
     "ipBlocks": _check_ip,
     "remoteIpBlocks": _check_ip,
+    "requestPrincipals": _check_wildcard,
     "hosts": _check_wildcard,
     "ports": _check_port,
     "methods": _check_wildcard,
@@ -166,10 +169,6 @@ def _known(r: crfields.Reader, raw: Mapping[str, Any], path: str, fields: Iterab
     for key in sorted(raw):
         if key in allowed:
             continue
-        if key in _UNSUPPORTED_SOURCE:
-            raise r.fail(
-                f"{path}.{key}", "needs RequestAuthentication (JWT), which meshplane does not implement yet"
-            )
         raise r.fail(f"{path}.{key}", "unknown field")
 
 
@@ -182,7 +181,7 @@ def _source(r: crfields.Reader, raw: object, path: str) -> Source:
     names = [*SOURCE_FIELDS, *("not" + n[0].upper() + n[1:] for n in SOURCE_FIELDS)]
     _known(r, src, spath, names)
     out = Source(*(_values(r, src, n, spath) for n in SOURCE_FIELDS))
-    if not any((out.principals, out.namespaces, out.ip_blocks, out.remote_ip_blocks)):
+    if not any((out.principals, out.namespaces, out.ip_blocks, out.remote_ip_blocks, out.request_principals)):
         raise r.fail(spath, "must not be empty")
     return out
 
@@ -209,7 +208,7 @@ def _condition(r: crfields.Reader, raw: object, path: str) -> Condition:
     if key.startswith("request.auth."):
         raise r.fail(
             f"{path}.key",
-            f"{key!r:.60} needs RequestAuthentication (JWT), which meshplane does not implement yet",
+            f"{key!r:.60} is not implemented by meshplane (from.source.requestPrincipals is)",
         )
     if key.startswith(WHEN_HEADER):
         if not _HEADER_KEY.match(key):
@@ -272,6 +271,27 @@ def parse(obj: Mapping[str, Any], default_namespace: str = "default") -> Authori
         raise r.fail("spec.action", f"unknown action {text!r:.40}; want ALLOW, DENY or AUDIT") from None
     rules = tuple(_rule(r, x, f"spec.rules[{i}]") for i, x in enumerate(r.items(spec, "rules", "spec")))
     return AuthorizationPolicy(meta.name, meta.namespace, sel, action, rules, meta.created)
+
+
+def deny_all_stand_in(obj: Mapping[str, Any]) -> AuthorizationPolicy | None:
+    """For a DENY policy that cannot be understood: a DENY of everything for the workloads it
+    selects (its whole namespace when even the selector is invalid), so an invalid DENY fails
+    closed instead of silently allowing what it meant to deny. None when the object is not a DENY
+    policy or has no usable namespace/name."""
+    spec = obj.get("spec") if isinstance(obj, Mapping) else None
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if not isinstance(spec, Mapping) or not isinstance(meta, Mapping) or spec.get("action") != "DENY":
+        return None
+    name, namespace = meta.get("name"), meta.get("namespace") or "default"
+    if not isinstance(name, str) or not name or not isinstance(namespace, str):
+        return None
+    r = crfields.Reader(f"{KIND} {namespace}/{name}")
+    try:
+        sel = selector.parse(r, spec)
+    except crfields.ConfigError:
+        sel = {}
+    created = meta.get("creationTimestamp")
+    return AuthorizationPolicy(name, namespace, sel, Action.DENY, (Rule(),), str(created) if created else "")
 
 
 def for_workload(

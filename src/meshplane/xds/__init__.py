@@ -19,6 +19,8 @@
 - inbound.py    a sidecar's own service ports (index built once per push)
 - nds.py        Istio's NDS: the NameTable (hostname → ClusterIPs, headless endpoints) a proxy's DNS
                 proxy answers from, per proxy cluster and network
+- rbac.py       AuthorizationPolicy → Envoy RBAC filters (HTTP and network) of the inbound chains
+- jwt.py        RequestAuthentication → the jwt_authn HTTP filter of the inbound chains
 - mtls.py, filters.py, protos.py  shared TLS contexts, filters and protobuf constructors
 - naming.py     Istio's names for clusters, SNI, listeners and routes
 - cache.py      each resource built and serialized once per (push version, name, proxy view)

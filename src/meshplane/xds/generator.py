@@ -19,6 +19,7 @@ from meshplane.model import endpoint, mesh, service
 from meshplane.model import proxy as proxy_model
 from meshplane.model.ids import Hostname
 from meshplane.networking import destinationrule
+from meshplane.policy import config as policy_config
 from meshplane.policy import peerauthn
 from meshplane.xds import (
     cache,
@@ -31,7 +32,6 @@ from meshplane.xds import (
     naming,
     nds,
     proxyview,
-    rbac,
     rds,
     resources,
     snapshot,
@@ -324,7 +324,7 @@ class Generator:
             )
         iv = proxyview.inbound_view(proxy)
         peer = self._peer_mtls(proxy, ctx)
-        authz = ctx.policy.authorization(ctx.mesh.root_namespace, proxy.namespace, proxy.labels)
+        authz = ctx.policy.workload(ctx.mesh.root_namespace, proxy.namespace, proxy.labels)
         ns = proxy.namespace  # VirtualService tcp routes are per proxy namespace (exportTo)
         return self.cache.derived(
             v,
@@ -337,7 +337,7 @@ class Generator:
         iv: proxyview.InboundView,
         ctx: snapshot.Snapshot,
         peer: peerauthn.Effective,
-        authz: rbac.Policies,
+        authz: policy_config.WorkloadPolicy,
         namespace: str = "",
     ) -> resources.Generated:
         if iv.interception is proxyview.Interception.REDIRECT:
@@ -349,7 +349,7 @@ class Generator:
         iv: proxyview.InboundView,
         ctx: snapshot.Snapshot,
         peer: peerauthn.Effective,
-        authz: rbac.Policies,
+        authz: policy_config.WorkloadPolicy,
         namespace: str = "",
     ) -> resources.Generated:
         v = ctx.version
@@ -411,7 +411,7 @@ class Generator:
         iv: proxyview.InboundView,
         ctx: snapshot.Snapshot,
         peer: peerauthn.Effective,
-        authz: rbac.Policies,
+        authz: policy_config.WorkloadPolicy,
     ) -> resources.Generated:
         v = ctx.version
         out_name = naming.listener(iv.localhost, naming.OUTBOUND_LISTENER_PORT)

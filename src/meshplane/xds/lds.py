@@ -21,9 +21,11 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf import wrappers_pb2
 
 from meshplane.model import mesh, service
-from meshplane.xds import filters, inbound, mtls, naming, protos, rbac
+from meshplane.policy import config as policy_config
+from meshplane.xds import filters, inbound, jwt, mtls, naming, protos, rbac
 
 log = logging.getLogger(__name__)
+NO_POLICY = policy_config.WorkloadPolicy()
 
 
 def outbound(localhost: str, port: int = naming.OUTBOUND_LISTENER_PORT) -> listener_pb2.Listener:
@@ -46,13 +48,13 @@ def outbound(localhost: str, port: int = naming.OUTBOUND_LISTENER_PORT) -> liste
 
 
 def inbound_filters(
-    p: inbound.InboundPort, http: bool, stat_address: str, authz: rbac.Policies = ()
+    p: inbound.InboundPort, http: bool, stat_address: str, authz: policy_config.WorkloadPolicy = NO_POLICY
 ) -> list[listener_components_pb2.Filter]:
     """To the app through `inbound|PORT||`: an HCM that adds XFCC for HTTP (with the workload's
     HTTP RBAC filters), else the network RBAC filters and tcp_proxy."""
     cluster = naming.inbound_cluster(p.port)
     if not http:
-        return [*rbac.network_filters(authz), filters.tcp_proxy(cluster, [(cluster, 1)])]
+        return [*rbac.network_filters(authz.authorization), filters.tcp_proxy(cluster, [(cluster, 1)])]
     routes = route_pb2.RouteConfiguration(
         name=cluster,
         virtual_hosts=[
@@ -65,7 +67,10 @@ def inbound_filters(
         f"inbound_{stat_address}_{p.port}",
         route_config=routes,
         inbound=True,
-        http_filters=rbac.http_filters(authz),
+        http_filters=[
+            *jwt.http_filters(authz.request_authentication),
+            *rbac.http_filters(authz.authorization),
+        ],
     )
     return [hcm]
 
@@ -92,7 +97,7 @@ def inbound_chains(
     names: tuple[str, str],
     stat_address: str,
     destination_port: int | None = None,
-    authz: rbac.Policies = (),
+    authz: policy_config.WorkloadPolicy = NO_POLICY,
 ) -> list[listener_components_pb2.FilterChain]:
     """The chains of one own port (filterchain_options.go): an Istio mTLS chain when the proxy has
     its certificate, a plaintext chain under PERMISSIVE. `names` are the (mTLS, plaintext) chain
@@ -170,7 +175,7 @@ def inbound_chains(
 
 
 def inbound_listener(
-    p: inbound.InboundPort, mode: mesh.MtlsMode, sds: bool, authz: rbac.Policies = ()
+    p: inbound.InboundPort, mode: mesh.MtlsMode, sds: bool, authz: policy_config.WorkloadPolicy = NO_POLICY
 ) -> listener_pb2.Listener | None:
     """One own port on the proxy IP (explicit mode). None when no chain can be served: STRICT
     mode on a proxy without the workload cert."""

@@ -9,7 +9,9 @@ its connection closed (TCP). Each policy rule becomes RBAC policy `ns[NS]-policy
 principals (one per `from`, all of its fields ANDed, plus the source-side `when` conditions) and
 permissions (one per `to`, plus the destination-side `when` conditions).
 
-HTTP-only fields (hosts, methods, paths, request.headers) on a TCP chain (network RBAC filter,
+`requestPrincipals` match the JWT payload jwt_authn verified (xds/jwt.py puts it in its dynamic
+metadata under `payload`). HTTP-only fields (hosts, methods, paths, request.headers,
+requestPrincipals) on a TCP chain (network RBAC filter,
 stat prefix `tcp.`): in an ALLOW policy the whole rule is dropped (a smaller allow, never a wider
 one); in DENY and AUDIT only that value is dropped (a wider deny), as Istio's checkError does.
 """
@@ -27,11 +29,11 @@ from envoy.config.route.v3 import route_components_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as net_rbac_pb2
-from envoy.type.matcher.v3 import path_pb2, regex_pb2, string_pb2
+from envoy.type.matcher.v3 import metadata_pb2, path_pb2, regex_pb2, string_pb2, value_pb2
 from google.protobuf import wrappers_pb2
 
 from meshplane.policy import authz
-from meshplane.xds import protos
+from meshplane.xds import jwt, protos
 
 HTTP_RBAC = "envoy.filters.http.rbac"
 NETWORK_RBAC = "envoy.filters.network.rbac"
@@ -123,6 +125,47 @@ def _p_ip(v: str, tcp: bool) -> rbac_pb2.Principal:
 
 def _p_remote_ip(v: str, tcp: bool) -> rbac_pb2.Principal:
     return rbac_pb2.Principal(remote_ip=_cidr(v))
+
+
+def _jwt_claim(claim: str, m: string_pb2.StringMatcher) -> rbac_pb2.Principal:
+    return rbac_pb2.Principal(
+        metadata=metadata_pb2.MetadataMatcher(
+            filter=jwt.FILTER,
+            path=[
+                metadata_pb2.MetadataMatcher.PathSegment(key=jwt.PAYLOAD_KEY),
+                metadata_pb2.MetadataMatcher.PathSegment(key=claim),
+            ],
+            value=value_pb2.ValueMatcher(string_match=m),
+        )
+    )
+
+
+def _p_request_principal(v: str, tcp: bool) -> rbac_pb2.Principal:
+    """`ISSUER/SUBJECT` (split at the last `/`, wildcards at either end) against the verified JWT's
+    payload, which jwt_authn puts in its metadata (model/generator.go requestPrincipalGenerator)."""
+    _http_only(tcp)
+    any_ = _regex(".+")
+    idx = v.rfind("/")
+    iss, sub = (v[:idx], v[idx + 1 :]) if idx >= 0 else (v, "")
+    if v == "*":
+        m_iss, m_sub = any_, any_
+    elif v.startswith("*"):
+        if idx >= 0:
+            m_iss = any_ if iss == "*" else string_pb2.StringMatcher(suffix=iss[1:])
+            m_sub = string_pb2.StringMatcher(exact=sub)
+        else:
+            m_iss, m_sub = any_, string_pb2.StringMatcher(suffix=v[1:])
+    elif v.endswith("*"):
+        if idx >= 0:
+            m_iss = string_pb2.StringMatcher(exact=iss)
+            m_sub = any_ if sub == "*" else string_pb2.StringMatcher(prefix=sub[:-1])
+        else:
+            m_iss, m_sub = string_pb2.StringMatcher(prefix=v[:-1]), any_
+    else:
+        m_iss, m_sub = string_pb2.StringMatcher(exact=iss), string_pb2.StringMatcher(exact=sub)
+    return rbac_pb2.Principal(
+        and_ids=rbac_pb2.Principal.Set(ids=[_jwt_claim("iss", m_iss), _jwt_claim("sub", m_sub)])
+    )
 
 
 def _p_header(name: str) -> PrincipalGen:
@@ -234,6 +277,7 @@ class _Gen:
             ids: list[rbac_pb2.Principal] = []
             if src is not None:
                 ids += self.principals(_p_principal, src.principals)
+                ids += self.principals(_p_request_principal, src.request_principals)
                 ids += self.principals(_p_namespace, src.namespaces)
                 ids += self.principals(_p_remote_ip, src.remote_ip_blocks)
                 ids += self.principals(_p_ip, src.ip_blocks)

@@ -37,6 +37,7 @@ from google.protobuf import wrappers_pb2
 
 from meshplane.model import mesh, service
 from meshplane.model.ids import ClusterId, Hostname
+from meshplane.policy import config as policy_config
 from meshplane.policy import peerauthn
 from meshplane.xds import filters, inbound, lds, mtls, naming, protos, rbac
 
@@ -169,10 +170,10 @@ def outbound_ports(
 
 
 def _catch_all(
-    mode: mesh.MtlsMode, sds: bool, authz: rbac.Policies
+    mode: mesh.MtlsMode, sds: bool, authz: policy_config.WorkloadPolicy
 ) -> Iterable[listener_components_pb2.FilterChain]:
     """Chains for ports no service declares: to the app's original destination (TCP RBAC first)."""
-    to_app = [*rbac.network_filters(authz), _tcp(naming.INBOUND_PASSTHROUGH_CLUSTER)]
+    to_app = [*rbac.network_filters(authz.authorization), _tcp(naming.INBOUND_PASSTHROUGH_CLUSTER)]
     if mode is mesh.MtlsMode.DISABLE:
         yield listener_components_pb2.FilterChain(name=naming.VIRTUAL_INBOUND, filters=to_app)
         return
@@ -198,7 +199,7 @@ def virtual_inbound(
     ports: Iterable[inbound.InboundPort],
     mtls: mesh.MtlsMode | peerauthn.Effective,
     sds: bool,
-    authz: rbac.Policies = (),
+    authz: policy_config.WorkloadPolicy = lds.NO_POLICY,
 ) -> listener_pb2.Listener:
     """`mtls`: the workload's effective PeerAuthentication (a port-level mode applies to that own
     port's chains; the workload mode to the others and the catch-all)."""

@@ -72,12 +72,12 @@ SRC, OP = f"{R}.from[0].source", f"{R}.to[0].operation"
         (src(), SRC, "must not be empty"),
         (src(principals=["a*b"]), f"{SRC}.principals[0]", "wildcard"),
         (src(ipBlocks=["10.0.0.300"]), f"{SRC}.ipBlocks[0]", "IP"),
-        (src(requestPrincipals=["*"]), f"{SRC}.requestPrincipals", "RequestAuthentication"),
+        (src(requestPrincipals=["iss*/sub"]), f"{SRC}.requestPrincipals[0]", "wildcard"),
         (op(ports=["http"]), f"{OP}.ports[0]", "port"),
         (op(paths=["/api/{*}"]), f"{OP}.paths[0]", "template"),
         (op(verbs=["GET"]), f"{OP}.verbs", "unknown field"),
         (when(key="source.color", values=["red"]), f"{R}.when[0].key", "unknown attribute"),
-        (when(key="request.auth.claims[iss]", values=["x"]), f"{R}.when[0].key", "RequestAuthentication"),
+        (when(key="request.auth.claims[iss]", values=["x"]), f"{R}.when[0].key", "not implemented"),
         (when(key="source.ip"), f"{R}.when[0]", "values or notValues"),
         (when(key="destination.port", values=["0"]), f"{R}.when[0].values[0]", "port"),
     ],
@@ -105,3 +105,14 @@ def test_root_namespace_policies_apply_everywhere_and_selectors_pick_workloads()
     assert names("sample", {"app": "hello"}) == ["mesh", "hello-only"]
     assert names("sample", {"app": "bye"}) == ["mesh"]
     assert names("other", {"app": "hello"}) == ["mesh", "other-ns"]
+
+
+def test_an_invalid_deny_policy_fails_closed_for_what_it_selects() -> None:
+    bad_deny = ap({"action": "DENY", "selector": {"matchLabels": {"app": "hello"}},
+                   "rules": [{"when": [{"key": "source.color", "values": ["red"]}]}]})  # fmt: skip
+    bad_allow = ap({"rules": [{"when": [{"key": "source.color", "values": ["red"]}]}]}, name="bad-allow")
+    cfg, problems = config.build([bad_deny, bad_allow])
+    assert [p.path for p in problems] == ["spec.rules[0].when[0].key"] * 2
+    (stand_in,) = cfg.authorization("istio-system", "sample", {"app": "hello"})
+    assert (stand_in.name, stand_in.action, stand_in.rules) == ("p", authz.Action.DENY, (authz.Rule(),))
+    assert cfg.authorization("istio-system", "sample", {"app": "other"}) == ()

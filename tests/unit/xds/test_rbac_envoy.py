@@ -1,6 +1,7 @@
-"""Random valid policy sets (AuthorizationPolicy, PeerAuthentication) never produce sidecar config
-that Envoy rejects: the captured and the explicit sidecar's listeners, with the RBAC filters and
-chains the policies make, pass `envoy --mode validate` (Envoy's full config load)."""
+"""Random valid policy sets (AuthorizationPolicy, PeerAuthentication, RequestAuthentication) never
+produce sidecar config that Envoy rejects: the captured and the explicit sidecar's listeners, with
+the RBAC and JWT filters and chains the policies make, pass `envoy --mode validate` (Envoy's full
+config load)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ from tests.unit.xds.test_envoy_validate import _bootstrap, _decode, _mesh_ctx
 pytestmark = pytest.mark.envoy
 
 POLICY_SETS = st.lists(
-    strategies.authorization_policies() | strategies.peer_authentications(), min_size=1, max_size=5
+    strategies.authorization_policies()
+    | strategies.peer_authentications()
+    | strategies.request_authentications(),
+    min_size=1,
+    max_size=5,
 )
 
 
@@ -40,7 +45,7 @@ def _listeners(objs: list[dict[str, Any]], interception: str) -> tuple[list[Any]
     return clusters, listeners, applied
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(objs=POLICY_SETS, interception=st.sampled_from(["REDIRECT", "NONE"]))
 def test_random_policy_sets_load_into_envoy(objs: list[dict[str, Any]], interception: str) -> None:
     clusters, listeners, applied = _listeners(objs, interception)
