@@ -81,16 +81,18 @@ class Lab:
             cmd, capture_output=True, text=True, env=podexec.env(pod), timeout=120, check=False
         )
 
-    def envoy_admin(self, context: str, pod: dict[str, object], url: str) -> str:
-        """GET on the Envoy admin of a sample pod (its unix socket; in netns mode from inside the
-        pod, where an abstract socket lives)."""
+    def envoy_admin(self, context: str, pod: dict[str, object], url: str, method: str = "GET") -> str:
+        """`method` (GET) on the Envoy admin of a sample pod (its unix socket; in netns mode from
+        inside the pod, where an abstract socket lives)."""
         name = str(pod["metadata"]["name"])  # type: ignore[index]
         admin = self.pod_dir(context, "sample", name) / "c" / "istio-proxy" / "etc/istio/proxy/admin.sock"
         if self.mode == "loopback":
+            assert method == "GET", "loopback mode: GET only"
             return unix_get(admin, url)
         where = uds.address(admin)  # an abstract socket lives in the pod's network namespace
         how = ["--abstract-unix-socket", where.abstract] if where.abstract else ["--unix-socket", str(admin)]
-        done = self.in_pod(pod, "istio-proxy", ["curl", "-sS", "--fail", *how, f"http://localhost{url}"])
+        argv = ["curl", "-sS", "--fail", "-X", method, *how, f"http://localhost{url}"]
+        done = self.in_pod(pod, "istio-proxy", argv)
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 

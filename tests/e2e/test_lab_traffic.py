@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -144,3 +145,61 @@ def test_rewrite_is_what_the_backend_sees(traffic_lab: Lab) -> None:
         what="rewrite applied",
     )
     assert set(curl(traffic_lab, "/hello", 10)) == {(200, "v1")}
+
+
+def test_locality_failover_to_the_other_cluster_and_back(traffic_lab: Lab) -> None:
+    """Istio's "Locality failover" task across the lab's two clusters (cluster1 is region1/zone1,
+    cluster2 region1/zone2): with outlier detection, cluster1's sleep gets only cluster1's v1;
+    with v1 gone, everything fails over to cluster2's v2; with v1 back, traffic returns to it."""
+    lab = traffic_lab
+    dr = sample("destination-rule.yaml")
+    # Istio's task's outlierDetection, plus maxEjectionPercent 100: Envoy (>= 1.31) ejects a host
+    # only while (ejected + 1) / hosts <= max_ejection_percent (default 10%), so with the lab's two
+    # hosts nothing would ever be ejected (always_eject_one_host, which Istio does not set, is off)
+    dr["spec"]["trafficPolicy"] = {
+        "outlierDetection": {
+            "consecutive5xxErrors": 1,
+            "interval": "1s",
+            "baseEjectionTime": "1m",
+            "maxEjectionPercent": 100,
+        }
+    }
+    # independent of the other tests' order: no VirtualService (plain service routing), our rule
+    lab.kubectl("cluster1", "-n", "sample", "delete", "virtualservice", "helloworld", "--ignore-not-found")
+    apply(lab, dr)
+
+    def versions(n: int) -> set[tuple[int, str]]:
+        return set(curl(lab, "/hello", n))
+
+    try:
+        # both versions are endpoints of the service (the guide's verify saw both); the locality
+        # priorities keep cluster1's proxy on its own zone's v1
+        wait_until(lambda: versions(20) == {(200, "v1")}, 30, interval=0.5, what="only the local v1")
+        assert versions(50) == {(200, "v1")}
+        # Istio's task: drain the local v1's sidecar; its failures eject it (consecutive5xxErrors 1),
+        # so the next priority, cluster2's zone, takes the traffic while v1 is still an endpoint
+        lab.envoy_admin("cluster1", lab.pod("cluster1", "sample", "helloworld"), "/drain_listeners", "POST")
+        started = time.monotonic()
+        wait_until(lambda: versions(10) == {(200, "v2")}, 30, interval=0.5, what="failover to cluster2's v2")
+        print(f"failover after draining v1: {time.monotonic() - started:.1f}s")
+        assert versions(50) == {(200, "v2")}
+        # v1 gone altogether (scaled to 0): still v2; a new v1 pod brings traffic back to cluster1
+        lab.kubectl("cluster1", "-n", "sample", "scale", "deployment", "helloworld-v1", "--replicas=0")
+        wait_until(
+            lambda: (
+                not lab.kubectl(
+                    "cluster1", "-n", "sample", "get", "pods", "-l", "version=v1", "-o", "name"
+                ).stdout
+            ),
+            60,
+            interval=0.5,
+            what="cluster1's v1 pod gone",
+        )
+        assert versions(50) == {(200, "v2")}
+        lab.kubectl("cluster1", "-n", "sample", "scale", "deployment", "helloworld-v1", "--replicas=1")
+        wait_until(lambda: versions(20) == {(200, "v1")}, 90, interval=1, what="traffic back on the local v1")
+        assert versions(50) == {(200, "v1")}
+    finally:
+        # leave v1 running and the sample's rule without outlier detection (the others re-apply theirs)
+        lab.kubectl("cluster1", "-n", "sample", "scale", "deployment", "helloworld-v1", "--replicas=1")
+        apply(lab, sample("destination-rule.yaml"))

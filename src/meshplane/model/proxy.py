@@ -8,6 +8,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from meshplane.model.endpoint import Locality
 from meshplane.model.ids import ClusterId, ProxyId
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -33,6 +34,8 @@ class Proxy:
     service_account: str = ""
     requested_network_view: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    # the Envoy node's locality (the agent's); istiod prefers the proxy's own endpoint's locality
+    locality: Locality = field(default_factory=Locality)
 
     @property
     def ip(self) -> str:

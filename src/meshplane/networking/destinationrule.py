@@ -5,9 +5,13 @@ the rule's namespace, as Istio's `ResolveShortnameToFQDN`), `subsets` (name, lab
 `trafficPolicy` and its `portLevelSettings` with `loadBalancer` (`simple`, `consistentHash` by
 header, cookie, source IP or query parameter over ring hash or maglev), `connectionPool` (tcp and
 http limits and timeouts), `outlierDetection` (consecutive 5xx/gateway errors, interval, ejection
-time and percent, minHealthPercent), `tls` (ISTIO_MUTUAL or DISABLE), and `exportTo` of "." or "*".
-Every other field (localityLbSetting, warmup, tunnel, SIMPLE/MUTUAL TLS, workloadSelector, ...)
-is refused with its path, never ignored.
+time and percent, minHealthPercent), `tls` (ISTIO_MUTUAL or DISABLE), `exportTo` of "." or "*", and
+`loadBalancer.localityLbSetting` (enabled, distribute, failover, failoverPriority; validated as
+Istio's validateLocalityLbSetting in pkg/config/validation/validation.go: distribute and failover
+exclusive, failover with a topology label in failoverPriority refused, weights 1-100 adding to
+100 per `from`, localities without empty parts and with at most one trailing `*`, not overlapping,
+failover regions different, without '/' or '*'). Every other field (warmup, tunnel, SIMPLE/MUTUAL
+TLS, workloadSelector, ...) is refused with its path, never ignored.
 
 `DestinationRule.policy(port, subset)` merges the levels as Istio's MergeSubsetTrafficPolicy
 (pilot/pkg/networking/core/cluster_traffic_policy.go): port-level settings replace the
@@ -39,8 +43,15 @@ _POLICY = ("loadBalancer", "connectionPool", "outlierDetection", "tls", "portLev
 _POLICY_UNSUPPORTED = ("tunnel", "proxyProtocol", "retryBudget")
 _PORT_POLICY = ("port", "loadBalancer", "connectionPool", "outlierDetection", "tls")
 _SUBSET = ("name", "labels", "trafficPolicy")
-_LB = ("simple", "consistentHash")
-_LB_UNSUPPORTED = ("localityLbSetting", "warmup", "warmupDurationSecs")
+_LB = ("simple", "consistentHash", "localityLbSetting")
+_LB_UNSUPPORTED = ("warmup", "warmupDurationSecs")
+_LOCALITY_LB = ("enabled", "distribute", "failover", "failoverPriority")
+# the topology labels Istio refuses in failoverPriority next to failover
+_TOPOLOGY_LABELS = (
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+    "topology.istio.io/subzone",
+)
 _HASH = (
     "httpHeaderName",
     "httpCookie",
@@ -131,9 +142,26 @@ class ConsistentHash:
 
 
 @dataclass(frozen=True, slots=True)
+class Distribute:
+    """Traffic from proxies in `source` goes to the localities of `to` with their weights."""
+
+    source: str  # `region/zone/subzone`, trailing `*` allowed
+    to: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalityLbSetting:
+    enabled: bool | None = None  # unset means enabled
+    distribute: tuple[Distribute, ...] = ()
+    failover: tuple[tuple[str, str], ...] = ()  # (from region, to region)
+    failover_priority: tuple[str, ...] = ()  # label keys, or `key=value` overrides
+
+
+@dataclass(frozen=True, slots=True)
 class LoadBalancer:
     simple: SimpleLB | None = None
     consistent_hash: ConsistentHash | None = None
+    locality_lb: LocalityLbSetting | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +351,78 @@ def _load_balancer(r: fields.Reader, parent: Mapping[str, Any], path: str) -> Lo
                 f"{lpath}.simple", f"unknown value {text!r:.40}; want one of {', '.join(SimpleLB)}"
             ) from None
     hashing = _consistent_hash(r, raw, lpath) if raw.get("consistentHash") is not None else None
-    return LoadBalancer(simple, hashing)
+    locality = _locality_lb(r, raw, lpath) if raw.get("localityLbSetting") is not None else None
+    return LoadBalancer(simple, hashing, locality)
+
+
+def _locality_lb(r: fields.Reader, parent: Mapping[str, Any], path: str) -> LocalityLbSetting:
+    """Istio's validateLocalityLbSetting (pkg/config/validation/validation.go)."""
+    raw = r.obj(parent, "localityLbSetting", path)
+    lpath = f"{path}.localityLbSetting"
+    r.only(raw, lpath, _LOCALITY_LB)
+    enabled = r.boolean(raw, "enabled", lpath) if raw.get("enabled") is not None else None
+    priority = tuple(r.texts(raw, "failoverPriority", lpath))
+    if raw.get("distribute") and raw.get("failover"):
+        raise r.fail(lpath, "can not simultaneously specify 'distribute' and 'failover'")
+    distribute: list[Distribute] = []
+    for i, item in enumerate(r.items(raw, "distribute", lpath)):
+        dpath = f"{lpath}.distribute[{i}]"
+        if not isinstance(item, Mapping):
+            raise r.fail(dpath, f"must be an object, got {type(item).__name__}")
+        r.only(item, dpath, ("from", "to"))
+        source = r.text(item, "from", dpath, required=True)
+        to = r.obj(item, "to", dpath, required=True)
+        weights: list[tuple[str, int]] = []
+        for loc in to:
+            weight = r.integer(to, loc, f"{dpath}.to", 1, 100)
+            if weight is None:
+                raise r.fail(f"{dpath}.to.{loc}", "locality weight must be in range [1, 100]")
+            weights.append((str(loc), weight))
+        total = sum(w for _, w in weights)
+        if total != 100:
+            raise r.fail(f"{dpath}.to", f"total locality weight {total} != 100")
+        _check_localities(r, [loc for loc, _ in weights], f"{dpath}.to")
+        distribute.append(Distribute(source, tuple(weights)))
+    _check_localities(r, [d.source for d in distribute], f"{lpath}.distribute")
+    failover: list[tuple[str, str]] = []
+    for i, item in enumerate(r.items(raw, "failover", lpath)):
+        fpath = f"{lpath}.failover[{i}]"
+        if not isinstance(item, Mapping):
+            raise r.fail(fpath, f"must be an object, got {type(item).__name__}")
+        r.only(item, fpath, ("from", "to"))
+        src, dst = r.text(item, "from", fpath, required=True), r.text(item, "to", fpath, required=True)
+        if src == dst:
+            raise r.fail(fpath, "locality lb failover settings must specify different regions")
+        if "/" in src or "/" in dst:
+            raise r.fail(fpath, "locality lb failover only specify region")
+        if "*" in src or "*" in dst:
+            raise r.fail(fpath, "locality lb failover region should not contain '*' wildcard")
+        failover.append((src, dst))
+    if failover:
+        for i, key in enumerate(priority):
+            if key in _TOPOLOGY_LABELS:
+                raise r.fail(
+                    f"{lpath}.failoverPriority[{i}]",
+                    f"can not simultaneously set 'failover' and topology label {key!r} in 'failoverPriority'",
+                )
+    return LocalityLbSetting(enabled, tuple(distribute), tuple(failover), priority)
+
+
+def _check_localities(r: fields.Reader, localities: list[str], path: str) -> None:
+    """Istio's validateLocalities: at most one `*`, at the end; no empty part; no overlap."""
+    seen: list[tuple[str, ...]] = []
+    for loc in localities:
+        stars = loc.count("*")
+        if stars and (stars > 1 or not loc.endswith("*")):
+            raise r.fail(path, f"locality {loc} wildcard '*' number can not exceed 1 and must be in the end")
+        parts = tuple(loc.split("/"))
+        if len(parts) > 3 or any(not p for p in parts):
+            raise r.fail(path, f"locality {loc} must not contain empty region/zone/subzone info")
+        scope = parts[:-1] if parts[-1] == "*" else parts  # `r/*` covers what `r` covers
+        for prev in seen:
+            if scope[: len(prev)] == prev or prev[: len(scope)] == scope:
+                raise r.fail(path, f"locality {loc} overlap with previous specified ones")
+        seen.append(scope)
 
 
 def _consistent_hash(r: fields.Reader, parent: Mapping[str, Any], path: str) -> ConsistentHash:

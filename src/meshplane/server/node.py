@@ -9,6 +9,7 @@ INVALID_ARGUMENT.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -17,6 +18,7 @@ from typing import Any
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 
+from meshplane.model import endpoint
 from meshplane.model import proxy as proxy_mod
 from meshplane.model.ids import ClusterId, ProxyId
 from meshplane.runtime import ipaddr
@@ -45,7 +47,11 @@ def parse(node: base_pb2.Node | None, default_cluster: ClusterId) -> proxy_mod.P
         meta = json_format.MessageToDict(node.metadata) if node.HasField("metadata") else {}
     except (ValueError, TypeError) as e:  # pragma: no cover - a Struct always converts
         raise errors.NodeError(f"node metadata cannot be read: {e}") from e
-    return parse_id_and_metadata(node.id, meta, default_cluster)
+    proxy = parse_id_and_metadata(node.id, meta, default_cluster)
+    if node.HasField("locality"):  # Envoy's node.locality, as Istio's agent sends it
+        loc = node.locality
+        proxy = dataclasses.replace(proxy, locality=endpoint.Locality(loc.region, loc.zone, loc.sub_zone))
+    return proxy
 
 
 def parse_id_and_metadata(

@@ -6,6 +6,8 @@
 - cds.py        clusters: outbound EDS clusters (and DestinationRule subsets), inbound clusters,
                 SNI-DNAT clusters, Passthrough-, BlackHole- and InboundPassthroughCluster
 - eds.py        ClusterLoadAssignments per `outbound|PORT|SUBSET|HOST` from every cluster's shard
+- locality.py   locality LB: EDS priorities/weights relative to the proxy's locality (Istio's
+                localityLbSetting: default failover, failover, failoverPriority, distribute)
 - transparent.py  a captured sidecar's listeners (INTERCEPTION_MODE REDIRECT, the default):
                 virtualOutbound 15001, 0.0.0.0_PORT, VIP_PORT, virtualInbound 15006
 - lds.py        an explicit-proxy sidecar's listeners (INTERCEPTION_MODE NONE) and the inbound

@@ -115,6 +115,7 @@ def outbound(
     trafficpolicy.apply_load_balancer(c, policy.load_balancer)
     trafficpolicy.apply_connection_pool(c, policy.connection_pool)
     trafficpolicy.apply_outlier_detection(c, policy.outlier_detection)
+    trafficpolicy.apply_locality_lb(c, policy)
     if tls and policy.tls is not dr.TLSMode.DISABLE:
         ctx = mtls.upstream_tls(naming.sni_name(svc.hostname, port.port, subset), sans, http2)
         if policy.tls is dr.TLSMode.ISTIO_MUTUAL:

@@ -6,8 +6,10 @@ DestinationRule subset's labels (Istio's subset selector).
 As Istio's endpoint builder (pilot/pkg/xds/endpoints/endpoint_builder.go): shards are concatenated
 in cluster-id order; a cluster-local host keeps only the proxy's own cluster; endpoints outside the
 proxy's REQUESTED_NETWORK_VIEW and endpoints without the port are dropped; endpoints are grouped
-by locality. Health is sent, not filtered: ready endpoints are HEALTHY, not-ready ones UNHEALTHY,
-terminating ones DRAINING, so Envoy stops new requests to them and lets the open ones finish.
+by locality, and with a locality LB setting (locality.py) their priorities and weights are set
+relative to the calling proxy's locality. Health is sent, not filtered: ready endpoints are
+HEALTHY, not-ready ones UNHEALTHY, terminating ones DRAINING, so Envoy stops new requests to
+them and lets the open ones finish.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from google.protobuf import wrappers_pb2
 
 from meshplane.model import endpoint, mesh, service
 from meshplane.model.ids import ClusterId
-from meshplane.xds import protos, snapshot
+from meshplane.xds import locality, protos, snapshot
 
 _HEALTH = {
     endpoint.Health.HEALTHY: health_check_pb2.HEALTHY,
@@ -109,26 +111,29 @@ def load_assignment(
     v: View,
     subset: Mapping[str, str] | None = None,
     plaintext: Callable[[endpoint.Endpoint, int], bool] = _never,
+    locality_lb: locality.Setting | None = None,
 ) -> endpoint_pb2.ClusterLoadAssignment:
     """`plaintext(ep, target)`: the server does not accept mTLS there (PeerAuthentication DISABLE),
-    so the endpoint gets no `tlsMode: istio` and clients' auto mTLS sends plaintext."""
-    groups: dict[endpoint.Locality, list[endpoint_components_pb2.LbEndpoint]] = {}
+    so the endpoint gets no `tlsMode: istio` and clients' auto mTLS sends plaintext.
+    `locality_lb`: the proxy's locality LB setting for this cluster (None: none applies)."""
+    groups: dict[endpoint.Locality, list[tuple[endpoint.Endpoint, endpoint_components_pb2.LbEndpoint]]] = {}
     for ep, target in selected(shards, port, v, subset):
         groups.setdefault(ep.locality, []).append(
-            endpoint_components_pb2.LbEndpoint(
-                endpoint=endpoint_components_pb2.Endpoint(address=protos.socket_address(ep.address, target)),
-                health_status=_HEALTH[ep.health],
-                metadata=_metadata(ep, plaintext(ep, target)),
-                load_balancing_weight=wrappers_pb2.UInt32Value(value=1),
+            (
+                ep,
+                endpoint_components_pb2.LbEndpoint(
+                    endpoint=endpoint_components_pb2.Endpoint(
+                        address=protos.socket_address(ep.address, target)
+                    ),
+                    health_status=_HEALTH[ep.health],
+                    metadata=_metadata(ep, plaintext(ep, target)),
+                    load_balancing_weight=wrappers_pb2.UInt32Value(value=1),
+                ),
             )
         )
     cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster_name)
-    for loc, lb_endpoints in groups.items():
-        cla.endpoints.append(
-            endpoint_components_pb2.LocalityLbEndpoints(
-                locality=base_pb2.Locality(region=loc.region, zone=loc.zone, sub_zone=loc.subzone),
-                lb_endpoints=lb_endpoints,
-                load_balancing_weight=wrappers_pb2.UInt32Value(value=len(lb_endpoints)),
-            )
-        )
+    if locality_lb is not None:
+        cla.endpoints.extend(locality.apply(locality_lb, list(groups.items())))
+    else:
+        cla.endpoints.extend(locality.group(loc, members) for loc, members in groups.items())
     return cla

@@ -9,6 +9,7 @@ Pure and thread-safe: the server may call it from worker threads.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
@@ -29,6 +30,7 @@ from meshplane.xds import (
     gateways,
     inbound,
     lds,
+    locality,
     naming,
     nds,
     proxyview,
@@ -250,10 +252,20 @@ class Generator:
             names,
             proxy.type if names is None else None,
             proxy.namespace if ctx.networking.destination_rules else None,
+            # locality LB needs outlierDetection (a DestinationRule): EDS then depends on these
+            self._proxy_locality(proxy, ctx) if ctx.networking.destination_rules else None,
+            proxyview.labels_key(proxy.labels) if ctx.networking.destination_rules else None,
         )
         return self.cache.derived(
             ctx.version, key, lambda: self._build_endpoints(proxy, ctx, names, networks)
         )
+
+    def _proxy_locality(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> endpoint.Locality:
+        """The proxy's own endpoint's locality, else its node's (locality.by_address)."""
+        index = self.cache.derived(
+            ctx.version, ("locality-by-address",), lambda: locality.by_address(ctx.endpoints)
+        )
+        return index.get((proxy.cluster_id, proxy.ip), proxy.locality)
 
     def _build_endpoints(
         self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names, networks: tuple[str, ...]
@@ -268,6 +280,14 @@ class Generator:
             eff = ctx.policy.mtls(ctx.mesh.root_namespace, ep.namespace, ep.labels, ctx.mesh.mtls_mode)
             return eff.for_port(target) is mesh.MtlsMode.DISABLE
 
+        @functools.cache
+        def proxy_loc() -> endpoint.Locality:
+            return self._proxy_locality(proxy, ctx)
+
+        @functools.cache
+        def proxy_labels() -> dict[str, str]:
+            return locality.augmented(proxy.labels, proxy_loc(), proxy.cluster_id, proxy.network)
+
         for name in sorted(names) if names is not None else self._eds_names(proxy, ctx):
             try:
                 parsed = naming.parse_cluster(name)
@@ -279,12 +299,17 @@ class Generator:
             if svc is None or port is None or parsed.direction is not naming.Direction.OUTBOUND:
                 continue
             labels: tuple[tuple[str, str], ...] = ()
+            rule = ctx.networking.destination_rule(parsed.host, proxy.namespace)
             if parsed.subset:
-                rule = ctx.networking.destination_rule(parsed.host, proxy.namespace)
                 subset = rule.subset(parsed.subset) if rule else None
                 if subset is None:
                     continue
                 labels = tuple(sorted(subset.labels.items()))
+            lb = (
+                locality.for_cluster(rule.policy(port.port, parsed.subset), proxy_loc(), proxy_labels())
+                if rule is not None
+                else None
+            )
             view = eds.view(svc, ctx.mesh, proxy.cluster_id, networks)
             shards = ctx.endpoints.get(Hostname(parsed.host))
 
@@ -294,13 +319,14 @@ class Generator:
                 port: service.ServicePort = port,
                 view: eds.View = view,
                 labels: tuple[tuple[str, str], ...] = labels,
+                lb: locality.Setting | None = lb,
             ) -> message.Message:
-                return eds.load_assignment(name, shards, port, view, dict(labels), plaintext)
+                return eds.load_assignment(name, shards, port, view, dict(labels), plaintext, lb)
 
             peer = (ctx.policy.peer_authentications, ctx.mesh.mtls_mode, ctx.mesh.root_namespace)
             out.append(
                 self.cache.resource(
-                    ctx.version, ("eds", name, view, labels), (svc, shards, peer), _builder(name, make)
+                    ctx.version, ("eds", name, view, labels, lb), (svc, shards, peer), _builder(name, make)
                 )
             )
         return resources.generated(resources.TYPE_EDS, out)

@@ -10,7 +10,11 @@ applyConnectionPool, applyOutlierDetection) and route/route.go (consistentHashTo
   HttpProtocolOptions (maxRequestsPerConnection, idleTimeout, maxConnectionDuration,
   maxConcurrentStreams);
 - outlierDetection → outlier_detection (success-rate ejection off; enforcing 100% for the
-  consecutive-error kinds that are > 0) and minHealthPercent → the panic threshold.
+  consecutive-error kinds that are > 0) and minHealthPercent → the panic threshold;
+- loadBalancer.localityLbSetting → LocalityWeightedLbConfig when `distribute` is set, or when
+  `failover`/`failoverPriority` is set on a cluster with outlierDetection (applyLocalityLoadBalancer;
+  the EDS priorities and weights are xds/locality.py). Istio sets no overprovisioning factor, so
+  Envoy's default (140) applies.
 """
 
 from __future__ import annotations
@@ -138,6 +142,15 @@ def apply_outlier_detection(c: cluster_pb2.Cluster, od: dr.OutlierDetection | No
         c.common_lb_config.healthy_panic_threshold.CopyFrom(
             percent_pb2.Percent(value=float(od.min_health_percent))
         )
+
+
+def apply_locality_lb(c: cluster_pb2.Cluster, policy: dr.Policy) -> None:
+    lb = policy.load_balancer.locality_lb if policy.load_balancer is not None else None
+    if lb is None or lb.enabled is False:
+        return
+    failover = policy.outlier_detection is not None and bool(lb.failover or lb.failover_priority)
+    if lb.distribute or failover:
+        c.common_lb_config.locality_weighted_lb_config.SetInParent()
 
 
 def hash_policy(lb: dr.LoadBalancer | None) -> list[route_components_pb2.RouteAction.HashPolicy]:

@@ -133,8 +133,8 @@ def test_merge_rules_are_istios() -> None:
         ({"host": "hw", "workloadSelector": {}}, "spec.workloadSelector", "not supported"),
         ({"host": "hw", "exportTo": ["other"]}, "spec.exportTo[0]", "only '.' and '*'"),
         (
-            {"host": "hw", "trafficPolicy": {"loadBalancer": {"localityLbSetting": {"enabled": True}}}},
-            "spec.trafficPolicy.loadBalancer.localityLbSetting",
+            {"host": "hw", "trafficPolicy": {"loadBalancer": {"warmupDurationSecs": "10s"}}},
+            "spec.trafficPolicy.loadBalancer.warmupDurationSecs",
             "not supported",
         ),
         (
@@ -241,3 +241,92 @@ def test_gateways_only_see_virtual_services_exported_to_their_namespace() -> Non
     vs["spec"]["exportTo"] = ["*"]
     cfg, _ = config.build([vs])
     assert [v.key for v in cfg.virtual_services_for("istio-system/gw")] == ["sample/private"]
+
+
+_LOC = "spec.trafficPolicy.loadBalancer.localityLbSetting"
+
+
+def _loc(setting: dict[str, Any]) -> dict[str, Any]:
+    return {"host": "hw", "trafficPolicy": {"loadBalancer": {"localityLbSetting": setting}}}
+
+
+def test_locality_lb_setting_is_parsed() -> None:
+    d = destinationrule.parse(
+        _dr(
+            _loc(
+                {
+                    "enabled": True,
+                    "failover": [{"from": "region1", "to": "region2"}],
+                    "failoverPriority": ["topology.istio.io/network", "version=v1"],
+                }
+            )
+        )
+    )
+    lb = d.policy(5000).load_balancer
+    assert lb is not None and lb.locality_lb == destinationrule.LocalityLbSetting(
+        True, (), (("region1", "region2"),), ("topology.istio.io/network", "version=v1")
+    )
+    d = destinationrule.parse(
+        _dr(
+            _loc(
+                {
+                    "distribute": [
+                        {"from": "region1/zone1/*", "to": {"region1/zone1/*": 70, "region1/zone2/*": 30}}
+                    ]
+                }
+            )
+        )
+    )
+    lb = d.policy(5000).load_balancer
+    assert lb is not None and lb.locality_lb is not None
+    assert lb.locality_lb.distribute == (
+        destinationrule.Distribute("region1/zone1/*", (("region1/zone1/*", 70), ("region1/zone2/*", 30))),
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "path", "text"),
+    [
+        (
+            {"distribute": [{"from": "r1", "to": {"r1": 100}}], "failover": [{"from": "r1", "to": "r2"}]},
+            _LOC,
+            "can not simultaneously specify 'distribute' and 'failover'",
+        ),
+        (
+            {"failover": [{"from": "r1", "to": "r2"}], "failoverPriority": ["topology.kubernetes.io/zone"]},
+            f"{_LOC}.failoverPriority[0]",
+            "can not simultaneously set 'failover'",
+        ),
+        ({"distribute": [{"from": "r1", "to": {"r1": 60, "r2": 30}}]}, f"{_LOC}.distribute[0].to", "!= 100"),
+        (
+            {"distribute": [{"from": "r1", "to": {"r1": 0, "r2": 100}}]},
+            f"{_LOC}.distribute[0].to.r1",
+            "1-100",
+        ),
+        ({"distribute": [{"from": "r1", "to": {"r1/*/z": 100}}]}, f"{_LOC}.distribute[0].to", "wildcard"),
+        ({"distribute": [{"from": "r1", "to": {"r1//z": 100}}]}, f"{_LOC}.distribute[0].to", "empty"),
+        (
+            {"distribute": [{"from": "r1", "to": {"r1": 50, "r1/z1": 50}}]},
+            f"{_LOC}.distribute[0].to",
+            "overlap",
+        ),
+        (
+            {"distribute": [{"from": "r1/*", "to": {"r1": 100}}, {"from": "r1/z1", "to": {"r1": 100}}]},
+            f"{_LOC}.distribute",
+            "overlap",
+        ),
+        ({"failover": [{"from": "r1", "to": "r1"}]}, f"{_LOC}.failover[0]", "different regions"),
+        ({"failover": [{"from": "r1/z1", "to": "r2"}]}, f"{_LOC}.failover[0]", "only specify region"),
+        ({"failover": [{"from": "r1", "to": "r*"}]}, f"{_LOC}.failover[0]", "wildcard"),
+        ({"failover": [{"from": "r1"}]}, f"{_LOC}.failover[0].to", "required"),
+        ({"enabled": "yes"}, f"{_LOC}.enabled", "boolean"),
+        ({"weights": {}}, f"{_LOC}.weights", "unknown field"),
+    ],
+)
+def test_invalid_locality_lb_settings_are_refused_as_istio_does(
+    setting: dict[str, Any], path: str, text: str
+) -> None:
+    with pytest.raises(errors.ConfigError) as e:
+        destinationrule.parse(_dr(_loc(setting)))
+    assert e.value.path == path
+    assert text in e.value.problem

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from meshplane.model import endpoint
 from meshplane.model import proxy as proxy_mod
 from meshplane.model.ids import ClusterId
 from meshplane.server import errors, node
@@ -138,3 +139,10 @@ def test_any_node_either_parses_or_fails_with_a_node_error(node_id: str, meta: d
         assert e.message
     else:
         assert p.ip_addresses and p.namespace and p.id
+
+
+def test_the_envoy_nodes_locality_is_the_proxys() -> None:
+    n = xdsclient.make_node("sidecar~10.0.0.5~sleep-abc.sample~sample.svc.cluster.local", {})
+    assert node.parse(n, DEFAULT).locality == endpoint.Locality()
+    n.locality.region, n.locality.zone, n.locality.sub_zone = "region1", "zone1", "rack1"
+    assert node.parse(n, DEFAULT).locality == endpoint.Locality("region1", "zone1", "rack1")
