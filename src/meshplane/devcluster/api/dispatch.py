@@ -266,7 +266,7 @@ def _wants_protobuf(accept: str) -> bool:
     """True when the gnostic protobuf is named before JSON in Accept (client-go names only it)."""
     kinds = [part.split(";")[0].strip() for part in accept.split(",")]
     for k in kinds:
-        if k == openapi_pb.MIME:
+        if k in openapi_pb.ACCEPTED:
             return True
         if k in ("application/json", "application/*", "*/*"):
             return False

@@ -20,7 +20,13 @@ from google.protobuf import descriptor, message
 from meshplane.devcluster.api._gen import OpenAPIv2_pb2 as pb
 from meshplane.runtime.jsonobj import Obj
 
-MIME = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+# what clients ask for: kubectl and client-go still send the deprecated `@` form; kube-openapi
+# (pkg/handler/handler.go) accepts both and answers with the current one, which Go's
+# mime.ParseMediaType can read (the `@` form makes kubectl fail "mime: unexpected content after
+# media subtype")
+MIME = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+MIME_DEPRECATED = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+ACCEPTED = (MIME, MIME_DEPRECATED)
 
 # maps whose entries are all values of one type: message name -> its repeated Named* field
 _MAPS = {
