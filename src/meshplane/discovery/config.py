@@ -1,6 +1,7 @@
 """Config from the config (primary) cluster: the mesh ConfigMap, PeerAuthentication (mesh-wide for
 the mesh config, every level for the policy config), AuthorizationPolicy, RequestAuthentication,
-and the Istio networking objects (Gateway, VirtualService, DestinationRule) the proxies are built from.
+and the Istio networking objects (Gateway, VirtualService, DestinationRule, Sidecar) the proxies
+are built from.
 
 Istio reads this config from the config cluster only. A bad document is logged with its name and
 reason and left out; the last good mesh config stays in force.
@@ -36,6 +37,7 @@ VirtualService = create_namespaced_resource("networking.istio.io", "v1", "Virtua
 DestinationRule = create_namespaced_resource(
     "networking.istio.io", "v1", "DestinationRule", "destinationrules"
 )
+Sidecar = create_namespaced_resource("networking.istio.io", "v1", "Sidecar", "sidecars")
 PeerAuthentication = create_namespaced_resource(
     "security.istio.io", "v1", "PeerAuthentication", "peerauthentications"
 )
@@ -82,6 +84,7 @@ class ConfigWatcher:
         self.gateways = inf.Informer(client, Gateway, missing_ok=True, **common)
         self.virtual_services = inf.Informer(client, VirtualService, missing_ok=True, **common)
         self.destination_rules = inf.Informer(client, DestinationRule, missing_ok=True, **common)
+        self.sidecars = inf.Informer(client, Sidecar, missing_ok=True, **common)
         self.configmaps.add_handler(lambda _: self._mesh_changed())
         self.peer_auth.add_handler(lambda _: self._mesh_changed())
         self.peer_auth.add_handler(lambda _: self._policy_changed())
@@ -90,6 +93,7 @@ class ConfigWatcher:
         self.gateways.add_handler(lambda _: self._networking_changed())
         self.virtual_services.add_handler(lambda _: self._networking_changed())
         self.destination_rules.add_handler(lambda _: self._networking_changed())
+        self.sidecars.add_handler(lambda _: self._networking_changed())
         self._group = tasks.TaskGroup(f"config/{cluster_id}")
 
     @property
@@ -102,6 +106,7 @@ class ConfigWatcher:
             self.gateways,
             self.virtual_services,
             self.destination_rules,
+            self.sidecars,
         ]
 
     @property
@@ -159,6 +164,7 @@ class ConfigWatcher:
     def _networking_changed(self) -> None:
         objects = [_raw(o) for o in self.gateways.items()] + [_raw(o) for o in self.virtual_services.items()]
         objects += [_raw(o) for o in self.destination_rules.items()]
+        objects += [_raw(o) for o in self.sidecars.items()]
         cfg, problems = net_config.build(objects, root_namespace=self.mesh.root_namespace)
         self.problems = [str(p) for p in problems]
         for p in problems:

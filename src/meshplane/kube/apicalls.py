@@ -157,6 +157,15 @@ CALLS: tuple[ApiCall, ...] = (
     ),
     ApiCall(
         "discovery/config.py",
+        "networking.istio.io",
+        "sidecars",
+        _WATCH,
+        Scope.ALL_NAMESPACES,
+        frozenset({_C}),
+        "Sidecar egress scoping",
+    ),
+    ApiCall(
+        "discovery/config.py",
         "security.istio.io",
         "authorizationpolicies",
         _WATCH,

@@ -1,12 +1,15 @@
-"""networking: Istio's networking.istio.io config (Gateway, VirtualService) as the model needs it.
+"""networking: Istio's networking.istio.io config (Gateway, VirtualService, DestinationRule,
+Sidecar) as the model needs it.
 
 - objects.py         what every networking object has: group/version, kind, namespace/name
 - gateway.py         Gateway: which ports a router proxy opens and for which hosts
 - virtualservice.py  VirtualService: HTTP routes for sidecars and gateways, TLS/TCP routes for gateways
 - destinationrule.py DestinationRule: subsets and traffic policies of a host, Istio's merge rules
+- sidecar.py         Sidecar: which services a sidecar proxy imports (egress hosts), its outbound
+                     traffic policy, and which Sidecar applies to a proxy (selector, namespace, root)
 - hosts.py           host name rules: wildcard overlap, `namespace/dnsName` gateway hosts
-- config.py          NetworkingConfig: every valid Gateway, VirtualService and DestinationRule of a
-                     push; which DestinationRule a proxy applies to a host
+- config.py          NetworkingConfig: every valid Gateway, VirtualService, DestinationRule and
+                     Sidecar of a push; which DestinationRule a proxy applies to a host
 - errors.py          ConfigError (an invalid object: names the object and the field path)
 
 Typed field reads and ConfigError live in model/crfields.py, shared with policy/.

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshplane.model.ids import DEFAULT_DOMAIN
-from meshplane.networking import destinationrule, errors, gateway, virtualservice
+from meshplane.networking import destinationrule, errors, gateway, sidecar, virtualservice
 
 log = logging.getLogger(__name__)
 
-KINDS = ("Gateway", "VirtualService", "DestinationRule")
+KINDS = ("Gateway", "VirtualService", "DestinationRule", "Sidecar")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class NetworkingConfig:
     # merged per (namespace, host) as Istio's mergeDestinationRule, in config order
     destination_rules: tuple[destinationrule.DestinationRule, ...] = ()
     root_namespace: str = "istio-system"
+    sidecars: tuple[sidecar.Sidecar, ...] = ()  # config order (oldest first)
     _index: _Index = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -44,6 +45,12 @@ class NetworkingConfig:
         return tuple(
             vs for vs in self.virtual_services if gateway_key in vs.gateways and vs.visible_to(gateway_ns)
         )
+
+    def sidecar_for(self, proxy_namespace: str, labels: Mapping[str, str]) -> sidecar.Sidecar | None:
+        """The Sidecar that scopes a sidecar proxy (sidecar.select), None when none applies."""
+        if not self.sidecars:
+            return None
+        return sidecar.select(self.sidecars, proxy_namespace, labels, self.root_namespace)
 
     def uses_source_labels(self) -> bool:
         """Whether some sidecar route depends on the proxy's labels (an HTTP match's sourceLabels)."""
@@ -184,6 +191,7 @@ def build(
     gateways: list[gateway.Gateway] = []
     services: list[virtualservice.VirtualService] = []
     rules: list[destinationrule.DestinationRule] = []
+    sidecars: list[sidecar.Sidecar] = []
     problems: list[errors.ConfigError] = []
     for obj in sorted(objects, key=_sort_key):
         kind = obj.get("kind") if isinstance(obj, Mapping) else None
@@ -194,8 +202,33 @@ def build(
                 services.append(virtualservice.parse(obj, domain=domain))
             elif kind == "DestinationRule":
                 rules.append(destinationrule.parse(obj, domain=domain))
+            elif kind == "Sidecar":
+                sidecars.append(sidecar.parse(obj))
             else:
                 raise errors.ConfigError(str(kind), "kind", f"must be one of {', '.join(KINDS)}")
         except errors.ConfigError as e:
             problems.append(e)
-    return NetworkingConfig(tuple(gateways), tuple(services), _merge_rules(rules), root_namespace), problems
+    _warn_duplicate_defaults(sidecars)
+    return (
+        NetworkingConfig(
+            tuple(gateways), tuple(services), _merge_rules(rules), root_namespace, tuple(sidecars)
+        ),
+        problems,
+    )
+
+
+def _warn_duplicate_defaults(sidecars: list[sidecar.Sidecar]) -> None:
+    """Istio allows one selector-less Sidecar per namespace; of several it uses the oldest and
+    warns (pilot/pkg/model/push_context.go initSidecarScopes)."""
+    first: dict[str, sidecar.Sidecar] = {}
+    for s in sidecars:
+        if s.selector:
+            continue
+        kept = first.setdefault(s.namespace, s)
+        if kept is not s:
+            log.warning(
+                "more than one Sidecar without workloadSelector in %s: using %s, ignoring %s",
+                s.namespace,
+                kept.key,
+                s.key,
+            )

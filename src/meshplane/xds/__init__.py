@@ -1,6 +1,8 @@
 """xds: pure generators of Envoy resources, one per type, as functions of (proxy, snapshot).
 
 - generator.py  the entry point the ADS server calls: picks the generators for the proxy's type
+- sidecarscope.py  a Sidecar-scoped proxy's view: the snapshot restricted to its imported services
+                (and its outbound traffic policy), the cache keyed by the Sidecar
 - snapshot.py   the protocol generators read (push.context.PushContext satisfies it)
 - proxyview.py  facts about a proxy read from its node metadata (localhost address, SDS, ...)
 - cds.py        clusters: outbound EDS clusters (and DestinationRule subsets), inbound clusters,

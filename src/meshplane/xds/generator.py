@@ -36,6 +36,7 @@ from meshplane.xds import (
     proxyview,
     rds,
     resources,
+    sidecarscope,
     snapshot,
     tcproute,
     transparent,
@@ -75,6 +76,16 @@ class Generator:
     def generate(
         self, type_url: str, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot, names: Names
     ) -> resources.Generated:
+        if proxy.type is not proxy_model.ProxyType.ROUTER and not isinstance(ctx, sidecarscope.Scoped):
+            sc = ctx.networking.sidecar_for(proxy.namespace, proxy.labels)
+            if sc is not None:  # a Sidecar scopes this proxy: generate over its view, keyed by it
+                key = sidecarscope.scope_key(sc)
+                scoped = self.cache.derived(
+                    ctx.version, ("sidecar-scope", key), lambda: sidecarscope.scoped(ctx, sc)
+                )
+                return Generator(sidecarscope.KeyedCache(self.cache, key)).generate(
+                    type_url, proxy, scoped, names
+                )
         if type_url == resources.TYPE_CDS:
             return _only(self._clusters(proxy, ctx), names)
         if type_url == resources.TYPE_EDS:
@@ -95,7 +106,7 @@ class Generator:
         too, because its inbound config follows its endpoints. Cheap: one index per push."""
         if proxy.type is proxy_model.ProxyType.ROUTER:
             return ()
-        return self._own_ports(proxyview.inbound_view(proxy), ctx)
+        return self._own_ports(proxyview.inbound_view(proxy), sidecarscope.unscoped(ctx))
 
     # ---- NDS
 
@@ -208,8 +219,9 @@ class Generator:
     def _own_ports(
         self, iv: proxyview.InboundView, ctx: snapshot.Snapshot
     ) -> tuple[inbound.InboundPort, ...]:
-        index = self.cache.derived(ctx.version, ("inbound-index",), lambda: inbound.build_index(ctx))
-        return inbound.own_ports(iv, ctx.services, index)
+        full = sidecarscope.unscoped(ctx)  # a Sidecar's egress hosts do not scope the inbound side
+        index = self.cache.derived(ctx.version, ("inbound-index",), lambda: inbound.build_index(full))
+        return inbound.own_ports(iv, full.services, index)
 
     def _peer_mtls(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> peerauthn.Effective:
         """The sidecar's effective PeerAuthentication (per workload labels; cached per push)."""
