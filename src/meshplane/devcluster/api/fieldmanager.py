@@ -330,9 +330,10 @@ def write(obj: Obj, managers: dict[Manager, tuple[FieldSet, str]], api_version: 
         meta.pop("managedFields", None)
 
 
-def _has_children(fs: FieldSet, p: Path) -> bool:
-    n = len(p)
-    return any(len(q) > n and q[:n] == p for q in fs)
+def _parents(fs: FieldSet) -> FieldSet:
+    """Every proper prefix of a path in fs: the members that have children (one pass, so large
+    objects such as CRDs with big schemas stay linear)."""
+    return {p[:i] for p in fs for i in range(1, len(p))}
 
 
 class FieldManager:
@@ -362,9 +363,10 @@ class FieldManager:
         new_set = self._set(new)
         managers = read(old) if old is not None else {}
         changed: FieldSet = set()
+        inner = _parents(new_set)
         for p in new_set:
             before = value_at(old, p) if old is not None else _MISSING
-            if before is _MISSING or (not _has_children(new_set, p) and before != value_at(new, p)):
+            if before is _MISSING or (p not in inner and before != value_at(new, p)):
                 changed.add(p)
         gone = old_set - new_set
         me = Manager(manager, UPDATE, self.rt.api_version, self.sub)
@@ -387,11 +389,12 @@ class FieldManager:
         managers = self._managers(live)
         me = Manager(manager, APPLY, "", self.sub)
         conflicts: list[tuple[Manager, Path]] = []
+        applied_inner = _parents(applied)
         for m, (fs, _when) in managers.items():
             if m == me:
                 continue
             for p in sorted(applied & fs):
-                if _has_children(applied, p):
+                if p in applied_inner:
                     continue
                 if value_at(live, p) != value_at(config, p):
                     conflicts.append((m, p))
@@ -404,9 +407,10 @@ class FieldManager:
                 out[m] = (fs - taken, when)
         previous = managers.get(me, (set(), ""))[0]
         others: FieldSet = set().union(*(fs for fs, _w in out.values()))
+        keep = others | _parents(others) | applied | applied_inner
         result = copy.deepcopy(merged)
         for p in sorted(previous - applied, key=len):
-            if p in others or _has_children(others, p) or p in applied or _has_children(applied, p):
+            if p in keep:
                 continue
             remove(result, p)
         out[me] = (applied, rfc3339.format(now))
