@@ -104,6 +104,18 @@ def test_update_managers_conflict_with_apply(kubeconfig_path: Path, ns: str) -> 
     assert 'conflict with "kubectl-client-side-apply" using v1: .data.key' in refused.stderr
 
 
+def test_client_side_apply_then_server_side_with_default_manager(kubeconfig_path: Path, ns: str) -> None:
+    # kubectl 1.32 moves kubectl-client-side-apply's fields to its own "kubectl" apply manager
+    # (csaupgrade: a JSON patch of metadata.managedFields), so this is no conflict
+    kubectl(kubeconfig_path, "apply", "-f", "-", input_text=_cm(ns, key="one"))
+    _apply(kubeconfig_path, _cm(ns, key="two"))
+    obj = _get(kubeconfig_path, ns, "configmap/settings")
+    assert obj["data"]["key"] == "two"
+    owners = _entries(obj)
+    assert owners["kubectl"]["operation"] == "Apply"
+    assert "f:key" in owners["kubectl"]["fieldsV1"]["f:data"]
+
+
 def test_list_elements_by_key_and_shape(kubeconfig_path: Path, ns: str) -> None:
     containers_a = (
         "      - name: app\n        image: nginx:1.27\n        ports:\n        - containerPort: 80\n"

@@ -34,6 +34,7 @@ from meshplane.runtime.jsonobj import Obj
 Path = tuple[str, ...]
 FieldSet = set[Path]
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 APPLY = "Apply"
 UPDATE = "Update"
 BEFORE_FIRST_APPLY = "before-first-apply"  # fieldmanager/internal/skipnonapplied.go, lastapplied
@@ -357,11 +358,30 @@ class FieldManager:
             managers[Manager(BEFORE_FIRST_APPLY, UPDATE, self.rt.api_version)] = (fs, "")
         return managers
 
+    def _last_applied(self, live: Obj | None) -> FieldSet:
+        """The fields of the object's kubectl.kubernetes.io/last-applied-configuration."""
+        raw = (((live or {}).get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+        try:
+            doc = json.loads(raw) if isinstance(raw, str) and raw else None
+        except ValueError:
+            return set()
+        return (
+            self.fields.of(doc, self.schema, self.sub, self.rt.has_status) if isinstance(doc, dict) else set()
+        )
+
     def update(self, old: Obj | None, new: Obj, manager: str, now: float) -> None:
-        """Record an Update by manager on new (in place): it owns what it added or changed."""
+        """Record an Update by manager on new (in place): it owns what it added or changed.
+
+        managedFields in the written object are the ownership to start from when they are given
+        and decode (kubectl's client-side to server-side apply migration patches them); `[]`
+        clears them (fieldmanager.go Update, isResetManagedFields); absent, the live object's."""
+        given = (new.get("metadata") or {}).get("managedFields")
+        if given == []:
+            new["metadata"].pop("managedFields", None)
+            return
         old_set = self._set(old) if old is not None else set()
         new_set = self._set(new)
-        managers = read(old) if old is not None else {}
+        managers = read(new) if given and read(new) else (read(old) if old is not None else {})
         changed: FieldSet = set()
         inner = _parents(new_set)
         for p in new_set:
@@ -398,6 +418,12 @@ class FieldManager:
                     continue
                 if value_at(live, p) != value_at(config, p):
                     conflicts.append((m, p))
+        if conflicts and not force and manager == "kubectl":
+            # kubectl's own apply takes over what client-side apply last applied
+            # (fieldmanager/internal/lastappliedmanager.go allowedConflictsFromLastApplied)
+            allowed = self._last_applied(live)
+            conflicts = [(m, p) for m, p in conflicts if p not in allowed]
+            force = not conflicts
         if conflicts and not force:
             raise conflict_error(conflicts)
         taken = {p for _m, p in conflicts}

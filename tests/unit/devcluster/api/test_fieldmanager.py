@@ -91,3 +91,17 @@ def test_field_manager_options_checked() -> None:
         fm.check_manager("x", apply=False, force=True)
     assert "force: Forbidden: may not be specified for non-apply patch" in e.value.message
     assert fm.default_manager("kubectl/v1.32.0 (linux/amd64) kubernetes/abc") == "kubectl"
+
+
+def test_written_managed_fields_taken_and_empty_list_clears() -> None:
+    m = fm.FieldManager(SCH, CM_RT, "")
+    old = cm(a="1")
+    m.update(None, old, "one", 0.0)
+    moved = cm(a="1")
+    moved["metadata"]["managedFields"] = [dict(old["metadata"]["managedFields"][0], manager="other")]
+    m.update(old, moved, "two", 1.0)
+    assert owners(moved) == {"other": {("f:data", "f:a")}}
+    cleared = cm(a="1")
+    cleared["metadata"]["managedFields"] = []
+    m.update(old, cleared, "two", 1.0)
+    assert "managedFields" not in cleared["metadata"]
