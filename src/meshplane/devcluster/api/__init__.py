@@ -21,6 +21,8 @@
                 `kubeletproxy` (its endpoint from the Node, the API server's kubelet client cert).
 - `eviction`    pods/eviction (policy/v1 Eviction): PodDisruptionBudgets honoured, 429 when not.
 - `patch`       JSON merge patch, JSON patch and strategic merge patch.
+- `fieldmanager` field ownership (metadata.managedFields, FieldsV1) recorded on every write through
+                `writes`, and server-side apply: conflicts (409), force, removal of dropped fields.
 - `selectors`   label and field selectors.  `tables` server-side printing for `kubectl get`.
 - `responses`   JSON responses with the exact Content-Type clients compare against.
 - `discovery`   /api, /apis and aggregated discovery documents.  `openapi` OpenAPI v3 documents

@@ -13,7 +13,16 @@ from typing import Any
 from aiohttp import web
 
 from meshplane.devcluster import errors, seams
-from meshplane.devcluster.api import bodies, context, patch, reads, representation, responses, routing
+from meshplane.devcluster.api import (
+    bodies,
+    context,
+    fieldmanager,
+    patch,
+    reads,
+    representation,
+    responses,
+    routing,
+)
 from meshplane.devcluster.controllers import objects
 from meshplane.devcluster.schema import conversion, defaults, resources, validation
 from meshplane.runtime.jsonobj import Obj
@@ -25,6 +34,20 @@ def dry_run(request: web.BaseRequest) -> bool:
         if v != "All":
             raise errors.bad_request(f'Invalid dry run value: "{v}", valid values are: All')
     return bool(values)
+
+
+def _manager(request: web.BaseRequest, *, apply: bool = False) -> tuple[str, bool]:
+    """The write's field manager (`fieldManager`, else the User-Agent's prefix; required for apply)
+    and `force` (apply only), checked as kube-apiserver checks Patch/UpdateOptions."""
+    given = request.query.get("fieldManager")
+    force_raw = request.query.get("force")
+    if force_raw not in (None, "true", "false"):
+        raise errors.bad_request(f'force: Invalid value: "{force_raw}": must be true or false')
+    force = force_raw == "true"
+    if apply or given is not None or force:
+        fieldmanager.check_manager(given or "", apply=apply, force=force)
+    name = given or fieldmanager.default_manager(request.headers.get("User-Agent", ""))
+    return name, force
 
 
 def _rt(t: routing.Target) -> resources.ResourceType:
@@ -138,6 +161,7 @@ async def create(
     )
     defaults.apply(rt.plural, rt.group, obj, None, ctx.clock.wall())
     _requester(rt, obj, user)
+    fieldmanager.FieldManager(ctx.schemas, rt, "").update(None, obj, _manager(request)[0], ctx.clock.wall())
     obj = await _admit(ctx, _admission_request("CREATE", rt, t, user, obj, None, dry), rt, obj)
     obj = conversion.to_storage(rt.key, rt.api_version, obj)
     created = await ctx.objects.create(rt, obj, dry_run=dry)
@@ -223,6 +247,8 @@ async def update(
     new = _merge_status(rt, t.subresource, old, body)
     _keep_system_meta(old, new)
     defaults.apply(rt.plural, rt.group, new, old, ctx.clock.wall())
+    fm = fieldmanager.FieldManager(ctx.schemas, rt, t.subresource)
+    fm.update(old, new, _manager(request)[0], ctx.clock.wall())
     new = await _admit(ctx, _admission_request("UPDATE", rt, t, user, new, old, dry), rt, new)
     new = conversion.to_storage(rt.key, rt.api_version, new)
     updated = await ctx.objects.update(rt, new, expected_rv=expected, dry_run=dry)
@@ -237,17 +263,24 @@ async def patch_(
     dry = dry_run(request)
     mode = validation.parse_mode(request.query.get("fieldValidation"))
     dec = await bodies.read_patch(request)
+    applying = dec.media_type == bodies.APPLY_PATCH
+    manager, force = _manager(request, apply=applying)
+    fm = fieldmanager.FieldManager(ctx.schemas, rt, t.subresource)
     schema = ctx.schemas.component(rt.schema_name) if rt.schema_name else None
+    if applying and isinstance(dec.value, dict) and isinstance(dec.value.get("metadata"), dict):
+        dec.value["metadata"].pop("managedFields", None)
     for _attempt in range(8):
         stored = ctx.store.get(rt.key, t.namespace, t.name)
         if stored is None:
-            if dec.media_type == bodies.APPLY_PATCH and not t.subresource:
-                return await _apply_create(ctx, t, user, dec, mode, dry, out)
+            if applying and not t.subresource:
+                return await _apply_create(ctx, t, user, dec, mode, dry, out, fm, manager)
             raise errors.not_found(rt.plural, rt.group, t.name)
         old = responses.present(rt, stored)
         patched = patch.apply(
             dec.media_type, old, dec.value, ctx.schemas, schema, strategic_allowed=not rt.crd
         )
+        if applying:
+            patched = fm.apply(old, dec.value, manager, force, ctx.clock.wall(), patched)
         _check_body(rt, t, patched, creating=False)
         warnings = validation.check_fields(ctx.schemas, rt, patched, mode, dec.duplicates)
         requested = _rv_of(patched)
@@ -257,6 +290,8 @@ async def patch_(
         new = _merge_status(rt, t.subresource, old, patched)
         _keep_system_meta(old, new)
         defaults.apply(rt.plural, rt.group, new, old, ctx.clock.wall())
+        if not applying:
+            fm.update(old, new, manager, ctx.clock.wall())
         new = await _admit(ctx, _admission_request("UPDATE", rt, t, user, new, old, dry), rt, new)
         new = conversion.to_storage(rt.key, rt.api_version, new)
         try:
@@ -285,12 +320,15 @@ async def _apply_create(
     mode: str,
     dry: bool,
     out: representation.Output,
+    fm: fieldmanager.FieldManager,
+    manager: str,
 ) -> web.StreamResponse:
     rt = _rt(t)
     obj: Obj = copy.deepcopy(dec.value)
     _check_body(rt, t, obj, creating=False)
     warnings = validation.check_fields(ctx.schemas, rt, obj, mode)
     ctx.objects.check_namespace(rt, t.namespace, t.name, creating=True)
+    obj = fm.apply(None, dec.value, manager, False, ctx.clock.wall(), obj)
     defaults.apply(rt.plural, rt.group, obj, None, ctx.clock.wall())
     obj = await _admit(ctx, _admission_request("CREATE", rt, t, user, obj, None, dry), rt, obj)
     obj = conversion.to_storage(rt.key, rt.api_version, obj)
