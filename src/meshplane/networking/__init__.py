@@ -7,7 +7,7 @@ Sidecar, ServiceEntry) as the model needs it.
 - destinationrule.py DestinationRule: subsets and traffic policies of a host, Istio's merge rules
 - sidecar.py         Sidecar: which services a sidecar proxy imports (egress hosts), its outbound
                      traffic policy, and which Sidecar applies to a proxy (selector, namespace, root)
-- serviceentry.py   ServiceEntry: hosts outside the registry (resolution NONE/STATIC/DNS, endpoints,
+- serviceentry.py    ServiceEntry: hosts outside the registry (resolution NONE/STATIC/DNS, endpoints,
                      MESH_EXTERNAL/MESH_INTERNAL) as services and endpoint shards joining the push's
 - hosts.py           host name rules: wildcard overlap, `namespace/dnsName` gateway hosts
 - config.py          NetworkingConfig: every valid Gateway, VirtualService, DestinationRule and
