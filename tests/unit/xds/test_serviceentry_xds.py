@@ -14,6 +14,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 
+from meshplane.agent import ndsproto
 from meshplane.model import mesh
 from meshplane.networking import config as networking_config
 from meshplane.xds import generator, naming, resources
@@ -165,3 +166,12 @@ def test_config_with_service_entries_is_accepted_by_envoy(policy: mesh.OutboundT
     doc = _bootstrap(clusters, listeners + [_route_holder(rc, i) for i, rc in enumerate(routes)])
     result = envoyproc.validate(doc)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_name_table_has_no_entry_for_service_entry_hosts_without_addresses() -> None:
+    g = generator.Generator()
+    got = g.generate(resources.TYPE_NDS, md.proxy(), _ctx(), None)
+    table = ndsproto.NameTable()
+    assert got.resources[0].body.Unpack(table)
+    # the registry's service keeps its entry; the entries' hosts (no addresses) get none
+    assert list(table.table) == ["helloworld.sample.svc.cluster.local"]
