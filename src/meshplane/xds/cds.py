@@ -10,7 +10,7 @@ A DestinationRule adds `outbound|PORT|SUBSET|HOST` per subset and its traffic po
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2, protocol_pb2
@@ -100,12 +100,14 @@ def outbound(
     policy: dr.Policy | None = None,
     subset: str = "",
     shards: snapshot.Shards | None = None,
+    subset_labels: Mapping[str, str] | None = None,
 ) -> cluster_pb2.Cluster:
     """`outbound|PORT|SUBSET|HOST`. `tls` is False for proxies without SDS (see proxyview.has_sds).
     `policy` is the DestinationRule's merged policy for this port and subset (trafficpolicy.py):
     its `tls` ISTIO_MUTUAL always uses mTLS, DISABLE never; unset keeps auto mTLS.
     The service's resolution picks the cluster type (cluster_builder.go `buildCluster`): EDS,
-    STRICT_DNS over `shards` (the endpoints' host names, in the cluster itself), or ORIGINAL_DST
+    STRICT_DNS over `shards` (the endpoints' host names, in the cluster itself; a subset's
+    `subset_labels` select among them), or ORIGINAL_DST
     (a ServiceEntry's resolution NONE, no endpoints)."""
     name = naming.outbound_cluster(svc.hostname, port.port, subset)
     policy = policy or dr.Policy()
@@ -116,7 +118,7 @@ def outbound(
     elif svc.resolution is service.Resolution.DNS_LB:
         c.type = cluster_pb2.Cluster.STRICT_DNS
         c.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
-        c.load_assignment.CopyFrom(eds.load_assignment(name, shards, port, eds.View(None, ())))
+        c.load_assignment.CopyFrom(eds.load_assignment(name, shards, port, eds.View(None, ()), subset_labels))
     else:
         _eds(c)
     c.metadata.CopyFrom(_service_metadata(svc))

@@ -175,6 +175,8 @@ class Generator:
                     policy = rule.policy(port.port, subset) if rule else None
                     # a STRICT_DNS cluster (ServiceEntry resolution DNS) holds its endpoints itself
                     dns = ctx.endpoints.get(host) if svc.resolution is service.Resolution.DNS_LB else None
+                    found = rule.subset(subset) if rule and subset else None
+                    labels = tuple(sorted(found.labels.items())) if found else ()
 
                     def make(
                         svc: service.Service = svc,
@@ -183,12 +185,16 @@ class Generator:
                         policy: destinationrule.Policy | None = policy,
                         subset: str = subset,
                         dns: snapshot.Shards | None = dns,
+                        labels: tuple[tuple[str, str], ...] = labels,
                     ) -> message.Message:
-                        return cds.outbound(svc, port, sans, sds, policy, subset, dns)
+                        return cds.outbound(svc, port, sans, sds, policy, subset, dns, dict(labels))
 
                     out.append(
                         self.cache.resource(
-                            ctx.version, ("cds", name, sds, policy), (svc, sans, dns), _builder(name, make)
+                            ctx.version,
+                            ("cds", name, sds, policy, labels),
+                            (svc, sans, dns),
+                            _builder(name, make),
                         )
                     )
         return resources.generated(resources.TYPE_CDS, out)

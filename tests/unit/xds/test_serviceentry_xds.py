@@ -175,3 +175,40 @@ def test_name_table_has_no_entry_for_service_entry_hosts_without_addresses() -> 
     assert got.resources[0].body.Unpack(table)
     # the registry's service keeps its entry; the entries' hosts (no addresses) get none
     assert list(table.table) == ["helloworld.sample.svc.cluster.local"]
+
+
+def test_dns_subset_cluster_keeps_the_endpoints_with_the_subset_labels() -> None:
+    se = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": {"name": "versions", "namespace": "sample"},
+        "spec": {
+            "hosts": ["v.example.com"],
+            "ports": HTTP,
+            "resolution": "DNS",
+            "endpoints": [
+                {"address": "one.example.net", "labels": {"version": "v1"}},
+                {"address": "two.example.net", "labels": {"version": "v2"}},
+            ],
+        },
+    }
+    rule = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "versions", "namespace": "sample"},
+        "spec": {"host": "v.example.com", "subsets": [{"name": "v2", "labels": {"version": "v2"}}]},
+    }
+    cfg, problems = networking_config.build([se, rule])
+    assert problems == []
+    svcs, shards = cfg.with_entries({}, {})
+    cs = _clusters(md.ctx(svcs.values(), shards, networking=cfg), md.proxy())
+
+    def addresses(name: str) -> list[str]:
+        return [
+            e.endpoint.address.socket_address.address
+            for loc in cs[name].load_assignment.endpoints
+            for e in loc.lb_endpoints
+        ]
+
+    assert addresses("outbound|8000||v.example.com") == ["one.example.net", "two.example.net"]
+    assert addresses("outbound|8000|v2|v.example.com") == ["two.example.net"]
