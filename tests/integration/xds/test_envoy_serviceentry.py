@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,17 @@ async def _get(lh: str, host: str) -> tuple[int, str]:
         return r.status, (json.loads(body)["name"] if r.status == 200 else body)
 
 
+def _accepting(lh: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        try:
+            await _get(lh, "probe.invalid:1")
+        except aiohttp.ClientConnectionError:
+            return False
+        return True
+
+    return check
+
+
 async def test_sidecar_reaches_external_hosts_only_through_service_entries(tmp_path: Path) -> None:
     net = netaddr.Loopback()
     source = EntrySource()
@@ -68,9 +80,12 @@ async def test_sidecar_reaches_external_hosts_only_through_service_entries(tmp_p
         async with envoyproc.run(bs, tmp_path) as envoy:
 
             async def listening() -> bool:
-                return f"{lh}_15001" in await envoy.listeners()
+                return f"{lh}_15001" in await envoy.listeners() and not await envoy.stat(
+                    "listener_manager.total_listeners_warming"
+                )
 
             await wait_for(listening, 20, what="outbound listener")
+            await wait_for(_accepting(lh), 20, what="outbound listener accepting")
             # not in the registry: the sidecar has no route for it
             assert (await _get(lh, "static.example.test:8000"))[0] == 404
             assert (await _get(lh, "dns.example.test:8000"))[0] == 404
