@@ -68,5 +68,6 @@ async def test_service_entry_becomes_a_sidecar_cluster(
         await wait_for(reported, 20, what="the invalid entry reported")
         assert _cluster(client) is not None  # the valid entry stays
 
-        await asyncio.to_thread(kubectl, kc, "delete", "serviceentry", "api", "-n", ns)
+        await asyncio.to_thread(kubectl, kc, "delete", "serviceentry", "api", "bad", "-n", ns)
         await client.wait(lambda c: _cluster(c) is None, 20, what="the cluster removed")
+        await wait_for(lambda: not reported(), 20, what="the invalid entry's report gone")
