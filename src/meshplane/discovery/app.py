@@ -113,11 +113,12 @@ class Discovery:
     # --- ConfigSource ----------------------------------------------------------------------------
 
     def snapshot(self, version: str) -> context.PushContext:
+        services, shards = self.networking.with_entries(self.aggregate.services(), self.aggregate.shards())
         return context.PushContext(
             version=version,
             mesh=self.aggregate.mesh,
-            services=self.aggregate.services(),
-            endpoints=self.aggregate.shards(),
+            services=services,
+            endpoints=shards,
             networking=self.networking,
             policy=self.policy,
         )

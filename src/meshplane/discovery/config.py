@@ -38,6 +38,7 @@ DestinationRule = create_namespaced_resource(
     "networking.istio.io", "v1", "DestinationRule", "destinationrules"
 )
 Sidecar = create_namespaced_resource("networking.istio.io", "v1", "Sidecar", "sidecars")
+ServiceEntry = create_namespaced_resource("networking.istio.io", "v1", "ServiceEntry", "serviceentries")
 PeerAuthentication = create_namespaced_resource(
     "security.istio.io", "v1", "PeerAuthentication", "peerauthentications"
 )
@@ -85,6 +86,7 @@ class ConfigWatcher:
         self.virtual_services = inf.Informer(client, VirtualService, missing_ok=True, **common)
         self.destination_rules = inf.Informer(client, DestinationRule, missing_ok=True, **common)
         self.sidecars = inf.Informer(client, Sidecar, missing_ok=True, **common)
+        self.service_entries = inf.Informer(client, ServiceEntry, missing_ok=True, **common)
         self.configmaps.add_handler(lambda _: self._mesh_changed())
         self.peer_auth.add_handler(lambda _: self._mesh_changed())
         self.peer_auth.add_handler(lambda _: self._policy_changed())
@@ -94,6 +96,7 @@ class ConfigWatcher:
         self.virtual_services.add_handler(lambda _: self._networking_changed())
         self.destination_rules.add_handler(lambda _: self._networking_changed())
         self.sidecars.add_handler(lambda _: self._networking_changed())
+        self.service_entries.add_handler(lambda _: self._networking_changed())
         self._group = tasks.TaskGroup(f"config/{cluster_id}")
 
     @property
@@ -107,6 +110,7 @@ class ConfigWatcher:
             self.virtual_services,
             self.destination_rules,
             self.sidecars,
+            self.service_entries,
         ]
 
     @property
@@ -165,6 +169,7 @@ class ConfigWatcher:
         objects = [_raw(o) for o in self.gateways.items()] + [_raw(o) for o in self.virtual_services.items()]
         objects += [_raw(o) for o in self.destination_rules.items()]
         objects += [_raw(o) for o in self.sidecars.items()]
+        objects += [_raw(o) for o in self.service_entries.items()]
         cfg, problems = net_config.build(objects, root_namespace=self.mesh.root_namespace)
         self.problems = [str(p) for p in problems]
         for p in problems:

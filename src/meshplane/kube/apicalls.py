@@ -166,6 +166,15 @@ CALLS: tuple[ApiCall, ...] = (
     ),
     ApiCall(
         "discovery/config.py",
+        "networking.istio.io",
+        "serviceentries",
+        _WATCH,
+        Scope.ALL_NAMESPACES,
+        frozenset({_C}),
+        "services outside the registry",
+    ),
+    ApiCall(
+        "discovery/config.py",
         "security.istio.io",
         "authorizationpolicies",
         _WATCH,

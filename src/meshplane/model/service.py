@@ -61,6 +61,21 @@ def port_protocol(name: str, app_protocol: str | None = None, k8s_protocol: str 
     return Protocol.UNSUPPORTED
 
 
+class Resolution(StrEnum):
+    """How a sidecar reaches a service's endpoints (Istio's model.Resolution, pilot/pkg/model/service.go)."""
+
+    CLIENT_SIDE_LB = "ClientSideLB"  # EDS: the control plane sends the endpoints
+    DNS_LB = "DNSLB"  # STRICT_DNS: Envoy resolves the endpoints' host names
+    PASSTHROUGH = "Passthrough"  # ORIGINAL_DST: to the address the app connected to
+
+
+class Registry(StrEnum):
+    """Where a service comes from (Istio's provider.ID)."""
+
+    KUBERNETES = "Kubernetes"
+    EXTERNAL = "External"  # a ServiceEntry
+
+
 @dataclass(frozen=True, slots=True)
 class ServicePort:
     name: str
@@ -81,6 +96,9 @@ class Service:
     external_name: str | None = None
     # set when the mesh config lists this host as cluster-local
     cluster_local: bool = False
+    resolution: Resolution = Resolution.CLIENT_SIDE_LB
+    registry: Registry = Registry.KUBERNETES
+    mesh_external: bool = False  # a ServiceEntry's MESH_EXTERNAL: its endpoints never get mTLS
 
     def port(self, number: int) -> ServicePort | None:
         return next((p for p in self.ports if p.port == number), None)

@@ -1,5 +1,5 @@
 """networking: Istio's networking.istio.io config (Gateway, VirtualService, DestinationRule,
-Sidecar) as the model needs it.
+Sidecar, ServiceEntry) as the model needs it.
 
 - objects.py         what every networking object has: group/version, kind, namespace/name
 - gateway.py         Gateway: which ports a router proxy opens and for which hosts
@@ -7,6 +7,8 @@ Sidecar) as the model needs it.
 - destinationrule.py DestinationRule: subsets and traffic policies of a host, Istio's merge rules
 - sidecar.py         Sidecar: which services a sidecar proxy imports (egress hosts), its outbound
                      traffic policy, and which Sidecar applies to a proxy (selector, namespace, root)
+- serviceentry.py    ServiceEntry: hosts outside the registry (resolution NONE/STATIC/DNS, endpoints,
+                     MESH_EXTERNAL/MESH_INTERNAL) as services and endpoint shards joining the push's
 - hosts.py           host name rules: wildcard overlap, `namespace/dnsName` gateway hosts
 - config.py          NetworkingConfig: every valid Gateway, VirtualService, DestinationRule and
                      Sidecar of a push; which DestinationRule a proxy applies to a host

@@ -13,12 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshplane.model.ids import DEFAULT_DOMAIN
-from meshplane.networking import destinationrule, errors, gateway, sidecar, virtualservice
+from meshplane.model import service
+from meshplane.model.ids import DEFAULT_DOMAIN, Hostname
+from meshplane.networking import destinationrule, errors, gateway, serviceentry, sidecar, virtualservice
 
 log = logging.getLogger(__name__)
 
-KINDS = ("Gateway", "VirtualService", "DestinationRule", "Sidecar")
+KINDS = ("Gateway", "VirtualService", "DestinationRule", "Sidecar", "ServiceEntry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +30,20 @@ class NetworkingConfig:
     destination_rules: tuple[destinationrule.DestinationRule, ...] = ()
     root_namespace: str = "istio-system"
     sidecars: tuple[sidecar.Sidecar, ...] = ()  # config order (oldest first)
+    service_entries: tuple[serviceentry.ServiceEntry, ...] = ()  # config order
     _index: _Index = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", _Index.build(self))
+
+    def with_entries(
+        self, services: Mapping[Hostname, service.Service], shards: serviceentry.Shards
+    ) -> tuple[Mapping[Hostname, service.Service], serviceentry.Shards]:
+        """The registry's services and endpoint shards joined by those the ServiceEntries declare
+        (serviceentry.services); a registry service of the same host wins."""
+        if not self._index.entry_services:
+            return services, shards
+        return {**self._index.entry_services, **services}, {**self._index.entry_shards, **shards}
 
     def gateways_for(self, labels: Mapping[str, str]) -> tuple[gateway.Gateway, ...]:
         """Gateways whose selector picks a router proxy with these labels, in any namespace
@@ -109,6 +120,8 @@ class _Index:
     mesh_exact: Mapping[str, tuple[tuple[virtualservice.VirtualService, tuple[str, ...]], ...]]
     mesh_wildcard: tuple[tuple[virtualservice.VirtualService, tuple[str, ...]], ...]
     source_labels: bool
+    entry_services: Mapping[Hostname, service.Service]
+    entry_shards: serviceentry.Shards
 
     @staticmethod
     def build(cfg: NetworkingConfig) -> _Index:
@@ -136,6 +149,7 @@ class _Index:
             {k: tuple(v) for k, v in mesh_exact.items()},
             tuple(mesh_wildcard),
             any(m.source_labels for vs in cfg.virtual_services for r in vs.http for m in r.matches),
+            *serviceentry.services(cfg.service_entries),
         )
 
 
@@ -192,6 +206,7 @@ def build(
     services: list[virtualservice.VirtualService] = []
     rules: list[destinationrule.DestinationRule] = []
     sidecars: list[sidecar.Sidecar] = []
+    entries: list[serviceentry.ServiceEntry] = []
     problems: list[errors.ConfigError] = []
     for obj in sorted(objects, key=_sort_key):
         kind = obj.get("kind") if isinstance(obj, Mapping) else None
@@ -204,6 +219,8 @@ def build(
                 rules.append(destinationrule.parse(obj, domain=domain))
             elif kind == "Sidecar":
                 sidecars.append(sidecar.parse(obj))
+            elif kind == "ServiceEntry":
+                entries.append(serviceentry.parse(obj))
             else:
                 raise errors.ConfigError(str(kind), "kind", f"must be one of {', '.join(KINDS)}")
         except errors.ConfigError as e:
@@ -211,7 +228,12 @@ def build(
     _warn_duplicate_defaults(sidecars)
     return (
         NetworkingConfig(
-            tuple(gateways), tuple(services), _merge_rules(rules), root_namespace, tuple(sidecars)
+            tuple(gateways),
+            tuple(services),
+            _merge_rules(rules),
+            root_namespace,
+            tuple(sidecars),
+            tuple(entries),
         ),
         problems,
     )

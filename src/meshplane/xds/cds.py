@@ -10,7 +10,7 @@ A DestinationRule adds `outbound|PORT|SUBSET|HOST` per subset and its traffic po
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2, protocol_pb2
@@ -21,7 +21,7 @@ from google.protobuf import wrappers_pb2
 
 from meshplane.model import mesh, service
 from meshplane.networking import destinationrule as dr
-from meshplane.xds import mtls, naming, protos, snapshot, trafficpolicy
+from meshplane.xds import eds, mtls, naming, protos, snapshot, trafficpolicy
 
 CONNECT_TIMEOUT_S = 10.0  # MeshConfig.connectTimeout default
 HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -99,14 +99,28 @@ def outbound(
     tls: bool,
     policy: dr.Policy | None = None,
     subset: str = "",
+    shards: snapshot.Shards | None = None,
+    subset_labels: Mapping[str, str] | None = None,
 ) -> cluster_pb2.Cluster:
     """`outbound|PORT|SUBSET|HOST`. `tls` is False for proxies without SDS (see proxyview.has_sds).
     `policy` is the DestinationRule's merged policy for this port and subset (trafficpolicy.py):
-    its `tls` ISTIO_MUTUAL always uses mTLS, DISABLE never; unset keeps auto mTLS."""
+    its `tls` ISTIO_MUTUAL always uses mTLS, DISABLE never; unset keeps auto mTLS.
+    The service's resolution picks the cluster type (cluster_builder.go `buildCluster`): EDS,
+    STRICT_DNS over `shards` (the endpoints' host names, in the cluster itself; a subset's
+    `subset_labels` select among them), or ORIGINAL_DST
+    (a ServiceEntry's resolution NONE, no endpoints)."""
     name = naming.outbound_cluster(svc.hostname, port.port, subset)
     policy = policy or dr.Policy()
     c = _base(name)
-    _eds(c)
+    if svc.resolution is service.Resolution.PASSTHROUGH:
+        c.type = cluster_pb2.Cluster.ORIGINAL_DST
+        c.lb_policy = cluster_pb2.Cluster.CLUSTER_PROVIDED
+    elif svc.resolution is service.Resolution.DNS_LB:
+        c.type = cluster_pb2.Cluster.STRICT_DNS
+        c.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
+        c.load_assignment.CopyFrom(eds.load_assignment(name, shards, port, eds.View(None, ()), subset_labels))
+    else:
+        _eds(c)
     c.metadata.CopyFrom(_service_metadata(svc))
     http2 = port.protocol in (service.Protocol.HTTP2, service.Protocol.GRPC)
     options = trafficpolicy.http_protocol_options(policy.connection_pool, http2)
@@ -116,6 +130,8 @@ def outbound(
     trafficpolicy.apply_connection_pool(c, policy.connection_pool)
     trafficpolicy.apply_outlier_detection(c, policy.outlier_detection)
     trafficpolicy.apply_locality_lb(c, policy)
+    if svc.mesh_external and policy.tls is None:
+        return c  # auto mTLS never applies outside the mesh (its endpoints carry no tlsMode)
     if tls and policy.tls is not dr.TLSMode.DISABLE:
         ctx = mtls.upstream_tls(naming.sni_name(svc.hostname, port.port, subset), sans, http2)
         if policy.tls is dr.TLSMode.ISTIO_MUTUAL:

@@ -173,6 +173,10 @@ class Generator:
                         continue
                     seen.add(name)
                     policy = rule.policy(port.port, subset) if rule else None
+                    # a STRICT_DNS cluster (ServiceEntry resolution DNS) holds its endpoints itself
+                    dns = ctx.endpoints.get(host) if svc.resolution is service.Resolution.DNS_LB else None
+                    found = rule.subset(subset) if rule and subset else None
+                    labels = tuple(sorted(found.labels.items())) if found else ()
 
                     def make(
                         svc: service.Service = svc,
@@ -180,12 +184,17 @@ class Generator:
                         sans: tuple[str, ...] = sans,
                         policy: destinationrule.Policy | None = policy,
                         subset: str = subset,
+                        dns: snapshot.Shards | None = dns,
+                        labels: tuple[tuple[str, str], ...] = labels,
                     ) -> message.Message:
-                        return cds.outbound(svc, port, sans, sds, policy, subset)
+                        return cds.outbound(svc, port, sans, sds, policy, subset, dns, dict(labels))
 
                     out.append(
                         self.cache.resource(
-                            ctx.version, ("cds", name, sds, policy), (svc, sans), _builder(name, make)
+                            ctx.version,
+                            ("cds", name, sds, policy, labels),
+                            (svc, sans, dns),
+                            _builder(name, make),
                         )
                     )
         return resources.generated(resources.TYPE_CDS, out)
@@ -239,6 +248,8 @@ class Generator:
     def _eds_names(self, proxy: proxy_model.Proxy, ctx: snapshot.Snapshot) -> list[str]:
         names = []
         for h in sorted(ctx.services):
+            if ctx.services[h].resolution is not service.Resolution.CLIENT_SIDE_LB:
+                continue  # STRICT_DNS and ORIGINAL_DST clusters have no EDS
             rule = ctx.networking.destination_rule(h, proxy.namespace)
             subsets = ("", *(s.name for s in rule.subsets)) if rule else ("",)
             names += [
@@ -309,6 +320,8 @@ class Generator:
             svc = ctx.services.get(parsed.host)
             port = svc.port(parsed.port) if svc is not None else None
             if svc is None or port is None or parsed.direction is not naming.Direction.OUTBOUND:
+                continue
+            if svc.resolution is not service.Resolution.CLIENT_SIDE_LB:
                 continue
             labels: tuple[tuple[str, str], ...] = ()
             rule = ctx.networking.destination_rule(parsed.host, proxy.namespace)

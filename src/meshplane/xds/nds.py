@@ -91,5 +91,12 @@ def build(
 
 
 def is_headless(svc: service.Service | None) -> bool:
-    """A Service whose name resolves to its endpoints (no ClusterIP in any cluster)."""
-    return svc is not None and not svc.cluster_vips and not svc.external_name
+    """A Kubernetes Service whose name resolves to its endpoints (no ClusterIP in any cluster).
+    A ServiceEntry host without addresses gets no entry (Istio's dns BuildNameTable resolves
+    endpoints only for Kubernetes headless services)."""
+    return (
+        svc is not None
+        and not svc.cluster_vips
+        and not svc.external_name
+        and svc.registry is service.Registry.KUBERNETES
+    )

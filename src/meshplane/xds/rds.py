@@ -35,9 +35,13 @@ retry_policy = httproute.default_retry_policy
 
 def domains(svc: service.Service, port: int, proxy_namespace: str, vips: Iterable[str]) -> list[str]:
     names = []
-    if svc.namespace == proxy_namespace:
-        names.append(svc.name)
-    names += [f"{svc.name}.{svc.namespace}", f"{svc.name}.{svc.namespace}.svc", str(svc.hostname)]
+    if svc.registry is service.Registry.EXTERNAL:
+        # a ServiceEntry host has no short Kubernetes forms (httproute.go generateVirtualHostDomains)
+        names.append(str(svc.hostname))
+    else:
+        if svc.namespace == proxy_namespace:
+            names.append(svc.name)
+        names += [f"{svc.name}.{svc.namespace}", f"{svc.name}.{svc.namespace}.svc", str(svc.hostname)]
     names += list(vips)
     out = [f"{n}:{port}" for n in names]
     if port == 80:

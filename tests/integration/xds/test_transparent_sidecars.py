@@ -5,8 +5,9 @@ INTERCEPTION_MODE=REDIRECT, fed by an istiod-like control plane on the bridge's 
 
 An unmodified client (the real curl, a raw python socket) reaches the server's Service through
 both sidecars with mTLS; an address outside the mesh is passed through under ALLOW_ANY and refused
-under REGISTRY_ONLY; the proxies' own connection to the control plane is not captured; clean-up
-leaves no rule, namespace or link behind."""
+under REGISTRY_ONLY, where an HTTP host outside the mesh answers only once a ServiceEntry declares
+it; the proxies' own connection to the control plane is not captured; clean-up leaves no rule,
+namespace or link behind."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from meshplane.agent import errors as agent_errors
 from meshplane.lab.network import links, resolver
 from meshplane.model import mesh
 from meshplane.model.ids import ClusterId
+from meshplane.networking import serviceentry
 from tests.support import agentproc, istiod, labpod, memsource, podnet
 from tests.support import meshdata as md
 from tests.support.wait import wait_for
@@ -202,11 +204,12 @@ def start_headers_app(netns: str) -> subprocess.Popen[str]:
     return app
 
 
-def curl(netns: str, url: str) -> subprocess.CompletedProcess[str]:
+def curl(netns: str, url: str, *headers: str) -> subprocess.CompletedProcess[str]:
     """The real curl in the pod's namespace, with no proxy in its environment."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    return _run("ip", "netns", "exec", netns, "curl", "-sS", "--max-time", "5", "-D", "-", url, check=False,
-                env=env)  # fmt: skip
+    extra = [x for h in headers for x in ("-H", h)]
+    return _run("ip", "netns", "exec", netns, "curl", "-sS", "--max-time", "5", "-D", "-", *extra, url,
+                check=False, env=env)  # fmt: skip
 
 
 def iptables_save(netns: str) -> str:
@@ -236,6 +239,7 @@ async def test_transparent_sidecars_mtls_passthrough_and_clean_up(
         apps.append(start_headers_app(server_net.netns))
         apps.append(podnet.start_echo(server_net.netns, "0.0.0.0", TCP_PORT))
         apps.append(podnet.start_echo(outside_net.netns, str(outside_net.address.ip), OUTSIDE_PORT))
+        apps.append(start_headers_app(outside_net.netns))  # an HTTP server outside the mesh
 
         # without capture nothing answers on the Service address (no kube-proxy here)
         before = curl(client_net.netns, f"http://{HELLO}:{HTTP_PORT}/")
@@ -294,6 +298,35 @@ async def test_transparent_sidecars_mtls_passthrough_and_clean_up(
             await asyncio.to_thread(curl, client.net.netns, f"http://{HELLO}:{HTTP_PORT}/")
         ).returncode == 0
 
+        # 3b) an HTTP server outside the mesh, called by a host name the mesh does not know: under
+        # REGISTRY_ONLY the port's route table refuses it (502); a ServiceEntry lets it through
+        ext_url, ext_host = f"http://{outside}:{HTTP_PORT}/", f"Host: ext.example.test:{HTTP_PORT}"
+        blocked = await asyncio.to_thread(curl, client.net.netns, ext_url, ext_host)
+        assert " 502 " in blocked.stdout.split("\n", 1)[0], blocked.stdout + blocked.stderr
+        entry_services, entry_shards = serviceentry.services(
+            [
+                serviceentry.parse(
+                    {
+                        "apiVersion": "networking.istio.io/v1",
+                        "kind": "ServiceEntry",
+                        "metadata": {"name": "ext", "namespace": NS},
+                        "spec": {
+                            "hosts": ["ext.example.test"],
+                            "ports": [{"number": HTTP_PORT, "name": "http", "protocol": "HTTP"}],
+                            "resolution": "STATIC",
+                            "endpoints": [{"address": outside}],
+                        },
+                    }
+                )
+            ]
+        )
+        plane.source.services.update(entry_services)
+        plane.source.endpoints.update({h: dict(s) for h, s in entry_shards.items()})
+        await plane.push("service-entry")
+        await wait_for(lambda: _curl_ok(client.net.netns, ext_url, ext_host), 30, message="ServiceEntry")
+        # MESH_EXTERNAL: plaintext to the outside server (it has no sidecar), by the entry's cluster
+        assert await client.stat(f"cluster.outbound|{HTTP_PORT}||ext.example.test.upstream_rq_200") > 0
+
         # 4) clean-up: istio-clean-iptables takes every rule away; then the fixtures remove the rest
         for pod in (server, client):
             assert pod.agent is not None
@@ -319,6 +352,6 @@ async def _ready(pod: Pod) -> bool:
     return status == 200
 
 
-async def _curl_ok(netns: str, url: str) -> subprocess.CompletedProcess[str] | None:
-    done = await asyncio.to_thread(curl, netns, url)
+async def _curl_ok(netns: str, url: str, *headers: str) -> subprocess.CompletedProcess[str] | None:
+    done = await asyncio.to_thread(curl, netns, url, *headers)
     return done if done.returncode == 0 and " 200 " in done.stdout.split("\n", 1)[0] else None
