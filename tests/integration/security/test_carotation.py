@@ -32,8 +32,12 @@ class Env:
 
     async def put(self, name: str, data: dict[str, bytes]) -> None:
         encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
+        # the operator replaces a Secret the control plane wrote: server-side apply of fields another
+        # manager owns needs force, as against kube-apiserver (`kubectl apply --server-side --force-conflicts`)
         await self.c.admin.apply(
-            Secret(metadata=ObjectMeta(name=name, namespace=self.ns), data=encoded), field_manager="test"
+            Secret(metadata=ObjectMeta(name=name, namespace=self.ns), data=encoded),
+            field_manager="test",
+            force=True,
         )
 
 
