@@ -32,8 +32,8 @@ class Env:
 
     async def put(self, name: str, data: dict[str, bytes]) -> None:
         encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
-        # the operator replaces a Secret the control plane wrote: server-side apply of fields another
-        # manager owns needs force, as against kube-apiserver (`kubectl apply --server-side --force-conflicts`)
+        # the operator replaces a Secret the control plane wrote: a server-side apply of fields
+        # another manager owns needs force, as against kube-apiserver (--force-conflicts)
         await self.c.admin.apply(
             Secret(metadata=ObjectMeta(name=name, namespace=self.ns), data=encoded),
             field_manager="test",
