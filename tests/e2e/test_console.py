@@ -45,14 +45,14 @@ stringData:
 """
 
 
-def _browser_or_skip() -> Any:
+def _browser() -> Any:
     try:
         from selenium import webdriver
     except ImportError:
-        pytest.skip("selenium is not installed (pip install -e '.[test]')")
+        pytest.fail("selenium is not installed (pip install -e '.[test]')")
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install both)")
+        pytest.fail("Debian's chromium and chromium-driver are not installed (.ci/run installs both)")
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
@@ -81,7 +81,7 @@ def guided(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.fixture(scope="module")
 def browser(guided: Lab) -> Iterator[Any]:
-    driver = _browser_or_skip()
+    driver = _browser()
     try:
         yield driver
     finally:
